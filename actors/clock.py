@@ -1,0 +1,61 @@
+"""Time, injected: the system clock in production, a fake one in tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Wall time (epoch seconds, for timestamps) and monotonic time (for deadlines)."""
+
+    def time(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+    def on_advance(self, listener: Callable[[], None]) -> None:
+        """Register `listener` to be called whenever time jumps (fake clocks only)."""
+        ...
+
+
+class SystemClock:
+    """The real clock; time never jumps, so listeners are never called."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def on_advance(self, listener: Callable[[], None]) -> None:
+        return None
+
+
+class FakeClock:
+    """A clock that moves only when a test calls `advance`; wall and monotonic move together."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def time(self) -> float:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        return self.time()
+
+    def on_advance(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by `seconds` and wake everything waiting on this clock."""
+        with self._lock:
+            self._now += seconds
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()

@@ -1,0 +1,84 @@
+"""What one endpoint needs from one cluster, in Kubernetes terms.
+
+`Workload` is the input of every manifest builder. It is already resolved for a
+region (the region's image override applied, a stopped endpoint's replicas set
+to 0, the watchdog's decision to cut traffic applied), so builders stay pure and
+free of table semantics. The actors map a table item to a `Workload`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "inference-supervisor"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+SPEC_HASH_ANNOTATION = "inference-supervisor.io/spec-hash"
+# Present on a desired Deployment whose spec.replicas belongs to an HPA: the
+# gateway keeps the live value instead of writing ours.
+REPLICAS_OWNER_ANNOTATION = "inference-supervisor.io/replicas-owner"
+
+
+@dataclass(frozen=True)
+class HpaMetric:
+    """One resource metric of the HPA: `cpu` or `memory`, target utilisation in percent."""
+
+    resource: str
+    target: int
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """HPA bounds and metrics; present on a `Workload` only when autoscaling is enabled."""
+
+    min_replicas: int = 1
+    max_replicas: int = 10
+    metrics: tuple[HpaMetric, ...] = (HpaMetric("cpu", 70),)
+
+
+@dataclass(frozen=True)
+class CanaryWorkload:
+    """The canary Deployment's image and size, and its share of traffic in percent (0-100)."""
+
+    image: str
+    weight: int = 10
+    replicas: int = 1
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Everything the builders need to produce one endpoint's objects in one region.
+
+    `replicas` is what the primary Deployment should run (0 when stopped).
+    `serve_traffic` False means the watchdog has cut traffic: no Ingress.
+    `autoscaling` is None when disabled or when the endpoint is stopped.
+    """
+
+    name: str
+    namespace: str
+    image: str
+    replicas: int = 1
+    port: int = 8000
+    gpu_count: int = 1
+    accelerator: str = "nvidia"
+    health_check_path: str = "/health"
+    env: tuple[tuple[str, str], ...] = ()
+    requests: tuple[tuple[str, str], ...] = (("cpu", "1"), ("memory", "4Gi"))
+    limits: tuple[tuple[str, str], ...] = (("cpu", "4"), ("memory", "16Gi"))
+    command: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    model_path: str | None = None
+    model_source: str | None = None
+    node_selector: tuple[tuple[str, str], ...] = ()
+    capacity_type: str | None = None
+    ingress_path: str = ""
+    autoscaling: Autoscaling | None = None
+    canary: CanaryWorkload | None = None
+    stopped: bool = False
+    serve_traffic: bool = True
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def path(self) -> str:
+        """The Ingress path: the item's `ingress_path`, or `/inference/{name}`."""
+        return self.ingress_path or f"/inference/{self.name}"

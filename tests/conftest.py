@@ -1,0 +1,59 @@
+"""Shared fixtures: a local DynamoDB (moto server) per session, a fresh table and
+a fresh local Kubernetes API server per test, and a check that no test leaves a
+thread behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pykka
+import pytest
+
+
+@pytest.fixture(scope="session")
+def dynamo_url() -> Iterator[str]:
+    """URL of a moto DynamoDB server shared by the session (tables are per test)."""
+    from store.local import LocalDynamo
+
+    server = LocalDynamo(port=0).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def table_name(dynamo_url: str) -> str:
+    """A table name no other test uses; the table itself is created by the test or fixture."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def sim() -> Iterator[object]:
+    """A fresh local Kubernetes API server (`k8s.sim.SimCluster`) with fast rollouts."""
+    from k8s.sim import SimCluster
+
+    cluster = SimCluster(port=0, ready_delay=0.2).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test stops what it started: actors and threads (session servers excepted)."""
+    before = set(threading.enumerate())
+    yield
+    pykka.ActorRegistry.stop_all(timeout=10)
+    deadline = time.monotonic() + 10
+    leftover: list[threading.Thread] = []
+    while time.monotonic() < deadline:
+        leftover = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leftover:
+            break
+        time.sleep(0.05)
+    assert not leftover, f"threads left behind: {sorted(t.name for t in leftover)}"
