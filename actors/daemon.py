@@ -1,0 +1,254 @@
+"""`inference-supervisor run`: wire the store, the gateway, the scheduler, the supervisor
+and the health server, then run until SIGTERM/SIGINT.
+
+`Daemon` is also what the demo, the tests and the benchmarks start in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+import structlog
+from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
+
+from actors.clock import Clock, SystemClock
+from actors.config import Settings, add_run_arguments, load_settings
+from actors.endpoint import EndpointActor
+from actors.http_server import HealthServer
+from actors.lease import LeaseSettings
+from actors.logsetup import configure_logging
+from actors.messages import Shutdown, Snapshot, SupervisorView
+from actors.metrics import Metrics
+from actors.scheduler import Scheduler
+from actors.supervisor import SupervisorActor, SupervisorConfig
+from store.dynamo import DynamoEndpointStore
+
+log = structlog.get_logger(__name__)
+
+#: Stack size of every thread started after start-up: one per endpoint actor, so small.
+THREAD_STACK_BYTES = 512 * 1024
+
+
+class Daemon:
+    """One daemon process's worth of parts. `start()` returns at once; leadership,
+    polling and reconciling happen on the scheduler and actor threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        actor_factory: type[EndpointActor] = EndpointActor,
+        serve_http: bool = True,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.actor_factory = actor_factory
+        self.serve_http = serve_http
+        self.user_on_event = on_event
+        self.view = SupervisorView(leading=False, alive=frozenset(), parked=frozenset())
+        self.api_client = make_api_client(
+            url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=_in_cluster(settings)
+        )
+        self.gateway_settings = GatewaySettings(
+            namespace=settings.namespace,
+            timeout=settings.k8s_timeout,
+            qps=settings.k8s_qps,
+            burst=settings.k8s_burst,
+        )
+        self.store = DynamoEndpointStore(
+            settings.table_name,
+            region_name=settings.table_region or settings.region,
+            endpoint_url=settings.dynamodb_endpoint_url,
+            on_request=self._count_dynamodb,
+        )
+        self.lease_gateway = self._new_gateway()
+        self.scheduler = Scheduler(self.clock)
+        self.supervisor: pykka.ActorRef[Any] | None = None
+        self.health: HealthServer | None = None
+        self.stopped = threading.Event()
+
+    # -- wiring ------------------------------------------------------------
+
+    def _new_gateway(self) -> ClusterGateway:
+        return ClusterGateway(self.api_client, self.gateway_settings, on_request=self._count_k8s)
+
+    def _count_k8s(self, verb: str, kind: str, outcome: str) -> None:
+        self.metrics.k8s_requests.labels(verb=verb, kind=kind, outcome=outcome).inc()
+
+    def _count_dynamodb(self, operation: str, outcome: str) -> None:
+        self.metrics.dynamodb_requests.labels(operation=operation, outcome=outcome).inc()
+
+    def _on_event(self, kind: str, fields: dict[str, Any]) -> None:
+        if kind == "died":
+            self.metrics.actor_restarts.labels(endpoint=fields["endpoint"]).inc()
+        elif kind in ("leading", "standby"):
+            self.metrics.leader.set(1 if kind == "leading" else 0)
+            self.metrics.lease_transitions.inc()
+        elif kind == "gauges":
+            self.metrics.actors_alive.set(fields["alive"])
+            self.metrics.parked_endpoints.set(fields["parked"])
+            self.metrics.mailbox_depth.set(fields["mailbox"])
+        if self.user_on_event is not None:
+            self.user_on_event(kind, fields)
+
+    def _on_reconciled(self, _name: str, seconds: float) -> None:
+        self.metrics.reconcile_duration.observe(seconds)
+
+    # -- life --------------------------------------------------------------
+
+    def start(self) -> Daemon:
+        """Start the scheduler, the supervisor (which campaigns for the lease) and /metrics."""
+        s = self.settings
+        threading.stack_size(THREAD_STACK_BYTES)
+        self.scheduler.start()
+        config = SupervisorConfig(
+            region=s.region,
+            cluster=s.cluster_name,
+            namespace=s.namespace,
+            lease=LeaseSettings(
+                name=s.lease_name,
+                namespace=s.namespace,
+                identity=s.identity,
+                duration=s.lease_duration,
+                renew_deadline=s.renew_deadline,
+                retry_period=s.retry_period,
+            ),
+            reconcile_interval=s.reconcile_interval,
+            unhealthy_threshold=s.unhealthy_threshold,
+            handler_timeout=s.handler_timeout,
+        )
+        self.supervisor = SupervisorActor.start(
+            config,
+            store=self.store,
+            lease_client=self.lease_gateway,
+            gateway_factory=self._new_gateway,
+            scheduler=self.scheduler,
+            clock=self.clock,
+            actor_factory=self.actor_factory,
+            on_event=self._on_event,
+            on_reconciled=self._on_reconciled,
+        )
+        if self.serve_http:
+            self.health = HealthServer(
+                self.metrics, port=s.metrics_port, healthy=self._healthy, ready=self._ready
+            ).start()
+        log.info(
+            "daemon started",
+            region=s.region,
+            cluster=s.cluster_name,
+            table=s.table_name,
+            namespace=s.namespace,
+            identity=s.identity,
+        )
+        return self
+
+    def snapshot(self, timeout: float = 10.0) -> SupervisorView:
+        """The supervisor's current view (leading, alive, parked, restarts)."""
+        if self.supervisor is None or not self.supervisor.is_alive():
+            return SupervisorView(leading=False, alive=frozenset(), parked=frozenset())
+        return self.supervisor.ask(Snapshot(), timeout=timeout)
+
+    def _healthy(self) -> tuple[bool, str]:
+        silent = self.clock.monotonic() - self.scheduler.last_tick
+        if silent > 3 * max(self.settings.retry_period, 1.0):
+            return False, f"scheduler has not ticked for {silent:.0f}s"
+        return True, "ok"
+
+    def _ready(self) -> tuple[bool, str]:
+        if not self.store.reachable():
+            return False, f"table {self.settings.table_name} not reachable"
+        try:
+            role = "leader" if self.snapshot(timeout=2).leading else "standby"
+        except Exception as error:
+            return False, f"supervisor not answering: {error}"
+        return True, role
+
+    def stop(self, *, release: bool = True) -> None:
+        """Stop every actor, release the lease (unless `release` is False: a simulated
+        crash), and stop the timer thread and /metrics. Idempotent."""
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        if self.supervisor is not None:
+            try:
+                self.supervisor.ask(Shutdown(release=release), timeout=30)
+                self.supervisor.stop(timeout=30)
+            except pykka.ActorDeadError:
+                pass
+        self.scheduler.stop()
+        if self.health is not None:
+            self.health.stop()
+        log.info("daemon stopped")
+
+
+def _in_cluster(settings: Settings) -> bool:
+    return (
+        settings.k8s_url is None
+        and settings.kubeconfig is None
+        and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `run`: every setting (flags override environment) plus --check."""
+    add_run_arguments(parser)
+    parser.add_argument(
+        "--check", action="store_true", help="validate configuration and connectivity, then exit"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM/SIGINT; exit status 0 after a clean stop, 2 on bad config."""
+    settings = load_settings(os.environ, args)
+    configure_logging(fmt=settings.log_format, log_dir=settings.log_dir)
+    if args.check:
+        return _check(settings)
+    daemon = Daemon(settings).start()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal received: shutting down", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(1.0):
+        pass
+    daemon.stop()
+    return 0
+
+
+def _check(settings: Settings) -> int:
+    """--check: the configuration parsed; now reach the table and the namespace."""
+    problems: list[str] = []
+    store = DynamoEndpointStore(
+        settings.table_name,
+        region_name=settings.table_region or settings.region,
+        endpoint_url=settings.dynamodb_endpoint_url,
+    )
+    if not store.reachable():
+        problems.append(f"table {settings.table_name} is not reachable")
+    try:
+        api_client = make_api_client(
+            url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=_in_cluster(settings)
+        )
+        gateway = ClusterGateway(
+            api_client, GatewaySettings(namespace=settings.namespace, timeout=settings.k8s_timeout)
+        )
+        gateway.get_lease(settings.lease_name, timeout=settings.k8s_timeout)
+    except Exception as error:
+        problems.append(f"Kubernetes API: {error}")
+    for problem in problems:
+        print(f"check failed: {problem}")
+    if not problems:
+        print("configuration, table and Kubernetes API: ok")
+    return 1 if problems else 0

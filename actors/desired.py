@@ -1,0 +1,210 @@
+"""Pure decisions of an endpoint actor: the workload to build, the state to report,
+and when the watchdog must act.
+
+Everything here takes plain values (a table `Endpoint`, live objects as dicts,
+times as epoch seconds) and returns plain values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from k8s.manifests import canary_name, ingress_name
+from k8s.workload import Autoscaling, CanaryWorkload, HpaMetric, Workload
+from store.model import Endpoint, RegionStatus
+
+def owned_names(name: str) -> list[tuple[str, str]]:
+    """Every (kind, name) endpoint `name` may own; Ingress first, so traffic stops first."""
+    return [
+        ("Ingress", ingress_name(name)),
+        ("HorizontalPodAutoscaler", name),
+        ("Deployment", canary_name(name)),
+        ("Service", canary_name(name)),
+        ("Deployment", name),
+        ("Service", name),
+    ]
+
+
+def workload_for(
+    endpoint: Endpoint, region: str, *, serve_traffic: bool = True, canary_healthy: bool = True
+) -> Workload:
+    """The workload endpoint `endpoint` needs in `region`.
+
+    The region's image override applies to the primary only (the canary runs
+    its own image); a stopped endpoint runs 0 replicas and no HPA; an unhealthy
+    canary keeps running but gets weight 0.
+    """
+    spec = endpoint.spec
+    stopped = endpoint.desired_state == "stopped"
+    autoscaling = None
+    if spec.autoscaling.enabled and not stopped:
+        autoscaling = Autoscaling(
+            min_replicas=spec.autoscaling.min_replicas,
+            max_replicas=spec.autoscaling.max_replicas,
+            metrics=tuple(HpaMetric(m.type, m.target) for m in spec.autoscaling.metrics),
+        )
+    canary = None
+    if spec.canary is not None:
+        canary = CanaryWorkload(
+            image=spec.canary.image,
+            weight=spec.canary.weight if canary_healthy else 0,
+            replicas=0 if stopped else spec.canary.replicas,
+        )
+    if stopped:
+        replicas = 0
+    elif autoscaling is not None:
+        replicas = autoscaling.min_replicas
+    else:
+        replicas = spec.replicas
+    return Workload(
+        name=endpoint.endpoint_name,
+        namespace=endpoint.namespace,
+        image=spec.image_for(region),
+        replicas=replicas,
+        port=spec.port,
+        gpu_count=spec.gpu_count,
+        accelerator=spec.accelerator,
+        health_check_path=spec.health_check_path,
+        env=tuple(sorted(spec.env.items())),
+        requests=tuple(sorted(spec.resources.requests.items())),
+        limits=tuple(sorted(spec.resources.limits.items())),
+        command=tuple(spec.command) if spec.command is not None else None,
+        args=tuple(spec.args) if spec.args is not None else None,
+        model_path=spec.model_path,
+        model_source=spec.model_source,
+        node_selector=tuple(sorted(spec.node_selector.items())),
+        capacity_type=spec.capacity_type,
+        ingress_path=endpoint.ingress_path,
+        autoscaling=autoscaling,
+        canary=canary,
+        stopped=stopped,
+        serve_traffic=serve_traffic,
+        labels=tuple(sorted((str(k), str(v)) for k, v in endpoint.labels.items())),
+    )
+
+
+def parse_time(value: str | None) -> float | None:
+    """Epoch seconds of an RFC 3339 timestamp as Kubernetes writes it, None if absent or bad."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def iso_now(epoch: float) -> str:
+    """ISO-8601 UTC with a Z, as the predecessor writes `last_sync`."""
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def unready_since(deployment: dict | None) -> float | None:
+    """When the Deployment last became unavailable with no ready replica, from the cluster.
+
+    Uses the `Available` condition's lastTransitionTime (falling back to the
+    creation time), so a restart or a new leader does not reset the clock.
+    None while it has a ready replica or is scaled to 0.
+    """
+    if deployment is None:
+        return None
+    desired = int(deployment.get("spec", {}).get("replicas", 1) or 0)
+    status = deployment.get("status") or {}
+    if desired == 0 or int(status.get("readyReplicas") or 0) > 0:
+        return None
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Available":
+            if condition.get("status") == "True":
+                return None
+            since = parse_time(condition.get("lastTransitionTime"))
+            if since is not None:
+                return since
+    return parse_time(deployment.get("metadata", {}).get("creationTimestamp"))
+
+
+@dataclass(frozen=True)
+class Watchdog:
+    """Decisions of the watchdog for one endpoint at one instant."""
+
+    serve_traffic: bool
+    canary_healthy: bool
+    #: Epoch seconds at which the decision may change (a timer should fire then), or None.
+    next_check: float | None
+
+
+def watchdog(
+    primary: dict | None, canary: dict | None, *, now: float, threshold: float
+) -> Watchdog:
+    """Cut traffic to a primary with no ready replica for `threshold` seconds, and give an
+    unready canary weight 0 after the same time. Judged on the primary alone, so a
+    ready canary cannot hide a dead primary."""
+    checks: list[float] = []
+    primary_since = unready_since(primary)
+    serve = True
+    if primary_since is not None:
+        if now - primary_since >= threshold:
+            serve = False
+        else:
+            checks.append(primary_since + threshold)
+    canary_since = unready_since(canary)
+    canary_healthy = True
+    if canary_since is not None:
+        if now - canary_since >= threshold:
+            canary_healthy = False
+        else:
+            checks.append(canary_since + threshold)
+    return Watchdog(serve, canary_healthy, min(checks) if checks else None)
+
+
+def rollout_complete(deployment: dict) -> bool:
+    """`kubectl rollout status`'s test: observed, updated, available, no old replicas."""
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    replicas = int(spec.get("replicas", 1) or 0)
+    generation = int(deployment.get("metadata", {}).get("generation") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    return (
+        int(status.get("observedGeneration") or 0) >= generation
+        and updated == replicas
+        and int(status.get("availableReplicas") or 0) == replicas
+        and int(status.get("replicas") or 0) == updated
+    )
+
+
+def observed_status(
+    endpoint: Endpoint, primary: dict | None, *, serving: bool, threshold: float
+) -> RegionStatus:
+    """The region state to report for a deploying/running/stopped endpoint (no `last_sync`)."""
+    if primary is None:
+        state = "stopped" if endpoint.desired_state == "stopped" else "creating"
+        return RegionStatus(state=state)
+    desired = int((primary.get("spec") or {}).get("replicas", 1) or 0)
+    ready = int((primary.get("status") or {}).get("readyReplicas") or 0)
+    if endpoint.desired_state == "stopped":
+        return RegionStatus(state="stopped", replicas_ready=ready, replicas_desired=0)
+    if not serving:
+        return RegionStatus(
+            state="error",
+            replicas_ready=ready,
+            replicas_desired=desired,
+            error=f"no ready replica for {threshold:g}s: traffic stopped (Ingress removed)",
+        )
+    if rollout_complete(primary) and ready == desired:
+        state = "running"
+    elif ready == 0:
+        state = "creating"
+    else:
+        state = "updating"
+    return RegionStatus(state=state, replicas_ready=ready, replicas_desired=desired)
+
+
+def same_report(a: RegionStatus | None, b: RegionStatus | None) -> bool:
+    """Two statuses say the same thing (ignoring `last_sync`): no write needed."""
+    if a is None or b is None:
+        return a is b
+    return (a.state, a.replicas_ready, a.replicas_desired, a.error or None) == (
+        b.state,
+        b.replicas_ready,
+        b.replicas_desired,
+        b.error or None,
+    )

@@ -1,0 +1,366 @@
+"""`EndpointActor`: everything about one endpoint in this region.
+
+It holds the last table item, decides what should exist (pure functions in
+`actors.desired` and `k8s.manifests`), applies the difference through the
+gateway (which compares against its watch cache, so a steady state costs no
+request), and writes this region's status entry only when it changes.
+
+Errors from Kubernetes or DynamoDB are retried with per-endpoint exponential
+backoff inside the actor (an outage must not become a restart storm); any
+other exception kills the actor and the supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import structlog
+from k8s.gateway import ClusterGateway
+
+from actors.backoff import Backoff
+from actors.clock import Clock
+from actors.desired import (
+    iso_now,
+    observed_status,
+    owned_names,
+    same_report,
+    watchdog,
+    workload_for,
+)
+from actors.messages import (
+    ActorDied,
+    InjectCrash,
+    Reconcile,
+    Retire,
+    Retired,
+    SpecChanged,
+)
+from actors.scheduler import Scheduler, Timer
+from k8s.errors import ApiError, Retryable
+from k8s.manifests import ManifestError, build_objects, object_key
+from store.dynamo import DynamoEndpointStore, LoadedItem
+from store.errors import StoreError
+from store.model import Endpoint, RegionStatus
+
+log = structlog.get_logger(__name__)
+
+
+class Fenced(Exception):
+    """A write was refused: leadership lost or this actor was abandoned by the supervisor."""
+
+
+@dataclass
+class EndpointSlot:
+    """What the supervisor, the watch router and one actor generation share.
+
+    `pending` coalesces watch events: one `Reconcile` in the mailbox at a time.
+    `busy_since` lets the supervisor spot a handler that hangs. `revoked` fences
+    an abandoned generation off every write.
+    """
+
+    name: str
+    generation: int
+    ref: pykka.ActorRef[Any] | None = None
+    pending: bool = False
+    busy_since: float | None = None
+    revoked: bool = False
+    death_handled: bool = False
+    retiring: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def poke(self) -> None:
+        """Ask the actor to reconcile, unless a request is already queued."""
+        with self.lock:
+            if self.pending or self.ref is None:
+                return
+            self.pending = True
+        try:
+            self.ref.tell(Reconcile())
+        except pykka.ActorDeadError:
+            self.pending = False
+
+
+@dataclass(frozen=True)
+class EndpointContext:
+    """The dependencies every endpoint actor shares (thread-safe clients, timers, fence)."""
+
+    region: str
+    cluster: str
+    namespace: str
+    gateway: ClusterGateway
+    store: DynamoEndpointStore
+    scheduler: Scheduler
+    clock: Clock
+    may_write: Callable[[], bool]
+    unhealthy_threshold: float = 300.0
+    retry_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
+    on_reconciled: Callable[[str, float], None] | None = None
+
+
+class EndpointActor(pykka.ThreadingActor):
+    """Owns one endpoint's objects, watchdog and status in this region."""
+
+    def __init__(
+        self,
+        ctx: EndpointContext,
+        slot: EndpointSlot,
+        item: LoadedItem | None,
+        supervisor: pykka.ActorRef[Any],
+        *,
+        retiring: bool = False,
+    ) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.slot = slot
+        self.item = item
+        self.supervisor = supervisor
+        self.retiring = retiring
+        self.failures = 0
+        self.last_reported: RegionStatus | None = (
+            item.region_status.get(ctx.region) if item is not None else None
+        )
+        self._retry_timer: Timer | None = None
+        self._watchdog_timer: Timer | None = None
+        self.log = log
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.log = log.bind(
+            endpoint=self.slot.name,
+            region=self.ctx.region,
+            cluster=self.ctx.cluster,
+            generation=self.slot.generation,
+        )
+        self.log.info("endpoint actor started", retiring=self.retiring)
+        if self.slot.ref is None:
+            self.slot.ref = self.actor_ref
+        self.slot.poke()
+
+    def on_stop(self) -> None:
+        self._cancel_timers()
+        self.log.info("endpoint actor stopped")
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        self._cancel_timers()
+        error = f"{getattr(exception_type, '__name__', 'Error')}: {exception_value}"
+        self.log.error("endpoint actor died", error=error)
+        try:
+            self.supervisor.tell(ActorDied(self.slot.name, self.slot.generation, error))
+        except pykka.ActorDeadError:
+            self.log.warning("supervisor gone; death not reported")
+
+    def on_receive(self, message: Any) -> None:
+        self.slot.busy_since = time.monotonic()
+        try:
+            self._handle(message)
+        except Fenced as reason:
+            self.log.info("write fenced: stopping", reason=str(reason))
+            self.stop()
+        finally:
+            self.slot.busy_since = None
+
+    def _handle(self, message: Any) -> None:
+        if isinstance(message, Reconcile):
+            self.slot.pending = False
+        elif isinstance(message, SpecChanged):
+            self.item = message.item
+            self.last_reported = message.item.region_status.get(self.ctx.region)
+            self.failures = 0
+        elif isinstance(message, Retire):
+            self.retiring = True
+            self.item = message.item
+            self.failures = 0
+        elif isinstance(message, InjectCrash):
+            raise RuntimeError(message.reason)
+        else:
+            self.log.warning("unexpected message", message=repr(message))
+            return
+        started = time.perf_counter()
+        self._reconcile()
+        if self.ctx.on_reconciled is not None:
+            self.ctx.on_reconciled(self.slot.name, time.perf_counter() - started)
+
+    # -- reconcile ---------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        try:
+            if self.retiring:
+                self._retire()
+            elif self.item is None:
+                return
+            elif self.item.endpoint is None:
+                problems = "; ".join(self.item.problems) or "invalid item"
+                self._report(RegionStatus(state="error", error=f"invalid item: {problems}"))
+            elif self.item.endpoint.namespace != self.ctx.namespace:
+                self._report(
+                    RegionStatus(
+                        state="error",
+                        error=(
+                            f"namespace {self.item.endpoint.namespace!r} is not watched by this "
+                            f"daemon (INFERENCE_NAMESPACE={self.ctx.namespace})"
+                        ),
+                    )
+                )
+            elif self.item.endpoint.desired_state == "deleted":
+                self._delete(self.item.endpoint)
+            else:
+                self._converge(self.item.endpoint)
+            self.failures = 0
+        except (ApiError, StoreError, ManifestError, _Permanent) as error:
+            self._failed(error)
+
+    def _converge(self, endpoint: Endpoint) -> None:
+        gateway, name = self.ctx.gateway, endpoint.endpoint_name
+        now = self.ctx.clock.time()
+        decision = watchdog(
+            gateway.cached("Deployment", name),
+            gateway.cached("Deployment", f"{name}-canary") if endpoint.spec.canary else None,
+            now=now,
+            threshold=self.ctx.unhealthy_threshold,
+        )
+        workload = workload_for(
+            endpoint,
+            self.ctx.region,
+            serve_traffic=decision.serve_traffic,
+            canary_healthy=decision.canary_healthy,
+        )
+        desired = build_objects(workload)
+        for obj in desired:
+            self._fence()
+            result = gateway.ensure(obj)
+            if result == "unmanaged":
+                kind, obj_name = object_key(obj)
+                raise _Permanent(f"{kind} {obj_name} exists and is not managed by us: left alone")
+            if result != "unchanged":
+                self.log.info(
+                    "object applied", kind=obj["kind"], name=obj["metadata"]["name"], result=result
+                )
+        wanted = {object_key(obj) for obj in desired}
+        for kind, obj_name in owned_names(name):
+            if (kind, obj_name) not in wanted and gateway.cached(kind, obj_name) is not None:
+                self._fence()
+                if gateway.remove(kind, obj_name):
+                    self.log.info("object removed", kind=kind, name=obj_name)
+        if not decision.serve_traffic:
+            self.log.warning("watchdog: primary unready past threshold, Ingress removed")
+        self._arm_watchdog(decision.next_check, now)
+        self._report(
+            observed_status(
+                endpoint,
+                gateway.cached("Deployment", name),
+                serving=decision.serve_traffic,
+                threshold=self.ctx.unhealthy_threshold,
+            )
+        )
+
+    def _remove_all(self, name: str) -> list[str]:
+        """Delete every object endpoint `name` owns here; returns the ones still present."""
+        left: list[str] = []
+        for kind, obj_name in owned_names(name):
+            if self.ctx.gateway.cached(kind, obj_name) is None:
+                continue
+            self._fence()
+            if not self.ctx.gateway.remove(kind, obj_name):
+                left.append(f"{kind} {obj_name}")
+        return left
+
+    def _delete(self, endpoint: Endpoint) -> None:
+        name = endpoint.endpoint_name
+        if self.last_reported is None or self.last_reported.state not in ("deleted", "deleting"):
+            self._report(RegionStatus(state="deleting"))
+        left = self._remove_all(name)
+        if left:
+            raise _Permanent(f"delete incomplete, still present: {', '.join(left)}")
+        self._report(RegionStatus(state="deleted"))
+        statuses = dict(self.item.region_status if self.item else {})
+        statuses[self.ctx.region] = RegionStatus(state="deleted")
+        regions = list(endpoint.target_regions)
+        if regions and all(r in statuses and statuses[r].state == "deleted" for r in regions):
+            self._fence()
+            if self.ctx.store.purge_if_deleted(name, regions):
+                self.log.info("every target region reports deleted: item removed")
+
+    def _retire(self) -> None:
+        name = self.slot.name
+        left = self._remove_all(name)
+        if left:
+            raise _Permanent(f"cleanup incomplete, still present: {', '.join(left)}")
+        if self.item is not None and self.ctx.region in self.item.region_status:
+            self._fence()
+            self.ctx.store.write_region_status(name, self.ctx.region, None)
+        self.log.info("endpoint retired from this region")
+        self.slot.retiring = True
+        self.supervisor.tell(Retired(name, self.slot.generation))
+        self.stop()
+
+    # -- status, fencing, timers ------------------------------------------
+
+    def _report(self, status: RegionStatus) -> None:
+        """Write this region's status entry, only when it says something new."""
+        if same_report(status, self.last_reported):
+            return
+        self._fence()
+        stamped = RegionStatus(
+            state=status.state,
+            replicas_ready=status.replicas_ready,
+            replicas_desired=status.replicas_desired,
+            last_sync=iso_now(self.ctx.clock.time()),
+            error=status.error,
+        )
+        if self.ctx.store.write_region_status(self.slot.name, self.ctx.region, stamped):
+            self.log.info(
+                "status written",
+                state=status.state,
+                error=status.error,
+                ready=status.replicas_ready,
+                desired=status.replicas_desired,
+            )
+        self.last_reported = stamped
+
+    def _fence(self) -> None:
+        if self.slot.revoked:
+            raise Fenced("abandoned by the supervisor")
+        if not self.ctx.may_write():
+            raise Fenced("not the leader (or lease not renewed in time)")
+
+    def _failed(self, error: Exception) -> None:
+        delay = self.ctx.retry_backoff.delay(self.failures)
+        self.failures += 1
+        transient = isinstance(error, Retryable | StoreError)
+        self.log.warning(
+            "reconcile failed",
+            error=str(error),
+            retry_in=round(delay, 2),
+            transient=transient,
+            attempt=self.failures,
+        )
+        if not transient or self.failures >= 3:
+            try:
+                self._report(RegionStatus(state="error", error=str(error)[:500]))
+            except (ApiError, StoreError) as report_error:
+                self.log.warning("status write failed", error=str(report_error))
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+        self._retry_timer = self.ctx.scheduler.call_later(delay, self.slot.poke)
+
+    def _arm_watchdog(self, at: float | None, now: float) -> None:
+        if self._watchdog_timer is not None:
+            self._watchdog_timer.cancel()
+            self._watchdog_timer = None
+        if at is not None:
+            self._watchdog_timer = self.ctx.scheduler.call_later(at - now + 0.01, self.slot.poke)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._retry_timer, self._watchdog_timer):
+            if timer is not None:
+                timer.cancel()
+
+
+class _Permanent(Exception):
+    """A failure retrying alone will not fix (reported at once, still retried with backoff)."""

@@ -1,0 +1,127 @@
+"""Messages exchanged by the actors. All are sent with `tell()`; a handler that
+raises on a `tell()` kills its actor, which is what the supervisor watches for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from store.dynamo import LoadedItem
+
+
+@dataclass(frozen=True)
+class SpecChanged:
+    """Endpoint actor: the table item changed (or is new); reconcile toward it."""
+
+    item: LoadedItem
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """Endpoint actor: something in the cluster changed or a timer fired; look again."""
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Endpoint actor: this region no longer serves the endpoint; delete its objects, drop
+    this region's status entry (when the item still exists), then stop."""
+
+    item: LoadedItem | None = None
+
+
+@dataclass(frozen=True)
+class InjectCrash:
+    """Endpoint actor: raise at once (the demo's and the fault tests' crash)."""
+
+    reason: str = "crash injected"
+
+
+@dataclass(frozen=True)
+class CrashEndpoint:
+    """Supervisor: make endpoint `name`'s actor crash (forwards `InjectCrash`)."""
+
+    name: str
+    reason: str = "crash injected"
+
+
+@dataclass(frozen=True)
+class Poll:
+    """Poller: scan the table now."""
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """Supervisor: one table scan's view for this region.
+
+    active: items this region must serve (valid or not: invalid ones get an error status).
+    retiring: items that name this region in `region_status` but no longer target it.
+    changed: names whose content changed since the previous scan.
+    present: every endpoint name in the table, whatever its regions.
+    """
+
+    active: dict[str, LoadedItem]
+    retiring: dict[str, LoadedItem]
+    changed: frozenset[str]
+    present: frozenset[str]
+    total: int
+
+
+@dataclass(frozen=True)
+class ActorDied:
+    """Supervisor: endpoint `name`'s actor of `generation` died with `error`."""
+
+    name: str
+    generation: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Retired:
+    """Supervisor: endpoint `name`'s actor cleaned up and is stopping."""
+
+    name: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class RestartDue:
+    """Supervisor: the backoff of endpoint `name`'s dead actor of `generation` is over."""
+
+    name: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class LeadershipChanged:
+    """Supervisor: the lease was won (True) or lost (False)."""
+
+    leading: bool
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Supervisor: look for actors that died silently or hang in a handler."""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Supervisor: stop every child and release the lease (answered when done).
+
+    `release=False` leaves the lease to expire: what a crash does, for tests."""
+
+    release: bool = True
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Supervisor: answer a `SupervisorView` (for the demo, /readyz and tests)."""
+
+
+@dataclass(frozen=True)
+class SupervisorView:
+    """What the supervisor knows, at one instant."""
+
+    leading: bool
+    alive: frozenset[str]
+    parked: frozenset[str]
+    restarts: dict[str, int] = field(default_factory=dict)
+    generations: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,92 @@
+"""The daemon's Prometheus metrics, in a registry of their own.
+
+Each `Metrics` owns its `CollectorRegistry`, so several daemons can run in one
+process (the tests do) without their series colliding in the global registry.
+Actors and gateways update the public metric attributes directly
+(`metrics.k8s_requests.labels(verb="patch", kind="Deployment", outcome="ok").inc()`).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# The text exposition format Prometheus has scraped since 2014; every scraper reads it.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# A reconcile is a few API calls (milliseconds) but may wait on a slow API server or
+# a rollout check (tens of seconds); the buckets cover both ends.
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """All series the daemon exports; `render()` gives the Prometheus text for /metrics.
+
+    Attributes:
+        registry: the registry holding exactly these series.
+        actors_alive: gauge, endpoint actors currently running.
+        actor_restarts: counter `actor_restarts_total{endpoint}`, endpoint actors restarted
+            by the supervisor after a crash or hang.
+        parked_endpoints: gauge, endpoints whose actor crashed too often and is parked
+            (not restarted until its item changes).
+        reconcile_duration: histogram `reconcile_duration_seconds`, one endpoint reconcile.
+        k8s_requests: counter `k8s_requests_total{verb,kind,outcome}`, Kubernetes API calls
+            (verb get/list/watch/create/replace/patch/delete; outcome ok or the error class).
+        dynamodb_requests: counter `dynamodb_requests_total{operation,outcome}`, table calls.
+        leader: gauge, 1 while this process holds the leader lease, else 0.
+        lease_transitions: counter `lease_transitions_total`, times this process gained or
+            lost leadership.
+        mailbox_depth: gauge, messages waiting in actor mailboxes (sampled).
+        status_writes: counter `status_writes_total`, region status writes to the table.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.actors_alive = Gauge(
+            "actors_alive", "Endpoint actors currently running.", registry=self.registry
+        )
+        self.actor_restarts = Counter(
+            "actor_restarts",
+            "Endpoint actors restarted after a crash or hang.",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.parked_endpoints = Gauge(
+            "parked_endpoints",
+            "Endpoints parked after too many restarts (waiting for their item to change).",
+            registry=self.registry,
+        )
+        self.reconcile_duration = Histogram(
+            "reconcile_duration_seconds",
+            "Time to reconcile one endpoint.",
+            buckets=RECONCILE_BUCKETS,
+            registry=self.registry,
+        )
+        self.k8s_requests = Counter(
+            "k8s_requests",
+            "Kubernetes API requests by verb, kind and outcome.",
+            ["verb", "kind", "outcome"],
+            registry=self.registry,
+        )
+        self.dynamodb_requests = Counter(
+            "dynamodb_requests",
+            "DynamoDB requests by operation and outcome.",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "leader", "1 while this process holds the leader lease, else 0.", registry=self.registry
+        )
+        self.lease_transitions = Counter(
+            "lease_transitions",
+            "Times this process gained or lost leadership.",
+            registry=self.registry,
+        )
+        self.mailbox_depth = Gauge(
+            "mailbox_depth", "Messages waiting in actor mailboxes.", registry=self.registry
+        )
+        self.status_writes = Counter(
+            "status_writes", "Region status writes to the table.", registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        """All series in the Prometheus text format (version 0.0.4), as served on /metrics."""
+        return generate_latest(self.registry)

@@ -1,0 +1,90 @@
+"""`PollerActor`: scans the table and tells the supervisor what this region must serve.
+
+One paginated, consistent scan per `Poll`. Items are sorted into those this
+region serves and those it must retire (the region was removed from
+`target_regions` but still has a status entry here); only items whose content
+changed since the previous scan are marked `changed`, so a steady state sends
+no spec to any endpoint actor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pykka
+import structlog
+
+from actors.messages import Poll, Scanned
+from store.dynamo import DynamoEndpointStore, LoadedItem
+from store.errors import StoreError
+
+log = structlog.get_logger(__name__)
+
+
+def _targets(item: LoadedItem) -> list[str]:
+    if item.endpoint is not None:
+        return list(item.endpoint.target_regions)
+    regions = item.raw.get("target_regions")
+    return [r for r in regions if isinstance(r, str)] if isinstance(regions, list) else []
+
+
+def change_key(item: LoadedItem) -> str:
+    """What must differ for an item to count as changed: its content, plus - once it is
+    being deleted - every region's status (the purge waits for all of them)."""
+    key = item.content_hash
+    if item.endpoint is not None and item.endpoint.desired_state == "deleted":
+        states = {r: s.state for r, s in sorted(item.region_status.items())}
+        key += hashlib.sha256(json.dumps(states).encode()).hexdigest()[:16]
+    return key
+
+
+def classify(
+    items: list[LoadedItem], region: str
+) -> tuple[dict[str, LoadedItem], dict[str, LoadedItem]]:
+    """Split scanned items into (active, retiring) for `region`."""
+    active: dict[str, LoadedItem] = {}
+    retiring: dict[str, LoadedItem] = {}
+    for item in items:
+        if region in _targets(item):
+            active[item.name] = item
+        elif region in item.region_status and item.endpoint is not None:
+            retiring[item.name] = item
+    return active, retiring
+
+
+class PollerActor(pykka.ThreadingActor):
+    """Scans the table on every `Poll` and tells the supervisor a `Scanned` view."""
+
+    def __init__(
+        self, store: DynamoEndpointStore, region: str, supervisor: pykka.ActorRef[Any]
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.region = region
+        self.supervisor = supervisor
+        self.keys: dict[str, str] = {}
+
+    def on_receive(self, message: Any) -> None:
+        if not isinstance(message, Poll):
+            log.warning("unexpected message", message=repr(message))
+            return
+        try:
+            items = self.store.scan()
+        except StoreError as error:
+            log.warning("table scan failed; next poll retries", error=str(error))
+            return
+        active, retiring = classify(items, self.region)
+        keys = {item.name: change_key(item) for item in items}
+        changed = frozenset(n for n, k in keys.items() if self.keys.get(n) != k)
+        self.keys = keys
+        self.supervisor.tell(
+            Scanned(
+                active=active,
+                retiring=retiring,
+                changed=changed,
+                present=frozenset(keys),
+                total=len(items),
+            )
+        )

@@ -1,0 +1,403 @@
+"""An informer per kind: list once into a cache, then watch, in one thread.
+
+The watch resumes from the last resourceVersion it saw (events and bookmarks),
+reconnects with backoff after a dropped connection, and lists again after 410
+Gone, reporting what the new list differs by (including DELETED for objects
+that vanished meanwhile). The caller's `on_event` runs in the watch thread
+after the cache is updated; its exceptions are logged and never end the watch.
+
+The watch is our own line reader over a `_preload_content=False` list call
+with `watch=True`: it gives direct access to each event's resourceVersion,
+BOOKMARK and ERROR (410) events, and a response handle that `stop()` can shut
+down to end a blocked read at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import urllib3
+
+from k8s import errors
+from k8s.resources import API_VERSIONS, ResourceApi
+from k8s.retry import BackoffPolicy
+from k8s.transport import Transport
+
+__all__ = ["ApiListWatch", "KindInformer", "WatchEvent"]
+
+log = structlog.get_logger(__name__)
+
+# Objects per list page: bounds the size of one response in a large namespace.
+LIST_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change seen by a watch or a relist.
+
+    `kind` is `Deployment`, `Service`, `Ingress` or `HorizontalPodAutoscaler`;
+    `type` is ADDED, MODIFIED or DELETED; `obj` the object (for DELETED, its
+    last known state). `obj` is the cached dict itself: read it, never modify it.
+    """
+
+    kind: str
+    type: str
+    obj: dict[str, Any]
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str(obj.get("metadata", {}).get("name", ""))
+
+
+def _rv(obj: dict[str, Any] | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
+
+
+def is_older(candidate: str, current: str) -> bool:
+    """True when resourceVersion `candidate` is certainly older than `current`.
+
+    resourceVersions are opaque to clients, but every real server (etcd revisions)
+    and the sim use increasing integers. The cache only uses this to keep an
+    object written through by the gateway from being replaced by an older watch
+    event still in flight; anything not numeric is never called older.
+    """
+    if candidate.isdigit() and current.isdigit():
+        return int(candidate) < int(current)
+    return False
+
+
+class ApiListWatch:
+    """List and watch one kind in one namespace through the gateway's transport.
+
+    Args:
+        api: the kind's typed calls.
+        transport: rate limit, counting and error mapping.
+        namespace: the namespace watched.
+        request_timeout: per-request timeout in seconds (the connect timeout of a watch).
+        watch_timeout: server-side `timeoutSeconds` of each watch request.
+    """
+
+    def __init__(
+        self,
+        api: ResourceApi,
+        transport: Transport,
+        *,
+        namespace: str,
+        request_timeout: float,
+        watch_timeout: int,
+    ) -> None:
+        self.kind = api.kind
+        self._api = api
+        self._transport = transport
+        self._namespace = namespace
+        self._request_timeout = request_timeout
+        self._watch_timeout = watch_timeout
+
+    def list(self) -> tuple[list[dict[str, Any]], str]:
+        """All objects of the kind (paged) and the list's resourceVersion.
+
+        Items get their `apiVersion` and `kind` back (list items carry none).
+        """
+        items: list[dict[str, Any]] = []
+        continue_token: str | None = None
+        resource_version = ""
+        while True:
+            page = self._transport.call(
+                "list",
+                self.kind,
+                "",
+                lambda timeout, token=continue_token: self._api.list(
+                    self._namespace,
+                    limit=LIST_PAGE_SIZE,
+                    _continue=token,
+                    _preload_content=False,
+                    _request_timeout=timeout,
+                ),
+            )
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", API_VERSIONS[self.kind])
+                item.setdefault("kind", self.kind)
+                items.append(item)
+            metadata = page.get("metadata") or {}
+            resource_version = resource_version or str(metadata.get("resourceVersion") or "")
+            continue_token = metadata.get("continue") or None
+            if continue_token is None:
+                return items, resource_version
+
+    def watch(self, resource_version: str) -> urllib3.BaseHTTPResponse:
+        """Open a watch from `resource_version` with bookmarks; the body is a stream of lines."""
+        # The read timeout outlasts the server-side timeout, so only a dead
+        # connection (not a quiet namespace) ends a watch with a read timeout.
+        timeout = (self._request_timeout, float(self._watch_timeout) + self._request_timeout)
+        return self._transport.open_stream(
+            "watch",
+            self.kind,
+            lambda request_timeout: self._api.list(
+                self._namespace,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=self._watch_timeout,
+                _preload_content=False,
+                _request_timeout=request_timeout,
+            ),
+            timeout=timeout,
+        )
+
+
+def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The non-empty lines of a streaming body, as they arrive (chunked or not)."""
+    buffer = b""
+    while True:
+        chunk = response.read1(65536)
+        if not chunk:
+            return
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+
+
+class KindInformer:
+    """The cache of one kind, kept current by a list-then-watch thread.
+
+    Args:
+        source: list and watch calls for the kind.
+        on_event: called in the watch thread for every change, after the cache is updated.
+        backoff: delays between reconnects after failures.
+        random: jitter source in [0, 1).
+    """
+
+    def __init__(
+        self,
+        source: ApiListWatch,
+        *,
+        on_event: Callable[[WatchEvent], None],
+        backoff: BackoffPolicy,
+        random: Callable[[], float],
+    ) -> None:
+        self.kind = source.kind
+        self._source = source
+        self._on_event = on_event
+        self._backoff = backoff
+        self._random = random
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._resource_version: str | None = None
+        # Consecutive failed watch attempts; any event received resets it.
+        self._failures = 0
+        self._stop = threading.Event()
+        self._synced = threading.Event()
+        self._sync_error: errors.ApiError | None = None
+        self._response: urllib3.BaseHTTPResponse | None = None
+        self._log = log.bind(kind=self.kind)
+        self._thread = threading.Thread(target=self._run, name=f"watch-{self.kind}", daemon=True)
+
+    # -- cache -------------------------------------------------------------
+
+    @property
+    def has_synced(self) -> bool:
+        """True once the initial list is in the cache."""
+        return self._synced.is_set() and self._sync_error is None
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        """The cached object, or None."""
+        with self._lock:
+            return self._cache.get(name)
+
+    def objects(self) -> list[dict[str, Any]]:
+        """All cached objects."""
+        with self._lock:
+            return list(self._cache.values())
+
+    def put(self, obj: dict[str, Any]) -> None:
+        """Write through an object the server just returned, unless the cache already
+        holds a newer version of it."""
+        name = _name(obj)
+        with self._lock:
+            current = self._cache.get(name)
+            if current is not None and is_older(_rv(obj), _rv(current)):
+                return
+            self._cache[name] = obj
+
+    def discard(self, name: str) -> None:
+        """Forget an object confirmed deleted."""
+        with self._lock:
+            self._cache.pop(name, None)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the watch thread (it lists first)."""
+        self._thread.start()
+
+    def wait_synced(self) -> None:
+        """Block until the initial list is cached.
+
+        Raises:
+            errors.ApiError: the initial list failed (after the transport's retries),
+                or the informer was stopped before it synced.
+        """
+        self._synced.wait()
+        if self._sync_error is not None:
+            raise self._sync_error
+
+    def stop(self, timeout: float) -> bool:
+        """Ask the thread to end, unblock its read, wait up to `timeout` s; True if it ended."""
+        self._stop.set()
+        with self._lock:
+            response = self._response
+        if response is not None:
+            _shutdown(response)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the watch thread --------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # Never die silently: the owner sees has_synced False or a stale cache.
+            self._log.exception("watch thread crashed")
+            raise
+        finally:
+            if not self._synced.is_set():
+                self._sync_error = self._sync_error or errors.ApiError(
+                    f"watch {self.kind}: stopped before the initial list", reason="Stopped"
+                )
+                self._synced.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._resource_version is None:
+                    self._relist()
+                self._watch_once()
+            except errors.Gone:
+                self._log.info("watch expired (410), listing again")
+                self._resource_version = None
+                continue
+            except errors.ApiError as exc:
+                if not self._synced.is_set():
+                    self._sync_error = exc
+                    self._synced.set()
+                    self._log.error("initial list failed", error=str(exc))
+                    return
+                if self._stop.is_set():
+                    return
+                self._log.warning(
+                    "watch failed, reconnecting", error=str(exc), failures=self._failures
+                )
+            except Exception:
+                if self._stop.is_set():
+                    return
+                self._log.exception("watch failed unexpectedly, reconnecting")
+            else:
+                continue
+            delay = self._backoff.delay(self._failures, random_value=self._random())
+            self._failures += 1
+            self._stop.wait(delay)
+
+    def _relist(self) -> None:
+        """List into the cache and emit the differences from what was cached."""
+        items, resource_version = self._source.list()
+        fresh = {_name(item): item for item in items}
+        with self._lock:
+            previous = self._cache
+            self._cache = fresh
+        events = [
+            WatchEvent(self.kind, "MODIFIED" if name in previous else "ADDED", obj)
+            for name, obj in fresh.items()
+            if name not in previous or _rv(previous[name]) != _rv(obj)
+        ]
+        events += [
+            WatchEvent(self.kind, "DELETED", obj)
+            for name, obj in previous.items()
+            if name not in fresh
+        ]
+        self._resource_version = resource_version
+        self._log.info("listed", objects=len(fresh), changes=len(events), rv=resource_version)
+        for event in events:
+            self._emit(event)
+        self._synced.set()
+
+    def _watch_once(self) -> None:
+        """Stream one watch request until it ends (server timeout, stop or failure).
+
+        Raises:
+            errors.Gone: the resourceVersion is too old (HTTP 410 or an ERROR event).
+            errors.ApiError: the request failed or the stream broke.
+        """
+        response = self._source.watch(self._resource_version or "")
+        with self._lock:
+            self._response = response
+        try:
+            if self._stop.is_set():
+                return
+            for line in _lines(response):
+                if self._stop.is_set():
+                    return
+                self._failures = 0
+                self._handle(json.loads(line))
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if self._stop.is_set():
+                return
+            raise errors.from_transport_error(exc, context=f"watch {self.kind}") from exc
+        finally:
+            with self._lock:
+                self._response = None
+            response.close()
+            response.release_conn()
+
+    def _handle(self, event: dict[str, Any]) -> None:
+        """Apply one watch event to the cache and pass it on."""
+        event_type = str(event.get("type", ""))
+        obj = event.get("object") or {}
+        if event_type == "ERROR":
+            code = obj.get("code")
+            raise errors.from_status(
+                int(code) if isinstance(code, int) else None, obj, context=f"watch {self.kind}"
+            )
+        resource_version = _rv(obj)
+        if event_type == "BOOKMARK":
+            if resource_version:
+                self._resource_version = resource_version
+            return
+        if event_type not in ("ADDED", "MODIFIED", "DELETED"):
+            self._log.warning("unknown watch event type ignored", type=event_type)
+            return
+        name = _name(obj)
+        with self._lock:
+            current = self._cache.get(name)
+            if current is None or not is_older(resource_version, _rv(current)):
+                if event_type == "DELETED":
+                    self._cache.pop(name, None)
+                else:
+                    self._cache[name] = obj
+        if resource_version:
+            self._resource_version = resource_version
+        self._emit(WatchEvent(self.kind, event_type, obj))
+
+    def _emit(self, event: WatchEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:
+            self._log.exception(
+                "on_event failed", type=event.type, name=_name(event.obj)
+            )
+
+
+def _shutdown(response: urllib3.BaseHTTPResponse) -> None:
+    """End a blocked read on a streaming response from another thread (best effort)."""
+    try:
+        response.shutdown()
+    except (ValueError, RuntimeError, OSError) as exc:
+        log.debug("watch shutdown skipped", reason=str(exc))

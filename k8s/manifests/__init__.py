@@ -1,0 +1,72 @@
+"""Pure manifest builders: one endpoint's `Workload` in, plain Kubernetes objects out.
+
+No client calls here; the gateway applies what these functions return. Names,
+selectors and the predecessor's labels follow GCO's inference monitor so its
+objects can be adopted in place (a Deployment's selector is immutable): the
+Deployment selector is `{"app": name}` (`{"app": name-canary}` for the canary),
+exactly the predecessor's. Our own labels go on metadata and the pod template
+only, never into the selector.
+
+Every object carries `SPEC_HASH_ANNOTATION`, a short sha256 of the object as
+built, so the drift check sees any change in what we would build.
+
+Modules: `common` (names, labels, validation, hash), `pod` (the pod template
+shared by primary and canary), `objects` (the builders).
+"""
+
+from k8s.manifests.common import (
+    CANARY_LABEL,
+    HEALTHCHECK_INTERVAL_ANNOTATION,
+    HEALTHCHECK_PATH_ANNOTATION,
+    KINDS,
+    MAX_NAME_LENGTH,
+    OWNED_ANNOTATIONS,
+    OWNED_LABELS,
+    PREDECESSOR_LABELS,
+    REPLICAS_OWNER_HPA,
+    WEIGHTED_ACTION,
+    WEIGHTED_ACTION_ANNOTATION,
+    ManifestError,
+    canary_name,
+    ingress_name,
+    object_key,
+    spec_hash,
+)
+from k8s.manifests.objects import (
+    build_canary_deployment,
+    build_canary_service,
+    build_deployment,
+    build_hpa,
+    build_ingress,
+    build_objects,
+    build_service,
+)
+from k8s.manifests.pod import MODEL_CLAIM, MODEL_MOUNT_PATH
+
+__all__ = [
+    "CANARY_LABEL",
+    "HEALTHCHECK_INTERVAL_ANNOTATION",
+    "HEALTHCHECK_PATH_ANNOTATION",
+    "KINDS",
+    "MAX_NAME_LENGTH",
+    "MODEL_CLAIM",
+    "MODEL_MOUNT_PATH",
+    "OWNED_ANNOTATIONS",
+    "OWNED_LABELS",
+    "PREDECESSOR_LABELS",
+    "REPLICAS_OWNER_HPA",
+    "WEIGHTED_ACTION",
+    "WEIGHTED_ACTION_ANNOTATION",
+    "ManifestError",
+    "build_canary_deployment",
+    "build_canary_service",
+    "build_deployment",
+    "build_hpa",
+    "build_ingress",
+    "build_objects",
+    "build_service",
+    "canary_name",
+    "ingress_name",
+    "object_key",
+    "spec_hash",
+]

@@ -1,0 +1,145 @@
+"""Names, labels, validation and the spec hash shared by every manifest builder."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from typing import Any
+
+from k8s.workload import (
+    INSTANCE_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    REPLICAS_OWNER_ANNOTATION,
+    SPEC_HASH_ANNOTATION,
+    Workload,
+)
+
+# Kinds we manage, in apply order: backends before the Ingress that points at them.
+KINDS: tuple[str, ...] = ("Deployment", "Service", "Ingress", "HorizontalPodAutoscaler")
+
+# The predecessor marks every object with these; an old daemon would still recognise ours.
+PREDECESSOR_LABELS: dict[str, str] = {"project": "gco", "gco.io/type": "inference"}
+# Set by the predecessor (and by us) on the Ingress while it routes to a canary.
+CANARY_LABEL = "gco.io/canary"
+REPLICAS_OWNER_HPA = "hpa"
+
+HEALTHCHECK_PATH_ANNOTATION = "alb.ingress.kubernetes.io/healthcheck-path"
+HEALTHCHECK_INTERVAL_ANNOTATION = "alb.ingress.kubernetes.io/healthcheck-interval-seconds"
+WEIGHTED_ACTION = "weighted-routing"
+WEIGHTED_ACTION_ANNOTATION = f"alb.ingress.kubernetes.io/actions.{WEIGHTED_ACTION}"
+
+# Keys only we (or the predecessor) write: a replace drops them when we no longer
+# set them, while every other key on a live object (another controller's) survives.
+OWNED_LABELS: frozenset[str] = frozenset(
+    {MANAGED_BY_LABEL, INSTANCE_LABEL, "app", CANARY_LABEL, *PREDECESSOR_LABELS}
+)
+OWNED_ANNOTATIONS: frozenset[str] = frozenset(
+    {
+        SPEC_HASH_ANNOTATION,
+        REPLICAS_OWNER_ANNOTATION,
+        HEALTHCHECK_PATH_ANNOTATION,
+        HEALTHCHECK_INTERVAL_ANNOTATION,
+        WEIGHTED_ACTION_ANNOTATION,
+    }
+)
+
+ACCELERATOR_RESOURCES = {"nvidia": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron"}
+CAPACITY_TYPES = ("spot", "on-demand")
+_NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# Label values (and the name part of keys): at most 63 characters, alphanumeric at both ends.
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+MAX_NAME_LENGTH = 56
+_HASH_LENGTH = 16
+
+
+class ManifestError(ValueError):
+    """A `Workload` no valid set of objects can be built from (bad name, metric, weight...)."""
+
+
+def canary_name(name: str) -> str:
+    """Name of the canary Deployment and Service of endpoint `name`."""
+    return f"{name}-canary"
+
+
+def ingress_name(name: str) -> str:
+    """Name of the Ingress of endpoint `name`."""
+    return f"inference-{name}"
+
+
+def object_key(obj: dict[str, Any]) -> tuple[str, str]:
+    """Return `(kind, name)` of a built or live object."""
+    return obj["kind"], obj["metadata"]["name"]
+
+
+def spec_hash(obj: dict[str, Any]) -> str:
+    """Return the short sha256 hex of `obj`, ignoring the hash annotation itself and
+    `spec.replicas` when an HPA owns it (so the HPA's scaling never changes the hash)."""
+    body = copy.deepcopy(obj)
+    annotations = body.get("metadata", {}).get("annotations", {})
+    annotations.pop(SPEC_HASH_ANNOTATION, None)
+    if annotations.get(REPLICAS_OWNER_ANNOTATION) == REPLICAS_OWNER_HPA:
+        body.get("spec", {}).pop("replicas", None)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:_HASH_LENGTH]
+
+
+def check_workload(w: Workload) -> None:
+    """Raise `ManifestError` for a workload whose objects would be invalid or ambiguous."""
+    if len(w.name) > MAX_NAME_LENGTH or not _NAME_PATTERN.match(w.name):
+        raise ManifestError(
+            f"endpoint name {w.name!r} must be a DNS-1035 label of at most "
+            f"{MAX_NAME_LENGTH} characters (lower-case letters, digits, '-')"
+        )
+    if w.accelerator not in ACCELERATOR_RESOURCES:
+        raise ManifestError(f"accelerator {w.accelerator!r} is not one of nvidia, neuron")
+    if w.capacity_type is not None and w.capacity_type not in CAPACITY_TYPES:
+        raise ManifestError(f"capacity_type {w.capacity_type!r} is not one of spot, on-demand")
+    if w.canary is not None and not 0 <= w.canary.weight <= 100:
+        raise ManifestError(f"canary weight {w.canary.weight} is not a percentage (0-100)")
+    if not w.path.startswith("/"):
+        raise ManifestError(f"ingress path {w.path!r} must start with '/'")
+    for what, pairs in (("label", w.labels), ("node selector", w.node_selector)):
+        for key, value in pairs:
+            if not _is_label_key(key) or len(value) > 63 or not _LABEL_VALUE.match(value):
+                raise ManifestError(f"{what} {key}={value!r} is not a valid Kubernetes label")
+
+
+def _is_label_key(key: str) -> bool:
+    """`[prefix/]name`: a DNS subdomain prefix of at most 253 and a name of at most 63 chars."""
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix)):
+        return False
+    return bool(name) and len(name) <= 63 and bool(_LABEL_VALUE.match(name))
+
+
+def labels_for(w: Workload, app: str) -> dict[str, str]:
+    """Labels of every object and pod: the item's, the predecessor's, then ours (ours win)."""
+    return {
+        **dict(w.labels),
+        "app": app,
+        **PREDECESSOR_LABELS,
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        INSTANCE_LABEL: w.name,
+    }
+
+
+def metadata_for(
+    w: Workload, name: str, app: str, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Object metadata; the spec-hash annotation is added by `with_spec_hash`."""
+    return {
+        "name": name,
+        "namespace": w.namespace,
+        "labels": labels_for(w, app),
+        "annotations": dict(annotations or {}),
+    }
+
+
+def with_spec_hash(obj: dict[str, Any]) -> dict[str, Any]:
+    """Stamp the spec-hash annotation on a fully built object and return it."""
+    obj["metadata"]["annotations"][SPEC_HASH_ANNOTATION] = spec_hash(obj)
+    return obj

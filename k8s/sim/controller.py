@@ -1,0 +1,309 @@
+"""The Deployment controller of the sim: one background thread for all Deployments.
+
+After each write of a Deployment the store tells the controller, which
+recomputes that Deployment's `status` at once (so `observedGeneration` catches
+up) and again whenever a simulated pod becomes ready. The pod model:
+
+- creating a Deployment or changing its pod template makes `spec.replicas` new
+  pods that become ready `ready_delay` seconds later; until then the pods of
+  the previous template stay available (a rolling update), and
+  `updatedReplicas` counts the new pods once ready;
+- a container image containing `never_ready_pattern` gives pods that exist
+  (`replicas`, `updatedReplicas`) but never become ready or available;
+- scaling adds pods that become ready after the delay, or removes pods.
+
+Status follows the real controller: zero counts omitted, `Available` True when
+`availableReplicas >= replicas - maxUnavailable`, `Progressing` with
+`NewReplicaSetCreated` / `ReplicaSetUpdated` / `NewReplicaSetAvailable` /
+`ProgressDeadlineExceeded`, timestamps from the injected wall clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import json
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from k8s.sim.errors import ApiError
+from k8s.sim.kinds import DEPLOYMENTS
+from k8s.sim.store import Key, ObjectStore, rfc3339
+
+log = logging.getLogger(__name__)
+
+_HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def template_hash(template: Any) -> str:
+    """Returns a 10-character `pod-template-hash` for a pod template."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
+
+
+@dataclass(slots=True)
+class _Rollout:
+    """What the controller remembers of one Deployment's simulated pods."""
+
+    template: Any
+    hash: str
+    ready_at: list[float]
+    never_ready: bool
+    old_ready: int = 0
+    old_hash: str = ""
+    rolled_out: bool = False
+    last_progress: float = field(default_factory=time.monotonic)
+    last_ready: int = -1
+
+
+def _max_unavailable(spec: dict[str, Any], desired: int) -> int:
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return 0
+    value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+    if isinstance(value, str) and value.endswith("%"):
+        return math.floor(desired * int(value[:-1]) / 100)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+class DeploymentController:
+    """Simulates the Deployment controller and the pods behind each Deployment.
+
+    Args:
+        store: the object store whose Deployments it drives.
+        ready_delay: real seconds from pod creation to ready.
+        never_ready_pattern: substring of an image that never becomes ready.
+    """
+
+    def __init__(self, store: ObjectStore, *, ready_delay: float, never_ready_pattern: str) -> None:
+        self._store = store
+        self.ready_delay = ready_delay
+        self._pattern = never_ready_pattern
+        self._cond = threading.Condition(threading.Lock())
+        self._due: dict[Key, float] = {}
+        self._rollouts: dict[Key, _Rollout] = {}
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="k8s-sim-controller", daemon=True)
+
+    def start(self) -> None:
+        """Starts the controller thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops the controller thread and waits for it."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def notify(self, key: Key) -> None:
+        """Asks for `key` to be reconciled now (called by the store after each write)."""
+        with self._cond:
+            self._due[key] = 0.0
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                now = time.monotonic()
+                due = [k for k, at in self._due.items() if at <= now]
+                for key in due:
+                    del self._due[key]
+                if not due:
+                    wake = min(self._due.values(), default=now + 1.0)
+                    self._cond.wait(max(0.001, wake - now))
+                    continue
+            for key in due:
+                try:
+                    self._reconcile(key)
+                except Exception:  # a bug in one Deployment must not stop the others
+                    log.exception("sim controller failed on %s", key)
+
+    def _schedule(self, key: Key, at: float) -> None:
+        with self._cond:
+            if key not in self._due or self._due[key] > at:
+                self._due[key] = at
+
+    def _never_ready(self, template: dict[str, Any]) -> bool:
+        spec = template.get("spec") or {}
+        containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
+        return bool(self._pattern) and any(
+            self._pattern in str(c.get("image", "")) for c in containers if isinstance(c, dict))
+
+    def _track(self, key: Key, spec: dict[str, Any], now: float) -> _Rollout:
+        """Updates the pod model of `key` for its current spec; returns it."""
+        template = spec.get("template") or {}
+        desired = int(spec.get("replicas", 1) or 0)
+        state = self._rollouts.get(key)
+        if state is None or (state.template != template and not spec.get("paused")):
+            never = self._never_ready(template)
+            ready_at = math.inf if never else now + self.ready_delay
+            fresh = _Rollout(template=template, hash=template_hash(template),
+                             ready_at=[ready_at] * desired, never_ready=never, last_progress=now)
+            if state is not None:
+                # The pods of the old template keep serving until the new ones are ready.
+                fresh.old_ready = sum(1 for t in state.ready_at if t <= now) + min(
+                    state.old_ready, max(0, desired))
+                fresh.old_hash = state.hash
+            self._rollouts[key] = fresh
+            return fresh
+        if len(state.ready_at) < desired:
+            ready_at = math.inf if state.never_ready else now + self.ready_delay
+            state.ready_at.extend([ready_at] * (desired - len(state.ready_at)))
+            state.last_progress = now
+        elif len(state.ready_at) > desired:
+            state.ready_at = sorted(state.ready_at)[:desired]
+        return state
+
+    def _reconcile(self, key: Key) -> None:
+        try:
+            deployment = self._store.get(DEPLOYMENTS, key[0], key[1])
+        except ApiError:
+            self._rollouts.pop(key, None)
+            return
+        spec = deployment.get("spec") or {}
+        now = time.monotonic()
+        state = self._track(key, spec, now)
+        status = self._status(deployment, state, now)
+        self._store.write_status(key, status)
+        pending = [t for t in state.ready_at if now < t < math.inf]
+        deadline = state.last_progress + float(spec.get("progressDeadlineSeconds", 600) or 600)
+        if pending:
+            self._schedule(key, min(pending))
+        elif not state.rolled_out and spec.get("replicas", 1) and deadline > now:
+            self._schedule(key, deadline)
+
+    def _status(self, deployment: dict[str, Any], state: _Rollout, now: float) -> dict[str, Any]:
+        spec = deployment.get("spec") or {}
+        desired = int(spec.get("replicas", 1) or 0)
+        new_ready = sum(1 for t in state.ready_at if t <= now)
+        if new_ready >= desired:
+            state.old_ready = 0
+        old_kept = min(state.old_ready, max(0, desired - new_ready))
+        available = new_ready + old_kept
+        total = len(state.ready_at) + old_kept
+        complete = new_ready >= desired and old_kept == 0
+        if complete:
+            state.rolled_out = True
+        updated = len(state.ready_at) if (state.never_ready or state.rolled_out) else new_ready
+        if new_ready != state.last_ready:
+            state.last_ready = new_ready
+            state.last_progress = now
+        deadline = float(spec.get("progressDeadlineSeconds", 600) or 600)
+        rs_name = f"{deployment['metadata']['name']}-{state.hash}"
+        if complete:
+            progressing = ("True", "NewReplicaSetAvailable",
+                           f'ReplicaSet "{rs_name}" has successfully progressed.')
+        elif now - state.last_progress > deadline:
+            progressing = ("False", "ProgressDeadlineExceeded",
+                           f'ReplicaSet "{rs_name}" has timed out progressing.')
+        elif new_ready == 0 and not state.old_hash:
+            progressing = ("True", "NewReplicaSetCreated", f'Created new replica set "{rs_name}"')
+        else:
+            progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+        is_available = available >= desired - _max_unavailable(spec, desired)
+        available_cond = (("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+                          if is_available else
+                          ("False", "MinimumReplicasUnavailable",
+                           "Deployment does not have minimum availability."))
+        previous = {c.get("type"): c for c in (deployment.get("status") or {}).get("conditions")
+                    or []}
+        stamp = rfc3339(self._store.now())
+        conditions = [
+            _condition("Available", available_cond, previous.get("Available"), stamp),
+            _condition("Progressing", progressing, previous.get("Progressing"), stamp),
+        ]
+        status: dict[str, Any] = {"observedGeneration": deployment["metadata"].get("generation", 1)}
+        for name, value in (("replicas", total), ("updatedReplicas", updated),
+                            ("readyReplicas", available), ("availableReplicas", available),
+                            ("unavailableReplicas", max(0, total - available))):
+            if value:
+                status[name] = value
+        status["conditions"] = conditions
+        return status
+
+    def pods(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Returns the simulated Pods of every Deployment (in one namespace or all)."""
+        pods: list[dict[str, Any]] = []
+        now = time.monotonic()
+        for deployment in self._store.all_deployments(namespace):
+            meta = deployment["metadata"]
+            state = self._rollouts.get((meta["namespace"], meta["name"]))
+            if state is None:
+                continue
+            old_kept = min(state.old_ready, max(0, len(state.ready_at) - sum(
+                1 for t in state.ready_at if t <= now)))
+            members = [(state.hash, t) for t in state.ready_at]
+            members += [(state.old_hash, 0.0)] * old_kept
+            template = state.template
+            for index, (pod_hash, ready_at) in enumerate(members):
+                pods.append(_pod(deployment, template, pod_hash, index, ready_at <= now,
+                                 state.never_ready and pod_hash == state.hash))
+        return pods
+
+
+def _condition(kind: str, value: tuple[str, str, str], previous: dict[str, Any] | None,
+               stamp: str) -> dict[str, Any]:
+    status, reason, message = value
+    if previous and previous.get("status") == status:
+        transition = previous.get("lastTransitionTime", stamp)
+        same = previous.get("reason") == reason and previous.get("message") == message
+        update = previous.get("lastUpdateTime", stamp) if same else stamp
+    else:
+        transition = update = stamp
+    return {"type": kind, "status": status, "lastUpdateTime": update,
+            "lastTransitionTime": transition, "reason": reason, "message": message}
+
+
+def _pod(deployment: dict[str, Any], template: dict[str, Any], pod_hash: str, index: int,
+         ready: bool, crashing: bool) -> dict[str, Any]:
+    meta = deployment["metadata"]
+    suffix = template_hash([meta["uid"], pod_hash, index])[:5]
+    name = f"{meta['name']}-{pod_hash}-{suffix}"
+    spec = dict(template.get("spec") or {})
+    spec["nodeName"] = "sim-node"
+    containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+    state: dict[str, Any] = (
+        {"waiting": {"reason": "CrashLoopBackOff",
+                     "message": "back-off 5m0s restarting failed container"}}
+        if crashing else {"running": {"startedAt": meta.get("creationTimestamp")}}
+        if ready else {"waiting": {"reason": "ContainerCreating"}})
+    ready_text = "True" if ready else "False"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{name}")),
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta.get("creationTimestamp"),
+            "labels": {**((template.get("metadata") or {}).get("labels") or {}),
+                       "pod-template-hash": pod_hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                 "name": f"{meta['name']}-{pod_hash}", "uid": meta["uid"],
+                                 "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": spec,
+        "status": {
+            "phase": "Running" if ready or crashing else "Pending",
+            "conditions": [{"type": "Ready", "status": ready_text},
+                           {"type": "ContainersReady", "status": ready_text}],
+            "podIP": f"10.244.0.{index % 250 + 2}",
+            "containerStatuses": [{
+                "name": c.get("name", ""), "image": c.get("image", ""), "imageID": "",
+                "ready": ready, "started": ready, "restartCount": 5 if crashing else 0,
+                "state": state} for c in containers],
+        },
+    }
+

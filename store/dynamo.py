@@ -1,0 +1,713 @@
+"""DynamoDB access for the endpoints table: the only module that talks to boto3.
+
+`DynamoEndpointStore` owns one boto3 client with timeouts and bounded retries
+(botocore "standard" mode backs off on throttling, 5xx and timeouts). Every
+write is an update expression or a conditional put, never a whole-item put of
+old data, so attributes written by the predecessor survive. Spec changes are
+conditional on the `updated_at` read just before (a lost race raises
+`ConditionFailed`, nothing is overwritten); status writes touch only
+`region_status.<region>`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from store import errors
+from store.convert import plain, to_dynamo
+from store.model import (
+    DESIRED_STATES,
+    Endpoint,
+    RegionStatus,
+    next_timestamp,
+    parse_endpoint,
+    parse_region_status,
+)
+from store.validation import validate_item
+
+KEY = "endpoint_name"
+_THROTTLING = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Throttling",
+    }
+)
+_UNAVAILABLE = frozenset({"InternalServerError", "ServiceUnavailable", "InternalFailure"})
+_SERIALIZER = TypeSerializer()
+_DESERIALIZER = TypeDeserializer()
+# Fields of the item that are not the endpoint's content: status writes and the
+# timestamp bump must not look like spec changes to `content_hash`.
+_NOT_CONTENT = frozenset({"region_status", "updated_at"})
+# The first write on an item without a region_status map, and its race with
+# another region doing the same, converge within a few rounds.
+_STATUS_WRITE_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class LoadedItem:
+    """One item as read from the table.
+
+    Attributes:
+        name: `endpoint_name` ("" when the item has none that is a string).
+        endpoint: the parsed endpoint, or None when the item is invalid.
+        problems: why the item is invalid (empty when `endpoint` is set).
+        updated_at: the item's `updated_at`, the token for conditional writes.
+        content_hash: stable hash of the item without `region_status` and `updated_at`,
+            so status writes do not look like spec changes.
+        region_status: parsed leniently, even when the item is invalid.
+        raw: the whole item with Decimals converted, unknown attributes included.
+    """
+
+    name: str
+    endpoint: Endpoint | None
+    problems: tuple[str, ...]
+    updated_at: str | None
+    content_hash: str
+    region_status: dict[str, RegionStatus]
+    raw: dict[str, Any]
+
+
+def load_item(raw: Mapping[str, Any]) -> LoadedItem:
+    """Return a `LoadedItem` for a deserialized item (Decimals allowed)."""
+    item = plain(dict(raw))
+    name = item.get(KEY)
+    try:
+        endpoint: Endpoint | None = parse_endpoint(item)
+        problems: tuple[str, ...] = ()
+    except errors.InvalidEndpoint as invalid:
+        endpoint, problems = None, invalid.problems
+    updated_at = item.get("updated_at")
+    return LoadedItem(
+        name=name if isinstance(name, str) else "",
+        endpoint=endpoint,
+        problems=problems,
+        updated_at=updated_at if isinstance(updated_at, str) else None,
+        content_hash=content_hash(item),
+        region_status=parse_region_status(item.get("region_status")),
+        raw=item,
+    )
+
+
+def content_hash(item: Mapping[str, Any]) -> str:
+    """Stable SHA-256 of `item` without `region_status` and `updated_at`."""
+    content = {k: v for k, v in plain(dict(item)).items() if k not in _NOT_CONTENT}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=_canonical)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return repr(value)
+
+
+class _Expression:
+    """Collects attribute names and values for one DynamoDB expression set."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def path(self, dotted: str) -> str:
+        """Return `dotted` ("spec.image") as placeholders ("#n1.#n2")."""
+        parts = []
+        for segment in dotted.split("."):
+            if not segment:
+                raise ValueError(f"bad attribute path {dotted!r}")
+            placeholder = next((p for p, s in self.names.items() if s == segment), None)
+            if placeholder is None:
+                placeholder = f"#n{len(self.names)}"
+                self.names[placeholder] = segment
+            parts.append(placeholder)
+        return ".".join(parts)
+
+    def value(self, value: Any) -> str:
+        """Return a placeholder for `value`, serialized for the low-level client."""
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = _SERIALIZER.serialize(to_dynamo(value))
+        return placeholder
+
+    def arguments(self) -> dict[str, Any]:
+        """The ExpressionAttributeNames/Values arguments (only those that are non-empty)."""
+        result: dict[str, Any] = {}
+        if self.names:
+            result["ExpressionAttributeNames"] = self.names
+        if self.values:
+            result["ExpressionAttributeValues"] = self.values
+        return result
+
+
+class DynamoEndpointStore:
+    """The endpoints table in DynamoDB (real AWS, or any endpoint URL such as moto's).
+
+    Args:
+        table_name: the table (hash key `endpoint_name`).
+        region_name: AWS region of the table (default us-east-1).
+        endpoint_url: a DynamoDB endpoint to use instead of AWS's (local server); with it and
+            no AWS credentials configured, dummy credentials are used.
+        timeout: connect and read timeout of each request, seconds (default 10).
+        max_attempts: attempts per call including the first, with backoff (default 5).
+        page_size: `Limit` of each scan page (default: DynamoDB's 1 MB pages).
+        on_request: called as `on_request(operation, outcome)` once per HTTP request
+            (each retry counts), outcome "ok" or the error code / exception name.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        region_name: str = "us-east-1",
+        endpoint_url: str | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 5,
+        page_size: int | None = None,
+        on_request: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.table_name = table_name
+        self.endpoint_url = endpoint_url
+        self._page_size = page_size
+        self._on_request = on_request
+        session = boto3.session.Session(region_name=region_name)
+        credentials: dict[str, str] = {}
+        if endpoint_url and session.get_credentials() is None:
+            # A local server accepts any credentials; a fresh machine has none.
+            credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        self._client = session.client(
+            "dynamodb",
+            endpoint_url=endpoint_url,
+            config=Config(
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+            ),
+            **credentials,
+        )
+        if on_request is not None:
+            self._client.meta.events.register("needs-retry.dynamodb", self._report_request)
+
+    def close(self) -> None:
+        """Close the client's connections (the server's per-connection threads end too)."""
+        self._client.close()
+
+    def __enter__(self) -> DynamoEndpointStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- table ---------------------------------------------------------------
+
+    def create_table(self) -> bool:
+        """Create the table (on-demand billing) and wait until it is ACTIVE.
+
+        Returns:
+            True if this call created it, False if it already existed.
+        """
+        try:
+            self._call(
+                "CreateTable",
+                TableName=self.table_name,
+                AttributeDefinitions=[{"AttributeName": KEY, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            created = True
+        except errors.StoreError as error:
+            if error.code != "ResourceInUseException":
+                raise
+            created = False
+        try:
+            self._client.get_waiter("table_exists").wait(
+                TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise errors.Unavailable(f"table {self.table_name} did not become active") from error
+        return created
+
+    def reachable(self) -> bool:
+        """True when the table exists and answers."""
+        try:
+            self._call("DescribeTable", TableName=self.table_name)
+        except errors.StoreError:
+            return False
+        return True
+
+    # -- reads ---------------------------------------------------------------
+
+    def scan(self) -> list[LoadedItem]:
+        """Read every item (consistent, all pages); invalid items come back with problems."""
+        arguments: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        if self._page_size:
+            arguments["Limit"] = self._page_size
+        loaded: list[LoadedItem] = []
+        while True:
+            page = self._call("Scan", **arguments)
+            loaded.extend(load_item(_deserialize(item)) for item in page.get("Items", []))
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key:
+                return loaded
+            arguments["ExclusiveStartKey"] = last_key
+
+    def get(self, name: str) -> LoadedItem | None:
+        """Read one item (consistent); None when it does not exist."""
+        response = self._call(
+            "GetItem", TableName=self.table_name, Key=_key(name), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return None if item is None else load_item(_deserialize(item))
+
+    # -- basic writes ----------------------------------------------------------
+
+    def create(self, endpoint: Endpoint) -> None:
+        """Write a new item for `endpoint`; refuses an existing name.
+
+        Raises:
+            InvalidEndpoint: the endpoint breaks a validation rule (nothing written).
+            AlreadyExists: an item with this name exists.
+        """
+        self.create_item(endpoint.to_item())
+
+    def create_item(self, item: Mapping[str, Any]) -> None:
+        """Write a new item as given (attributes the model does not know are kept).
+
+        Raises:
+            InvalidEndpoint: the item breaks a validation rule (nothing written).
+            AlreadyExists: an item with this name exists.
+        """
+        problems = validate_item(item)
+        name = str(item.get(KEY, ""))
+        if problems:
+            raise errors.InvalidEndpoint(name, problems)
+        try:
+            self._call(
+                "PutItem",
+                TableName=self.table_name,
+                Item={k: _SERIALIZER.serialize(to_dynamo(v)) for k, v in item.items()},
+                ConditionExpression="attribute_not_exists(#k)",
+                ExpressionAttributeNames={"#k": KEY},
+            )
+        except errors.ConditionFailed as error:
+            raise errors.AlreadyExists(f"endpoint {name!r} already exists") from error
+
+    def update(
+        self,
+        name: str,
+        *,
+        set_: Mapping[str, Any] | None = None,
+        remove: Sequence[str] = (),
+        expected_updated_at: str | None = None,
+    ) -> str:
+        """Set and remove dotted attribute paths of one item and bump `updated_at`.
+
+        Args:
+            name: the endpoint.
+            set_: {path: value}, paths dotted like "spec.image" (the parent map must exist).
+            remove: paths to remove.
+            expected_updated_at: when given, write only if `updated_at` still has this value.
+
+        Returns:
+            The new `updated_at`.
+
+        Raises:
+            NotFound: no such item. ConditionFailed: `updated_at` changed (a lost race).
+        """
+        return self._update(
+            name, set_=set_ or {}, remove=remove, expected=expected_updated_at, check=False
+        )
+
+    def write_region_status(self, name: str, region: str, status: RegionStatus | None) -> bool:
+        """Write (or with None remove) only `region_status.<region>` of an existing item.
+
+        No other region's entry and not `updated_at` is touched; an empty `last_sync` is
+        filled with the current time. The item is never recreated.
+
+        Returns:
+            False when the item does not exist, else True.
+        """
+        for _ in range(_STATUS_WRITE_ROUNDS):
+            outcome = (
+                self._remove_region_status(name, region)
+                if status is None
+                else self._set_region_status(name, region, status)
+            )
+            if outcome is not None:
+                return outcome
+        raise errors.ConditionFailed(
+            f"status of {name!r} in {region} kept racing with other writers"
+        )
+
+    def purge_if_deleted(self, name: str, regions: Sequence[str]) -> bool:
+        """Delete the item if its desired_state and every listed region's state are `deleted`.
+
+        Returns:
+            True if deleted; False if the item is gone or the condition does not hold.
+        """
+        expression = _Expression()
+        deleted = expression.value("deleted")
+        conditions = [f"{expression.path('desired_state')} = {deleted}"]
+        for region in regions:
+            path = expression.path("region_status") + "." + expression.path(region)
+            conditions.append(f"{path}.{expression.path('state')} = {deleted}")
+        try:
+            self._call(
+                "DeleteItem",
+                TableName=self.table_name,
+                Key=_key(name),
+                ConditionExpression=" AND ".join(conditions),
+                **expression.arguments(),
+            )
+        except errors.ConditionFailed:
+            return False
+        return True
+
+    # -- operations of the CLI (each conditional on the updated_at just read) ---
+
+    def set_desired_state(self, name: str, state: str) -> str:
+        """Set `desired_state` (only; the spec is untouched). Returns the new `updated_at`.
+
+        Raises:
+            InvalidEndpoint: unknown state. OperationRefused: the endpoint is being deleted
+            and `state` is not `deleted`. NotFound, ConditionFailed.
+        """
+        if state not in DESIRED_STATES:
+            raise errors.InvalidEndpoint(
+                name, [f"desired_state must be one of {', '.join(DESIRED_STATES)}, got {state!r}"]
+            )
+        loaded = self._require(name)
+        if loaded.raw.get("desired_state") == "deleted" and state != "deleted":
+            raise errors.OperationRefused(
+                f"endpoint {name!r} is being deleted; it cannot become {state}"
+            )
+        return self._update(
+            name, set_={"desired_state": state}, expected=loaded.updated_at, check=True
+        )
+
+    def update_spec(
+        self, name: str, changes: Mapping[str, Any], *, expected_updated_at: str | None = None
+    ) -> str:
+        """Change spec fields; `desired_state` is untouched (a stopped endpoint stays stopped).
+
+        Args:
+            changes: {field: value} with fields of the spec ("image", "replicas", "env"...;
+                a "spec." prefix is accepted); a value of None removes the field. Changing
+                `image` also removes `region_image_uris` unless `changes` sets new ones.
+            expected_updated_at: the `updated_at` of the read the changes were computed from
+                (default: the read this method does itself).
+
+        Returns:
+            The new `updated_at`.
+
+        Raises:
+            InvalidEndpoint: the changed item would be invalid (nothing written).
+            NotFound, ConditionFailed.
+        """
+        fields = {key.removeprefix("spec."): value for key, value in changes.items()}
+        if "image" in fields and "region_image_uris" not in fields:
+            fields["region_image_uris"] = None
+        loaded = self._require(name)
+        expected = loaded.updated_at if expected_updated_at is None else expected_updated_at
+        if expected != loaded.updated_at:
+            raise errors.ConditionFailed(
+                f"endpoint {name!r} changed since it was read; nothing was written",
+                current_item=loaded.raw,
+            )
+        set_ = {f"spec.{k}": v for k, v in fields.items() if v is not None}
+        remove = [f"spec.{k}" for k, v in fields.items() if v is None]
+        self._validate_change(loaded, set_, remove)
+        return self._update(name, set_=set_, remove=remove, expected=expected, check=True)
+
+    def set_canary(self, name: str, image: str, weight: int, replicas: int = 1) -> str:
+        """Start (or change) the canary. Returns the new `updated_at`.
+
+        Raises:
+            InvalidEndpoint: bad image, weight or replicas. OperationRefused: the endpoint is
+            stopped or deleted. NotFound, ConditionFailed.
+        """
+        loaded = self._require(name)
+        state = loaded.raw.get("desired_state")
+        if state in ("stopped", "deleted"):
+            raise errors.OperationRefused(f"endpoint {name!r} is {state}; start it first")
+        canary = {"image": image, "weight": weight, "replicas": replicas}
+        self._validate_change(loaded, {"spec.canary": canary}, ())
+        return self._update(
+            name,
+            set_={"spec.canary": canary},
+            expected=loaded.updated_at,
+            check=True,
+            extra_condition=_NOT_STOPPED_OR_DELETED,
+        )
+
+    def promote(self, name: str) -> str:
+        """Make the canary's image the primary image and drop the canary and the region
+        overrides, in one write that fails if the item changed or was stopped/deleted.
+
+        Raises:
+            OperationRefused: no canary, or the endpoint is stopped or deleted.
+            NotFound, ConditionFailed (e.g. a stop committed after the read).
+        """
+        loaded = self._require(name)
+        spec = loaded.raw.get("spec")
+        canary = spec.get("canary") if isinstance(spec, dict) else None
+        if not isinstance(canary, dict) or not canary.get("image"):
+            raise errors.OperationRefused(f"endpoint {name!r} has no canary to promote")
+        state = loaded.raw.get("desired_state")
+        if state in ("stopped", "deleted"):
+            raise errors.OperationRefused(f"endpoint {name!r} is {state}; not promoting")
+        set_ = {"spec.image": canary["image"]}
+        remove = ("spec.region_image_uris", "spec.canary")
+        self._validate_change(loaded, set_, remove)
+        return self._update(
+            name,
+            set_=set_,
+            remove=remove,
+            expected=loaded.updated_at,
+            check=True,
+            extra_condition=_NOT_STOPPED_OR_DELETED,
+        )
+
+    def rollback(self, name: str) -> str:
+        """Remove the canary, keeping the primary. Returns the new `updated_at`.
+
+        Raises:
+            OperationRefused: no canary. NotFound, ConditionFailed.
+        """
+        loaded = self._require(name)
+        spec = loaded.raw.get("spec")
+        if not isinstance(spec, dict) or "canary" not in spec:
+            raise errors.OperationRefused(f"endpoint {name!r} has no canary to roll back")
+        return self._update(name, remove=("spec.canary",), expected=loaded.updated_at, check=True)
+
+    # -- internals -------------------------------------------------------------
+
+    def _require(self, name: str) -> LoadedItem:
+        loaded = self.get(name)
+        if loaded is None:
+            raise errors.NotFound(f"endpoint {name!r} not found")
+        return loaded
+
+    def _validate_change(
+        self, loaded: LoadedItem, set_: Mapping[str, Any], remove: Sequence[str]
+    ) -> None:
+        """Raise InvalidEndpoint if the item with this change applied breaks a rule."""
+        item = copy.deepcopy(loaded.raw)
+        for path, value in set_.items():
+            *parents, leaf = path.split(".")
+            target = item
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
+        for path in remove:
+            *parents, leaf = path.split(".")
+            target = item
+            for parent in parents:
+                target = target.get(parent, {})
+            target.pop(leaf, None)
+        problems = validate_item(item)
+        if problems:
+            raise errors.InvalidEndpoint(loaded.name, problems)
+
+    def _update(
+        self,
+        name: str,
+        *,
+        set_: Mapping[str, Any] | None = None,
+        remove: Sequence[str] = (),
+        expected: str | None,
+        check: bool,
+        extra_condition: Callable[[_Expression], str] | None = None,
+    ) -> str:
+        """One conditional UpdateItem. `check`: the condition includes `updated_at == expected`
+        (or its absence when `expected` is None); `update` checks only when `expected` is set."""
+        expression = _Expression()
+        now = next_timestamp(expected)
+        assignments = [
+            f"{expression.path(p)} = {expression.value(v)}" for p, v in (set_ or {}).items()
+        ]
+        assignments.append(f"{expression.path('updated_at')} = {expression.value(now)}")
+        update = "SET " + ", ".join(assignments)
+        if remove:
+            update += " REMOVE " + ", ".join(expression.path(p) for p in remove)
+        conditions = [f"attribute_exists({expression.path(KEY)})"]
+        stamp = expression.path("updated_at")
+        if expected is not None:
+            conditions.append(f"{stamp} = {expression.value(expected)}")
+        elif check:
+            conditions.append(f"attribute_not_exists({stamp})")
+        if extra_condition is not None:
+            conditions.append(extra_condition(expression))
+        try:
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key=_key(name),
+                UpdateExpression=update,
+                ConditionExpression=" AND ".join(conditions),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expression.arguments(),
+            )
+        except errors.ConditionFailed as error:
+            if error.current_item is None:
+                raise errors.NotFound(f"endpoint {name!r} not found") from error
+            state = error.current_item.get("desired_state")
+            raise errors.ConditionFailed(
+                f"endpoint {name!r} changed since it was read (desired_state now {state}); "
+                "nothing was written"
+            ) from error
+        return now
+
+    def _set_region_status(self, name: str, region: str, status: RegionStatus) -> bool | None:
+        """Returns True/False when done, None to try again (the map appeared meanwhile)."""
+        entry = status.to_item()
+        if not entry["last_sync"]:
+            entry["last_sync"] = next_timestamp(None)
+        expression = _Expression()
+        status_map = expression.path("region_status")
+        try:
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key=_key(name),
+                UpdateExpression=(
+                    f"SET {status_map}.{expression.path(region)} = {expression.value(entry)}"
+                ),
+                ConditionExpression=(
+                    f"attribute_exists({expression.path(KEY)}) "
+                    f"AND attribute_type({status_map}, {expression.value('M')})"
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expression.arguments(),
+            )
+        except errors.ConditionFailed as error:
+            if error.current_item is None:
+                return False
+        else:
+            return True
+        # The item has no region_status map: create it, unless another region just did.
+        expression = _Expression()
+        status_map = expression.path("region_status")
+        try:
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key=_key(name),
+                UpdateExpression=f"SET {status_map} = {expression.value({region: entry})}",
+                ConditionExpression=(
+                    f"attribute_exists({expression.path(KEY)}) "
+                    f"AND attribute_not_exists({status_map})"
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expression.arguments(),
+            )
+        except errors.ConditionFailed as error:
+            return False if error.current_item is None else None
+        return True
+
+    def _remove_region_status(self, name: str, region: str) -> bool | None:
+        expression = _Expression()
+        status_map = expression.path("region_status")
+        try:
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key=_key(name),
+                UpdateExpression=f"REMOVE {status_map}.{expression.path(region)}",
+                ConditionExpression=(
+                    f"attribute_exists({expression.path(KEY)}) "
+                    f"AND attribute_type({status_map}, {expression.value('M')})"
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expression.arguments(),
+            )
+        except errors.ConditionFailed as error:
+            # Item gone: False. No status map at all: nothing to remove.
+            return error.current_item is not None
+        return True
+
+    def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
+        """Call one DynamoDB operation, mapping library errors to the store's own."""
+        method = getattr(self._client, _snake(operation))
+        try:
+            response: dict[str, Any] = method(**arguments)
+        except ClientError as error:
+            raise _translate(error, self.table_name) from error
+        except NoCredentialsError as error:
+            raise errors.StoreError(
+                "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID, "
+                "or use --endpoint-url for a local table)"
+            ) from error
+        except BotoCoreError as error:
+            raise errors.Unavailable(f"DynamoDB {operation} failed: {error}") from error
+        return response
+
+    def _report_request(
+        self,
+        *,
+        response: tuple[Any, dict[str, Any]] | None = None,
+        caught_exception: Exception | None = None,
+        operation: Any = None,
+        **_: Any,
+    ) -> None:
+        """botocore `needs-retry` hook: runs once per HTTP attempt, reports its outcome."""
+        assert self._on_request is not None
+        if caught_exception is not None:
+            outcome = type(caught_exception).__name__
+        elif response is not None:
+            outcome = response[1].get("Error", {}).get("Code") or "ok"
+        else:
+            outcome = "unknown"
+        self._on_request(getattr(operation, "name", str(operation)), outcome)
+
+
+def _not_stopped_or_deleted(expression: _Expression) -> str:
+    state = expression.path("desired_state")
+    return f"NOT ({state} IN ({expression.value('stopped')}, {expression.value('deleted')}))"
+
+
+_NOT_STOPPED_OR_DELETED = _not_stopped_or_deleted
+
+
+def _translate(error: ClientError, table_name: str) -> errors.StoreError:
+    """Map a botocore ClientError to the store's error (caller raises it `from` the original)."""
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", str(error))
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    result: errors.StoreError
+    if code == "ConditionalCheckFailedException":
+        old = error.response.get("Item")
+        result = errors.ConditionFailed(
+            message, current_item=None if old is None else plain(_deserialize(old))
+        )
+    elif code == "ResourceNotFoundException":
+        result = errors.TableNotFound(f"table {table_name} does not exist")
+    elif code in _THROTTLING:
+        result = errors.Throttled(f"DynamoDB throttled the request: {message}")
+    elif code in _UNAVAILABLE or status >= 500:
+        result = errors.Unavailable(f"DynamoDB failed: {code}: {message}")
+    else:
+        result = errors.StoreError(f"DynamoDB refused the request: {code}: {message}")
+    result.code = code
+    return result
+
+
+def _key(name: str) -> dict[str, Any]:
+    return {KEY: {"S": name}}
+
+
+def _deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _DESERIALIZER.deserialize(value) for key, value in item.items()}
+
+
+def _snake(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")

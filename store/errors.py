@@ -1,0 +1,79 @@
+"""The store's own errors: every DynamoDB failure reaches callers as one of these.
+
+`retryable` splits them for the actors: a temporary error (throttling, an outage)
+is worth retrying later; a permanent one (bad input, a missing item, a lost race
+that needs a fresh read) is not retried as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class StoreError(Exception):
+    """Base of every error the store raises.
+
+    Attributes:
+        retryable: True when the same call may succeed later (throttling, an outage).
+        code: DynamoDB's error code when the error came from DynamoDB, else "".
+    """
+
+    retryable: bool = False
+    code: str = ""
+
+
+class NotFound(StoreError):
+    """The endpoint (or the table) does not exist."""
+
+
+class TableNotFound(NotFound):
+    """The endpoints table does not exist."""
+
+
+class AlreadyExists(StoreError):
+    """`create` of a name that is already in the table."""
+
+
+class ConditionFailed(StoreError):
+    """A lost race: the item changed since it was read, so nothing was written.
+
+    Attributes:
+        current_item: the item as it was when the condition failed (Decimals converted),
+            or None when it does not exist or DynamoDB did not return it.
+    """
+
+    def __init__(self, message: str, *, current_item: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.current_item = current_item
+
+
+class Throttled(StoreError):
+    """DynamoDB throttled the request and the bounded retries are exhausted."""
+
+    retryable = True
+
+
+class Unavailable(StoreError):
+    """DynamoDB could not be reached, timed out or answered 5xx after the bounded retries."""
+
+    retryable = True
+
+
+class OperationRefused(StoreError):
+    """The operation does not apply to the endpoint's current state (e.g. promote without a
+    canary, start a deleted endpoint). Nothing was written."""
+
+
+class InvalidEndpoint(StoreError):
+    """An item or a requested change breaks the rules of DESIGN section 8.
+
+    Attributes:
+        name: the endpoint name (may be empty when the item has none).
+        problems: one message per problem, each naming its field.
+    """
+
+    def __init__(self, name: str, problems: Sequence[str]) -> None:
+        self.name = name
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))

@@ -1,0 +1,575 @@
+"""Manifest builders: every built object is valid for the target Kubernetes version
+(strict schema, so a misspelt field fails), and carries the names, labels,
+selectors and behaviour the predecessor's objects have, without its defects."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import json
+import re
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+from kubernetes_validate import utils as kv_utils
+from referencing import Registry, Resource
+
+from k8s.manifests import (
+    KINDS,
+    ManifestError,
+    build_canary_deployment,
+    build_canary_service,
+    build_deployment,
+    build_hpa,
+    build_ingress,
+    build_objects,
+    build_service,
+    object_key,
+    spec_hash,
+)
+from k8s.workload import (
+    INSTANCE_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    REPLICAS_OWNER_ANNOTATION,
+    SPEC_HASH_ANNOTATION,
+    Autoscaling,
+    CanaryWorkload,
+    HpaMetric,
+    Workload,
+)
+
+# EKS's oldest version in standard support when this was written; the schema
+# set is the one kubernetes-validate ships for it, in strict mode.
+K8S_VERSION = "1.31.0"
+
+VLLM = "vllm/vllm-openai:v0.6.3"
+TGI = "ghcr.io/huggingface/text-generation-inference:2.4"
+PLAIN = "registry.example.com/team/triton-server:24.08"
+CANARY_IMAGE = "vllm/vllm-openai:v0.7.0"
+HOSTILE_SOURCE = "s3://b/x; rm -rf /"
+PREDECESSOR = {"project": "gco", "gco.io/type": "inference"}
+
+
+@functools.cache
+def _validator(kind: str, api_version: str) -> jsonschema.Draft202012Validator:
+    """A strict validator for one kind, built once: kubernetes_validate.validate rebuilds
+    it on every call (~10 ms); this uses the same schema files and registry layout."""
+    schema_dir = f"kubernetes-json-schema/v{K8S_VERSION}-local-strict"
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema = kv_utils.schema_contents(
+        f"{schema_dir}/{kind.lower()}-{group_version}.json", K8S_VERSION
+    )
+    definitions = kv_utils.schema_contents(f"{schema_dir}/_definitions.json", K8S_VERSION)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def assert_valid(obj: dict[str, Any]) -> None:
+    """Fail with the schema error when `obj` is not a valid object for K8S_VERSION."""
+    _validator(obj["kind"], obj["apiVersion"]).validate(obj)
+
+
+def workload(**changes: Any) -> Workload:
+    """A minimal running vLLM endpoint, with `changes` applied."""
+    base = Workload(name="m1", namespace="gco-inference", image=VLLM)
+    return dataclasses.replace(base, **changes)
+
+
+def by_key(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {object_key(obj): obj for obj in objects}
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def _matrix() -> list[Any]:
+    """Every combination of the interacting switches, for each server family, plus
+    each remaining optional field on its own and everything on at once."""
+    params = []
+    switches = itertools.product([False, True], repeat=4)
+    for (canary, scaling, stopped, traffic), image in itertools.product(
+        switches, (VLLM, TGI, PLAIN)
+    ):
+        w = workload(
+            image=image,
+            canary=CanaryWorkload(image=CANARY_IMAGE, weight=20) if canary else None,
+            autoscaling=Autoscaling(min_replicas=2, max_replicas=5) if scaling else None,
+            stopped=stopped,
+            replicas=0 if stopped else 2,
+            serve_traffic=traffic,
+        )
+        ident = (
+            f"{image.split('/')[-1].split(':')[0]}-canary{canary:d}-hpa{scaling:d}"
+            f"-stopped{stopped:d}-traffic{traffic:d}"
+        )
+        params.append(pytest.param(w, id=ident))
+    singles = {
+        "neuron": {"accelerator": "neuron", "gpu_count": 2},
+        "no-gpu": {"gpu_count": 0},
+        "spot": {"capacity_type": "spot"},
+        "on-demand": {"capacity_type": "on-demand"},
+        "model-source": {"model_source": "s3://models/llama-3"},
+        "hostile-model-source": {"model_source": HOSTILE_SOURCE},
+        "model-path": {"model_path": "/models/m1"},
+        "command": {"command": ("python", "-m", "server")},
+        "args": {"args": ("--model", "/models/m1", "--tensor-parallel-size", "2")},
+        "args-with-root-path": {"args": ("--root-path", "/inference/m1")},
+        "env": {"env": (("HF_HOME", "/models/cache"), ("MAX_BATCH", "8"))},
+        "node-selector": {"node_selector": (("pool", "inference"),)},
+        "labels": {"labels": (("team", "ml"), ("example.com/tier", "gold"))},
+        "ingress-path": {"ingress_path": "/api/v1/m1"},
+        "port-health": {"port": 9000, "health_check_path": "/v1/health"},
+        "no-requests-limits": {"requests": (), "limits": (), "gpu_count": 0},
+        "memory-metric": {
+            "autoscaling": Autoscaling(metrics=(HpaMetric("memory", 80), HpaMetric("cpu", 60)))
+        },
+        "canary-weight-0": {"canary": CanaryWorkload(image=CANARY_IMAGE, weight=0)},
+        "everything": {
+            "accelerator": "neuron",
+            "capacity_type": "spot",
+            "model_source": "s3://models/llama-3",
+            "model_path": "/models/m1",
+            "args": ("--model", "/models/m1"),
+            "env": (("A", "1"),),
+            "node_selector": (("pool", "inference"),),
+            "labels": (("team", "ml"),),
+            "autoscaling": Autoscaling(),
+            "canary": CanaryWorkload(image=CANARY_IMAGE),
+        },
+    }
+    params += [pytest.param(workload(**changes), id=key) for key, changes in singles.items()]
+    return params
+
+
+MATRIX = _matrix()
+
+
+@pytest.mark.parametrize("w", MATRIX)
+def test_every_built_object_is_valid_in_strict_mode(w: Workload) -> None:
+    """Each object of each workload in the matrix passes the strict schema of K8S_VERSION."""
+    for obj in build_objects(w):
+        assert_valid(obj)
+
+
+@pytest.mark.parametrize("w", MATRIX)
+def test_every_object_is_labelled_ours_and_the_predecessors_and_hashed(w: Workload) -> None:
+    """Our labels, the predecessor's labels and a spec hash of the object itself on everything."""
+    for obj in build_objects(w):
+        meta = obj["metadata"]
+        assert meta["namespace"] == "gco-inference"
+        assert meta["labels"][MANAGED_BY_LABEL] == MANAGED_BY_VALUE
+        assert meta["labels"][INSTANCE_LABEL] == "m1"
+        assert PREDECESSOR.items() <= meta["labels"].items()
+        assert meta["annotations"][SPEC_HASH_ANNOTATION] == spec_hash(obj)
+
+
+@pytest.mark.parametrize("w", MATRIX)
+def test_objects_come_in_apply_order(w: Workload) -> None:
+    """Deployments, then Services, then the Ingress, then the HPA."""
+    kinds = [obj["kind"] for obj in build_objects(w)]
+    assert kinds == sorted(kinds, key=KINDS.index)
+
+
+def test_official_validate_agrees_with_the_cached_validator() -> None:
+    """The cached validators are the library's own: kubernetes_validate.validate accepts
+    what they accept, and both reject an unknown field."""
+    w = workload(canary=CanaryWorkload(image=CANARY_IMAGE), autoscaling=Autoscaling())
+    objects = build_objects(w)
+    assert {obj["kind"] for obj in objects} == set(KINDS)
+    for obj in objects:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    typo = build_deployment(w)
+    container(typo)["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(typo, K8S_VERSION, strict=True)
+    with pytest.raises(jsonschema.ValidationError):
+        assert_valid(typo)
+
+
+def test_running_endpoint_has_deployment_service_and_ingress_with_contract_names() -> None:
+    """Plain running endpoint: Deployment and Service `{name}`, Ingress `inference-{name}`."""
+    assert [object_key(o) for o in build_objects(workload())] == [
+        ("Deployment", "m1"),
+        ("Service", "m1"),
+        ("Ingress", "inference-m1"),
+    ]
+
+
+def test_canary_and_hpa_objects_are_named_as_the_predecessor_named_them() -> None:
+    """Canary Deployment/Service `{name}-canary`, HPA `{name}`."""
+    w = workload(canary=CanaryWorkload(image=CANARY_IMAGE), autoscaling=Autoscaling())
+    assert [object_key(o) for o in build_objects(w)] == [
+        ("Deployment", "m1"),
+        ("Deployment", "m1-canary"),
+        ("Service", "m1"),
+        ("Service", "m1-canary"),
+        ("Ingress", "inference-m1"),
+        ("HorizontalPodAutoscaler", "m1"),
+    ]
+
+
+def test_deployment_selectors_equal_the_predecessors_so_its_deployments_can_be_adopted() -> None:
+    """The selector is immutable: exactly `{app: name}`; our labels only on metadata and pods."""
+    w = workload(canary=CanaryWorkload(image=CANARY_IMAGE), labels=(("team", "ml"),))
+    primary, canary = build_deployment(w), build_canary_deployment(w)
+    assert primary["spec"]["selector"] == {"matchLabels": {"app": "m1"}}
+    assert canary["spec"]["selector"] == {"matchLabels": {"app": "m1-canary"}}
+    pod_labels = primary["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels == {
+        "team": "ml",
+        "app": "m1",
+        "project": "gco",
+        "gco.io/type": "inference",
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        INSTANCE_LABEL: "m1",
+    }
+    assert build_service(w)["spec"]["selector"] == {"app": "m1"}
+    assert build_canary_service(w)["spec"]["selector"] == {"app": "m1-canary"}
+
+
+def test_item_labels_cannot_override_ours() -> None:
+    """A user label `app` or managed-by does not break the selector or our ownership."""
+    w = workload(labels=(("app", "other"), (MANAGED_BY_LABEL, "someone")))
+    labels = build_deployment(w)["spec"]["template"]["metadata"]["labels"]
+    assert (labels["app"], labels[MANAGED_BY_LABEL]) == ("m1", MANAGED_BY_VALUE)
+
+
+def test_service_maps_port_80_to_the_container_port() -> None:
+    service = build_service(workload(port=9000))
+    assert service["spec"]["ports"] == [{"port": 80, "targetPort": 9000, "protocol": "TCP"}]
+    assert service["spec"]["type"] == "ClusterIP"
+
+
+@pytest.mark.parametrize("image", [VLLM, TGI, "my/TGI-fork:1"], ids=["vllm", "tgi", "tgi-upper"])
+def test_root_path_is_injected_on_primary_and_canary_for_vllm_and_tgi(image: str) -> None:
+    """Both Deployments get `--root-path /inference/{name}` (the primary's Ingress path,
+    not `{name}-canary`), appended after the item's own args."""
+    w = workload(image=image, args=("--model", "/models/m1"), canary=CanaryWorkload(image=image))
+    expected = ["--model", "/models/m1", "--root-path", "/inference/m1"]
+    assert container(build_deployment(w))["args"] == expected
+    assert container(build_canary_deployment(w))["args"] == expected
+
+
+def test_root_path_follows_a_custom_ingress_path() -> None:
+    w = workload(ingress_path="/api/m1")
+    assert container(build_deployment(w))["args"] == ["--root-path", "/api/m1"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"image": PLAIN}, id="other-server"),
+        pytest.param({"command": ("python", "serve.py")}, id="command-replaces-entrypoint"),
+    ],
+)
+def test_root_path_is_not_injected_for_other_servers_or_custom_commands(
+    changes: dict[str, Any],
+) -> None:
+    assert "args" not in container(build_deployment(workload(**changes)))
+
+
+@pytest.mark.parametrize(
+    "args", [("--root-path", "/x"), ("--root-path=/x",)], ids=["separate", "equals"]
+)
+def test_root_path_given_by_the_item_is_not_added_twice(args: tuple[str, ...]) -> None:
+    assert container(build_deployment(workload(args=args)))["args"] == list(args)
+
+
+def test_canary_root_path_depends_on_the_canary_image() -> None:
+    """A plain primary with a vLLM canary: only the canary gets the root path."""
+    w = workload(image=PLAIN, canary=CanaryWorkload(image=CANARY_IMAGE))
+    assert "args" not in container(build_deployment(w))
+    assert container(build_canary_deployment(w))["args"] == ["--root-path", "/inference/m1"]
+
+
+def test_canary_runs_its_own_image_and_replicas() -> None:
+    """The canary never inherits the primary's (region-overridden) image."""
+    w = workload(image="override/vllm:regional", canary=CanaryWorkload(CANARY_IMAGE, replicas=3))
+    canary = build_canary_deployment(w)
+    assert container(canary)["image"] == CANARY_IMAGE
+    assert canary["spec"]["replicas"] == 3
+    assert container(build_deployment(w))["image"] == "override/vllm:regional"
+
+
+@pytest.mark.parametrize("w", MATRIX)
+def test_probes_hit_health_check_path_on_the_container_port(w: Workload) -> None:
+    """Liveness, readiness and the ALB health check all use `health_check_path` as given."""
+    objects = by_key(build_objects(w))
+    for key in (("Deployment", "m1"), ("Deployment", "m1-canary")):
+        if key in objects:
+            main = container(objects[key])
+            for probe in ("livenessProbe", "readinessProbe"):
+                assert main[probe]["httpGet"] == {"path": w.health_check_path, "port": w.port}
+    if ("Ingress", "inference-m1") in objects:
+        annotations = objects["Ingress", "inference-m1"]["metadata"]["annotations"]
+        assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == w.health_check_path
+
+
+def test_plain_ingress_points_at_the_service() -> None:
+    ingress = build_ingress(workload())
+    assert ingress["spec"]["ingressClassName"] == "alb"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["http"]["paths"] == [
+        {
+            "path": "/inference/m1",
+            "pathType": "Prefix",
+            "backend": {"service": {"name": "m1", "port": {"number": 80}}},
+        }
+    ]
+    assert (
+        "alb.ingress.kubernetes.io/actions.weighted-routing"
+        not in (ingress["metadata"]["annotations"])
+    )
+    assert ingress["metadata"]["annotations"][
+        "alb.ingress.kubernetes.io/healthcheck-interval-seconds"
+    ] == ("15")
+
+
+@pytest.mark.parametrize(("weight", "primary"), [(10, 90), (0, 100), (100, 0)])
+def test_canary_ingress_uses_the_weighted_action(weight: int, primary: int) -> None:
+    """Percent weights, primary first; the rule's backend is the action (use-annotation)."""
+    ingress = build_ingress(workload(canary=CanaryWorkload(CANARY_IMAGE, weight=weight)))
+    action = json.loads(
+        ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.weighted-routing"]
+    )
+    assert action == {
+        "type": "forward",
+        "forwardConfig": {
+            "targetGroups": [
+                {"serviceName": "m1", "servicePort": "80", "weight": primary},
+                {"serviceName": "m1-canary", "servicePort": "80", "weight": weight},
+            ]
+        },
+    }
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert path["backend"] == {
+        "service": {"name": "weighted-routing", "port": {"name": "use-annotation"}}
+    }
+    assert ingress["metadata"]["labels"]["gco.io/canary"] == "true"
+
+
+def test_no_ingress_when_traffic_is_cut() -> None:
+    w = workload(serve_traffic=False, canary=CanaryWorkload(CANARY_IMAGE))
+    assert "Ingress" not in {obj["kind"] for obj in build_objects(w)}
+
+
+def test_stopped_endpoint_scales_to_zero_keeps_service_and_ingress_and_has_no_hpa() -> None:
+    w = workload(
+        stopped=True,
+        replicas=3,
+        autoscaling=Autoscaling(min_replicas=2),
+        canary=CanaryWorkload(CANARY_IMAGE, replicas=2),
+    )
+    objects = by_key(build_objects(w))
+    assert set(objects) == {
+        ("Deployment", "m1"),
+        ("Deployment", "m1-canary"),
+        ("Service", "m1"),
+        ("Service", "m1-canary"),
+        ("Ingress", "inference-m1"),
+    }
+    assert objects["Deployment", "m1"]["spec"]["replicas"] == 0
+    assert objects["Deployment", "m1-canary"]["spec"]["replicas"] == 0
+    assert REPLICAS_OWNER_ANNOTATION not in objects["Deployment", "m1"]["metadata"]["annotations"]
+
+
+def test_autoscaled_deployment_leaves_replicas_to_the_hpa() -> None:
+    """min_replicas at creation, and the annotation telling the gateway to keep the live count."""
+    deployment = build_deployment(workload(replicas=7, autoscaling=Autoscaling(3, 9)))
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["metadata"]["annotations"][REPLICAS_OWNER_ANNOTATION] == "hpa"
+
+
+def test_hpa_targets_the_deployment_with_the_requested_metrics() -> None:
+    scaling = Autoscaling(2, 8, (HpaMetric("cpu", 65), HpaMetric("memory", 80)))
+    hpa = build_hpa(workload(autoscaling=scaling))
+    assert (hpa["apiVersion"], hpa["metadata"]["name"]) == ("autoscaling/v2", "m1")
+    assert hpa["spec"] == {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "m1"},
+        "minReplicas": 2,
+        "maxReplicas": 8,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 65},
+                },
+            },
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "memory",
+                    "target": {"type": "Utilization", "averageUtilization": 80},
+                },
+            },
+        ],
+    }
+
+
+def test_hpa_change_changes_only_the_hpa_hash_not_the_deployments() -> None:
+    """Raising max_replicas rewrites the HPA; the Deployment's hash stays (no rollout)."""
+    before = workload(autoscaling=Autoscaling(2, 5))
+    after = workload(autoscaling=Autoscaling(2, 9))
+    assert spec_hash(build_deployment(before)) == spec_hash(build_deployment(after))
+    assert spec_hash(build_hpa(before)) != spec_hash(build_hpa(after))
+
+
+def test_spec_hash_is_stable_and_ignores_hpa_owned_replicas() -> None:
+    deployment = build_deployment(workload(autoscaling=Autoscaling()))
+    scaled = json.loads(json.dumps(deployment))
+    scaled["spec"]["replicas"] = 9
+    assert spec_hash(scaled) == spec_hash(deployment)
+    assert spec_hash(build_deployment(workload())) == spec_hash(build_deployment(workload()))
+    assert spec_hash(build_deployment(workload(replicas=2))) != spec_hash(
+        build_deployment(workload(replicas=3))
+    )
+
+
+@pytest.mark.parametrize("source", ["s3://models/llama-3", HOSTILE_SOURCE])
+def test_model_sync_is_an_argument_list_that_always_syncs(source: str) -> None:
+    """No shell: the source is one argv element whatever it contains; `--delete` and
+    no emptiness check, so a stale or partial model is always replaced."""
+    w = workload(model_source=source, canary=CanaryWorkload(CANARY_IMAGE))
+    for deployment in (build_deployment(w), build_canary_deployment(w)):
+        (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        argv = init["command"] + init.get("args", [])
+        assert argv == ["aws", "s3", "sync", source, "/models/m1", "--delete", "--no-progress"]
+        assert "sh" not in argv
+        assert init["volumeMounts"] == [{"name": "model-storage", "mountPath": "/models"}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "init"),
+    [
+        pytest.param({"model_source": "s3://m/x"}, True, id="s3-source"),
+        pytest.param({"model_path": "/models/m1"}, False, id="path-only"),
+        pytest.param({"model_source": "hf://org/model"}, False, id="non-s3-source"),
+    ],
+)
+def test_model_volume_is_the_efs_claim_at_models(changes: dict[str, Any], init: bool) -> None:
+    pod = build_deployment(workload(**changes))["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "model-storage", "persistentVolumeClaim": {"claimName": "efs-claim"}}
+    ]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "model-storage", "mountPath": "/models"}
+    ]
+    assert ("initContainers" in pod) is init
+
+
+def test_no_model_volume_without_model() -> None:
+    pod = build_deployment(workload())["spec"]["template"]["spec"]
+    assert "volumes" not in pod
+    assert "initContainers" not in pod
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "device", "selector"),
+    [
+        ("nvidia", "nvidia.com/gpu", {"eks.amazonaws.com/instance-gpu-manufacturer": "nvidia"}),
+        ("neuron", "aws.amazon.com/neuron", {"accelerator": "neuron"}),
+    ],
+)
+def test_accelerator_limits_tolerations_and_default_node_selector(
+    accelerator: str, device: str, selector: dict[str, str]
+) -> None:
+    w = workload(accelerator=accelerator, gpu_count=4, canary=CanaryWorkload(CANARY_IMAGE))
+    for deployment in (build_deployment(w), build_canary_deployment(w)):
+        pod = deployment["spec"]["template"]["spec"]
+        resources = pod["containers"][0]["resources"]
+        assert resources["limits"][device] == "4"
+        assert resources["requests"][device] == "4"
+        assert resources["limits"]["memory"] == "16Gi"
+        assert pod["tolerations"] == [
+            {"key": device, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        ]
+        assert pod["nodeSelector"] == selector
+
+
+def test_no_accelerator_devices_without_gpus() -> None:
+    pod = build_deployment(workload(gpu_count=0))["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"] == {"cpu": "4", "memory": "16Gi"}
+    assert "nodeSelector" not in pod
+
+
+@pytest.mark.parametrize(
+    ("changes", "selector"),
+    [
+        pytest.param(
+            {"capacity_type": "spot"},
+            {
+                "eks.amazonaws.com/instance-gpu-manufacturer": "nvidia",
+                "karpenter.sh/capacity-type": "spot",
+            },
+            id="spot",
+        ),
+        pytest.param(
+            {"capacity_type": "on-demand", "node_selector": (("pool", "a"),)},
+            {"pool": "a", "karpenter.sh/capacity-type": "on-demand"},
+            id="on-demand-with-own-selector",
+        ),
+        pytest.param(
+            {"capacity_type": "spot", "gpu_count": 0},
+            {"karpenter.sh/capacity-type": "spot"},
+            id="spot-cpu-only",
+        ),
+    ],
+)
+def test_capacity_type_selects_spot_or_on_demand_nodes(
+    changes: dict[str, Any], selector: dict[str, str]
+) -> None:
+    pod = build_deployment(workload(**changes))["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == selector
+
+
+def test_env_command_and_args_are_passed_in_order() -> None:
+    w = workload(
+        image=PLAIN,
+        env=(("B", "2"), ("A", "1")),
+        command=("python", "-m", "srv"),
+        args=("--port", "8000"),
+    )
+    main = container(build_deployment(w))
+    assert main["env"] == [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]
+    assert (main["command"], main["args"]) == (["python", "-m", "srv"], ["--port", "8000"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param({"name": "Bad_Name"}, "DNS-1035", id="bad-name"),
+        pytest.param({"name": "a" * 57}, "at most 56", id="too-long-for-canary"),
+        pytest.param({"accelerator": "tpu"}, "accelerator", id="accelerator"),
+        pytest.param({"capacity_type": "reserved"}, "capacity_type", id="capacity-type"),
+        pytest.param({"canary": CanaryWorkload(CANARY_IMAGE, weight=101)}, "0-100", id="weight"),
+        pytest.param(
+            {"autoscaling": Autoscaling(metrics=(HpaMetric("requests_per_second", 10),))},
+            "not cpu or memory",
+            id="unsupported-metric",
+        ),
+        pytest.param({"autoscaling": Autoscaling(5, 2)}, "min_replicas", id="min-above-max"),
+        pytest.param({"ingress_path": "api/m1"}, "start with '/'", id="relative-path"),
+        pytest.param({"labels": (("team", "ml team"),)}, "team='ml team'", id="label-value"),
+        pytest.param({"labels": (("Bad Key", "x"),)}, "not a valid", id="label-key"),
+        pytest.param({"node_selector": (("pool", "x" * 64),)}, "node selector", id="selector"),
+    ],
+)
+def test_invalid_workloads_are_refused_with_a_reason(changes: dict[str, Any], message: str) -> None:
+    """Bad input is an error naming the problem, never silently replaced by a default."""
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        build_objects(workload(**changes))
+
+
+def test_canary_builders_refuse_a_workload_without_canary() -> None:
+    with pytest.raises(ManifestError, match="no canary"):
+        build_canary_deployment(workload())
+    with pytest.raises(ManifestError, match="no canary"):
+        build_canary_service(workload())
+    with pytest.raises(ManifestError, match="no autoscaling"):
+        build_hpa(workload())
