@@ -79,7 +79,7 @@ class HealthServer:
         self._server = _Server(self._address, self._handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
+            kwargs={"poll_interval": 0.1},
             name=f"health-http-{self.port}",
         )
         self._thread.start()

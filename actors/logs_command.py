@@ -128,14 +128,19 @@ def follow_file(
                     stop.wait(poll_interval)
                     continue
             chunk = handle.readline()
-            if chunk.endswith("\n"):
-                yield partial + chunk[:-1]
-                partial = ""
+            if chunk:
+                partial += chunk
+                if partial.endswith("\n"):
+                    yield partial[:-1]
+                    partial = ""
                 continue
-            partial += chunk
             if _replaced_or_truncated(path, handle):
+                # Whatever reached the old file before the switch comes first.
+                rest = partial + handle.read()
                 handle.close()
                 handle = None
+                partial = ""
+                yield from rest.splitlines()
                 continue
             stop.wait(poll_interval)
     finally:

@@ -126,7 +126,8 @@ def needs_update(live: dict[str, Any], desired: dict[str, Any]) -> bool:
 
     That is: `live` is the predecessor's and not yet ours; or a label, annotation
     (the spec hash included) or spec field of `desired` is missing or different in
-    `live`. `spec.replicas` is ignored while the HPA owns it. The caller decides
+    `live`. `spec.replicas` is ignored while the HPA owns it (unless the live
+    Deployment sits at 0, which no HPA leaves on its own). The caller decides
     beforehand whether `live` may be touched at all (`is_managed` or `is_adoptable`).
     """
     if is_adoptable(live):
@@ -136,9 +137,17 @@ def needs_update(live: dict[str, Any], desired: dict[str, Any]) -> bool:
     if not _covers(_annotations(live), _annotations(desired)):
         return True
     spec = dict(desired.get("spec") or {})
-    if _hpa_owns_replicas(desired):
+    if _hpa_keeps_live_replicas(live, desired):
         spec.pop("replicas", None)
     return not _covers(live.get("spec") or {}, spec, ("spec",))
+
+
+def _hpa_keeps_live_replicas(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """While an HPA owns a Deployment's replicas its live count stands - except 0: an HPA
+    never scales up from 0 (a stopped endpoint), so starting again must write ours."""
+    if desired.get("kind") != "Deployment" or not _hpa_owns_replicas(desired):
+        return False
+    return int((live.get("spec") or {}).get("replicas", 1) or 0) > 0
 
 
 def _merged(live: dict[str, str], desired: dict[str, str], owned: frozenset[str]) -> dict[str, str]:
@@ -176,7 +185,6 @@ def replacement(live: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]
         for key in _SERVICE_ALLOCATED:
             if key in live_spec:
                 spec[key] = copy.deepcopy(live_spec[key])
-    hpa_owned = desired.get("kind") == "Deployment" and _hpa_owns_replicas(desired)
-    if hpa_owned and "replicas" in live_spec:
+    if _hpa_keeps_live_replicas(live, desired) and "replicas" in live_spec:
         spec["replicas"] = live_spec["replicas"]
     return body

@@ -390,9 +390,7 @@ class KindInformer:
         try:
             self._on_event(event)
         except Exception:
-            self._log.exception(
-                "on_event failed", type=event.type, name=_name(event.obj)
-            )
+            self._log.exception("on_event failed", type=event.type, name=_name(event.obj))
 
 
 def _shutdown(response: urllib3.BaseHTTPResponse) -> None:

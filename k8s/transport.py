@@ -136,7 +136,7 @@ class Transport:
         attempt = 0
         while True:
             try:
-                return self._attempt(verb, kind, context, send, limited, timeout)
+                return self._attempt(verb, kind, context, send, limited=limited, timeout=timeout)
             except errors.Retryable as exc:
                 if not retry or attempt >= self._policy.max_retries:
                     raise
@@ -159,6 +159,7 @@ class Transport:
         kind: str,
         context: str,
         send: Send,
+        *,
         limited: bool,
         timeout: float | None,
     ) -> dict[str, Any]:

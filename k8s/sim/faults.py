@@ -60,11 +60,15 @@ class RequestStats:
         self._counts: Counter[str] = Counter()
         self._log: deque[tuple[str, str, int]] = deque(maxlen=log_size)
 
-    def record(self, verb: str, resource: str, path: str, status: int) -> None:
-        """Counts one request."""
+    def count(self, verb: str, resource: str) -> None:
+        """Counts one request as it arrives (a watch counts when it opens)."""
         with self._lock:
             self._counts[f"{verb} {resource}"] += 1
             self._counts["total"] += 1
+
+    def record(self, verb: str, path: str, status: int) -> None:
+        """Logs one finished request with its status."""
+        with self._lock:
             self._log.append((verb, path, status))
 
     def counters(self) -> dict[str, int]:

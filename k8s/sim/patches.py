@@ -105,7 +105,12 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
         if value is None:
             result.pop(key, None)
         elif isinstance(value, list):
-            result[key] = _strategic_list(key, result.get(key), value)
+            merged_list = _strategic_list(key, result.get(key), value)
+            if merged_list or not any(isinstance(i, dict) and "$patch" in i for i in value):
+                result[key] = merged_list
+            else:
+                # A list emptied by `$patch: delete` disappears, as Go's omitempty drops it.
+                result.pop(key, None)
         elif isinstance(value, dict):
             merged = strategic_merge_patch(result.get(key), value)
             if merged is None:

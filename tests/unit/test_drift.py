@@ -401,3 +401,11 @@ def test_quantity_lookalikes_outside_resources_compare_as_text() -> None:
     live = as_server_returns(want)
     live["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "500m"
     assert needs_update(live, want) is True
+
+
+def test_starting_an_autoscaled_deployment_from_zero_writes_the_min_replicas() -> None:
+    """Defect 1 with an HPA: no HPA scales up from 0, so a live 0 is not the HPA's count."""
+    want = desired("Deployment")
+    live = as_server_returns(want, replicas=0)
+    assert needs_update(live, want) is True
+    assert replacement(live, want)["spec"]["replicas"] == want["spec"]["replicas"] > 0

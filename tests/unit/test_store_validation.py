@@ -250,9 +250,7 @@ def test_every_problem_is_reported_not_only_the_first() -> None:
         pytest.param(True, "nginx", id="bare"),
         pytest.param(True, "vllm/vllm-openai:v0.8.0", id="docker-hub"),
         pytest.param(True, "localhost:5000/team/model-server:1.2", id="registry-port"),
-        pytest.param(
-            True, "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm:latest", id="ecr"
-        ),
+        pytest.param(True, "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm:latest", id="ecr"),
         pytest.param(True, "nginx@sha256:" + "a" * 64, id="digest"),
         pytest.param(False, "", id="empty"),
         pytest.param(False, "nginx:", id="empty-tag"),

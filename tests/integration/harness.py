@@ -1,0 +1,189 @@
+"""A daemon-under-test kit: the real daemon (in-process) against the moto server and
+`k8s.sim`, with helpers to write items the way the predecessor's CLI does and to
+read the cluster through the real kubernetes client."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from kubernetes import client
+
+from actors.clock import Clock
+from actors.config import load_settings
+from actors.daemon import Daemon
+from actors.endpoint import EndpointActor
+from store.dynamo import DynamoEndpointStore, LoadedItem
+from store.model import RegionStatus, utc_timestamp
+
+REGION = "us-east-1"
+NAMESPACE = "gco-inference"
+
+# kind -> (API class, method suffix): read_namespaced_X, list_namespaced_X, ...
+APIS = {
+    "Deployment": (client.AppsV1Api, "deployment"),
+    "Service": (client.CoreV1Api, "service"),
+    "Ingress": (client.NetworkingV1Api, "ingress"),
+    "HorizontalPodAutoscaler": (client.AutoscalingV2Api, "horizontal_pod_autoscaler"),
+    "Lease": (client.CoordinationV1Api, "lease"),
+}
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0, what: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: {last!r}")
+
+
+class Kube:
+    """Reads and writes objects in the sim through the real kubernetes client, as dicts."""
+
+    def __init__(self, url: str) -> None:
+        config = client.Configuration()
+        config.host = url
+        self.api = client.ApiClient(config)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def _call(self, kind: str, verb: str, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        api_class, suffix = APIS[kind]
+        method = getattr(api_class(self.api), f"{verb}_namespaced_{suffix}")
+        try:
+            response = method(*args, _preload_content=False, _request_timeout=10, **kwargs)
+        except client.exceptions.ApiException as error:
+            return error.status, json.loads(error.body or "{}")
+        return response.status, json.loads(response.data or b"{}")
+
+    def get(self, kind: str, name: str) -> dict | None:
+        status, body = self._call(kind, "read", name, NAMESPACE)
+        return body if status == 200 else None
+
+    def names(self, kind: str) -> set[str]:
+        _, body = self._call(kind, "list", NAMESPACE)
+        return {i["metadata"]["name"] for i in body.get("items", [])}
+
+    def merge_patch(self, kind: str, name: str, patch: dict) -> dict:
+        status, body = self._call(kind, "patch", name, NAMESPACE, patch,
+                                  _content_type="application/merge-patch+json")
+        assert status == 200, body
+        return body
+
+    def create(self, kind: str, obj: dict) -> dict:
+        status, body = self._call(kind, "create", NAMESPACE, obj)
+        assert status == 201, body
+        return body
+
+
+class Harness:
+    """One table, one cluster, any number of daemons."""
+
+    def __init__(self, dynamo_url: str, table_name: str, sim_url: str) -> None:
+        self.dynamo_url = dynamo_url
+        self.table_name = table_name
+        self.sim_url = sim_url
+        self.store = DynamoEndpointStore(table_name, endpoint_url=dynamo_url)
+        self.store.create_table()
+        self.kube = Kube(sim_url)
+        self.daemons: list[Daemon] = []
+
+    def settings(self, **env: str):
+        base = {
+            "CLUSTER_NAME": "test-cluster",
+            "REGION": REGION,
+            "INFERENCE_ENDPOINTS_TABLE_NAME": self.table_name,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamo_url,
+            "K8S_API_URL": self.sim_url,
+            "RECONCILE_INTERVAL_SECONDS": "0.3",
+            "LEASE_DURATION_SECONDS": "3",
+            "LEASE_RENEW_DEADLINE_SECONDS": "2",
+            "LEASE_RETRY_PERIOD_SECONDS": "0.5",
+            "K8S_QPS": "500",
+            "K8S_BURST": "500",
+            "METRICS_PORT": "0",
+        }
+        base.update(env)
+        return load_settings(base)
+
+    def start_daemon(self, *, clock: Clock | None = None,
+                     actor_factory: type[EndpointActor] = EndpointActor,
+                     on_event: Callable[[str, dict[str, Any]], None] | None = None,
+                     serve_http: bool = False, **env: str) -> Daemon:
+        daemon = Daemon(self.settings(**env), clock=clock, actor_factory=actor_factory,
+                        on_event=on_event, serve_http=serve_http).start()
+        self.daemons.append(daemon)
+        return daemon
+
+    def close(self) -> None:
+        for daemon in self.daemons:
+            daemon.stop()
+        self.kube.close()
+
+    # -- table ------------------------------------------------------------
+
+    def put(self, name: str, *, desired_state: str = "running",
+            regions: tuple[str, ...] = (REGION,), **spec: Any) -> None:
+        """Create an item the way the predecessor's CLI writes it."""
+        now = utc_timestamp()
+        self.store.create_item({
+            "endpoint_name": name,
+            "desired_state": desired_state,
+            "target_regions": list(regions),
+            "namespace": NAMESPACE,
+            "ingress_path": f"/inference/{name}",
+            "created_at": now,
+            "updated_at": now,
+            "created_by": "test",
+            "spec": {"image": "repo/model:v1", **spec},
+            "region_status": {},
+        })
+
+    def put_raw(self, name: str, **spec: Any) -> None:
+        """Write an item with plain boto3, unvalidated: what a buggy or older writer leaves."""
+        table = boto3.resource(
+            "dynamodb", endpoint_url=self.dynamo_url, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        ).Table(self.table_name)
+        now = utc_timestamp()
+        table.put_item(Item={
+            "endpoint_name": name, "desired_state": "running", "target_regions": [REGION],
+            "namespace": NAMESPACE, "created_at": now, "updated_at": now,
+            "spec": {"image": "repo/model:v1", **spec},
+        })
+
+    def item(self, name: str) -> LoadedItem | None:
+        return self.store.get(name)
+
+    def status(self, name: str, region: str = REGION) -> RegionStatus | None:
+        item = self.store.get(name)
+        return None if item is None else item.region_status.get(region)
+
+    def state(self, name: str, region: str = REGION) -> str | None:
+        status = self.status(name, region)
+        return None if status is None else status.state
+
+    def wait_state(self, name: str, state: str, *, timeout: float = 20.0) -> RegionStatus:
+        wait_for(lambda: self.state(name) == state, timeout=timeout,
+                 what=f"{name} to report {state} (now {self.state(name)})")
+        status = self.status(name)
+        assert status is not None
+        return status
+
+
+@contextmanager
+def harness(dynamo_url: str, table_name: str, sim_url: str) -> Iterator[Harness]:
+    kit = Harness(dynamo_url, table_name, sim_url)
+    try:
+        yield kit
+    finally:
+        kit.close()
