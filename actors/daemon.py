@@ -15,7 +15,6 @@ from typing import Any
 
 import pykka
 import structlog
-from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 
 from actors.clock import Clock, SystemClock
 from actors.config import Settings, add_run_arguments, load_settings
@@ -27,6 +26,7 @@ from actors.messages import Shutdown, Snapshot, SupervisorView
 from actors.metrics import Metrics
 from actors.scheduler import Scheduler
 from actors.supervisor import SupervisorActor, SupervisorConfig
+from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 from store.dynamo import DynamoEndpointStore
 
 log = structlog.get_logger(__name__)
@@ -47,6 +47,7 @@ class Daemon:
         actor_factory: type[EndpointActor] = EndpointActor,
         serve_http: bool = True,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        gateway_retries: tuple[int, float, float] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -58,11 +59,18 @@ class Daemon:
         self.api_client = make_api_client(
             url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=_in_cluster(settings)
         )
+        retries = {}
+        if gateway_retries is not None:
+            # (max retries, first delay, largest delay): tests shorten the real-time waits.
+            retries = dict(
+                zip(("max_retries", "backoff_base", "backoff_cap"), gateway_retries, strict=True)
+            )
         self.gateway_settings = GatewaySettings(
             namespace=settings.namespace,
             timeout=settings.k8s_timeout,
             qps=settings.k8s_qps,
             burst=settings.k8s_burst,
+            **retries,
         )
         self.store = DynamoEndpointStore(
             settings.table_name,

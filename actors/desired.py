@@ -14,6 +14,7 @@ from k8s.manifests import canary_name, ingress_name
 from k8s.workload import Autoscaling, CanaryWorkload, HpaMetric, Workload
 from store.model import Endpoint, RegionStatus
 
+
 def owned_names(name: str) -> list[tuple[str, str]]:
     """Every (kind, name) endpoint `name` may own; Ingress first, so traffic stops first."""
     return [

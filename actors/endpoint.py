@@ -20,7 +20,6 @@ from typing import Any
 
 import pykka
 import structlog
-from k8s.gateway import ClusterGateway
 
 from actors.backoff import Backoff
 from actors.clock import Clock
@@ -42,6 +41,7 @@ from actors.messages import (
 )
 from actors.scheduler import Scheduler, Timer
 from k8s.errors import ApiError, Retryable
+from k8s.gateway import ClusterGateway
 from k8s.manifests import ManifestError, build_objects, object_key
 from store.dynamo import DynamoEndpointStore, LoadedItem
 from store.errors import StoreError
@@ -71,6 +71,9 @@ class EndpointSlot:
     revoked: bool = False
     death_handled: bool = False
     retiring: bool = False
+    #: Sweeps that found the actor dead without a report (a report normally follows).
+    seen_dead: int = 0
+    last_error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def poke(self) -> None:
@@ -160,8 +163,17 @@ class EndpointActor(pykka.ThreadingActor):
         try:
             self._handle(message)
         except Fenced as reason:
-            self.log.info("write fenced: stopping", reason=str(reason))
-            self.stop()
+            if self.slot.revoked:
+                self.log.info("abandoned by the supervisor: stopping")
+                self.stop()
+            else:
+                # Leadership lapsed: write nothing now; the supervisor stops us if it is
+                # really lost, else the next attempt goes through.
+                self.log.warning("write fenced", reason=str(reason))
+                self._schedule_retry(self.ctx.retry_backoff.delay(self.failures))
+        except Exception as error:
+            self.slot.last_error = f"{type(error).__name__}: {error}"
+            raise
         finally:
             self.slot.busy_since = None
 
@@ -345,6 +357,9 @@ class EndpointActor(pykka.ThreadingActor):
                 self._report(RegionStatus(state="error", error=str(error)[:500]))
             except (ApiError, StoreError) as report_error:
                 self.log.warning("status write failed", error=str(report_error))
+        self._schedule_retry(delay)
+
+    def _schedule_retry(self, delay: float) -> None:
         if self._retry_timer is not None:
             self._retry_timer.cancel()
         self._retry_timer = self.ctx.scheduler.call_later(delay, self.slot.poke)

@@ -22,7 +22,6 @@ from typing import Any
 
 import pykka
 import structlog
-from k8s.gateway import ClusterGateway, WatchEvent
 
 from actors.backoff import RestartPolicy
 from actors.clock import Clock
@@ -47,6 +46,7 @@ from actors.messages import (
 )
 from actors.poller import PollerActor
 from actors.scheduler import Scheduler, Timer
+from k8s.gateway import ClusterGateway, WatchEvent
 from k8s.workload import INSTANCE_LABEL
 from store.dynamo import DynamoEndpointStore, LoadedItem
 from store.errors import StoreError
@@ -432,7 +432,12 @@ class SupervisorActor(pykka.ThreadingActor):
                 limit = self.config.handler_timeout
                 self._on_death(name, slot.generation, f"message handler hung for over {limit:g}s")
             elif not slot.ref.is_alive():
-                self._on_death(name, slot.generation, "actor stopped unexpectedly")
+                # A failing handler reports itself from on_failure just after it dies;
+                # only a death still unreported one sweep later is a silent one.
+                slot.seen_dead += 1
+                if slot.seen_dead >= 2:
+                    error = slot.last_error or "actor stopped unexpectedly"
+                    self._on_death(name, slot.generation, error)
         self.notify(
             "gauges",
             {

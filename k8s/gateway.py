@@ -29,7 +29,7 @@ from k8s import drift, errors
 from k8s.informer import ApiListWatch, KindInformer, WatchEvent
 from k8s.manifests import KINDS, object_key
 from k8s.ratelimit import TokenBucket
-from k8s.resources import JSON_HEADERS, resource_apis
+from k8s.resources import json_headers, resource_apis
 from k8s.retry import BackoffPolicy
 from k8s.transport import RequestCounter, Transport
 from k8s.workload import INSTANCE_LABEL
@@ -149,6 +149,7 @@ class ClusterGateway:
         self._settings = settings
         self._namespace = settings.namespace
         self._random = random
+        self._monotonic = monotonic
         self._counter = RequestCounter(on_request)
         self._backoff = BackoffPolicy(
             base=settings.backoff_base,
@@ -174,6 +175,7 @@ class ClusterGateway:
         """List every managed kind into the cache, then watch each in its own thread.
 
         Returns once every kind's initial list is cached (its ADDED events delivered).
+        A failing initial list is retried `max_retries` times with backoff.
 
         Raises:
             errors.ApiError: an initial list failed; no watch thread is left running.
@@ -193,6 +195,7 @@ class ClusterGateway:
                     on_event=on_event,
                     backoff=self._backoff,
                     random=self._random,
+                    monotonic=self._monotonic,
                 )
                 for kind in KINDS
             }
@@ -362,7 +365,7 @@ class ClusterGateway:
                 "Namespace",
                 name,
                 lambda timeout: self._core.create_namespace(
-                    body, _preload_content=False, _request_timeout=timeout, _headers=JSON_HEADERS
+                    body, _preload_content=False, _request_timeout=timeout, _headers=json_headers()
                 ),
             )
             log.info("namespace created", namespace=name)
@@ -406,7 +409,7 @@ class ClusterGateway:
                 body,
                 _preload_content=False,
                 _request_timeout=request_timeout,
-                _headers=JSON_HEADERS,
+                _headers=json_headers(),
             ),
             retry=False,
             limited=False,
@@ -433,7 +436,7 @@ class ClusterGateway:
                 body,
                 _preload_content=False,
                 _request_timeout=request_timeout,
-                _headers=JSON_HEADERS,
+                _headers=json_headers(),
             ),
             retry=False,
             limited=False,
@@ -493,7 +496,7 @@ class ClusterGateway:
                     body,
                     _preload_content=False,
                     _request_timeout=timeout,
-                    _headers=JSON_HEADERS,
+                    _headers=json_headers(),
                 )
 
         else:
@@ -505,7 +508,7 @@ class ClusterGateway:
                     body,
                     _preload_content=False,
                     _request_timeout=timeout,
-                    _headers=JSON_HEADERS,
+                    _headers=json_headers(),
                 )
 
         obj = self._transport.call(verb, kind, name, send)
@@ -533,7 +536,7 @@ class ClusterGateway:
                     body=options,
                     _preload_content=False,
                     _request_timeout=timeout,
-                    _headers=JSON_HEADERS,
+                    _headers=json_headers(),
                 ),
             )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,9 @@ log = structlog.get_logger(__name__)
 
 # Objects per list page: bounds the size of one response in a large namespace.
 LIST_PAGE_SIZE = 500
+# A watch that ends within this many seconds without a single event counts as a
+# failure (backoff before the next one), not as a normal server-side timeout.
+SHORT_WATCH = 1.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class ApiListWatch:
         continue_token: str | None = None
         resource_version = ""
         while True:
+            # One attempt: the informer retries on its own, waiting on its stop event.
             page = self._transport.call(
                 "list",
                 self.kind,
@@ -118,6 +123,7 @@ class ApiListWatch:
                     _preload_content=False,
                     _request_timeout=timeout,
                 ),
+                retry=False,
             )
             for item in page.get("items") or []:
                 item.setdefault("apiVersion", API_VERSIONS[self.kind])
@@ -170,8 +176,10 @@ class KindInformer:
     Args:
         source: list and watch calls for the kind.
         on_event: called in the watch thread for every change, after the cache is updated.
-        backoff: delays between reconnects after failures.
+        backoff: delays between attempts after failures; its `max_retries` bounds the
+            retries of the initial list (later failures are retried forever).
         random: jitter source in [0, 1).
+        monotonic: clock for spotting watches that end at once.
     """
 
     def __init__(
@@ -181,8 +189,10 @@ class KindInformer:
         on_event: Callable[[WatchEvent], None],
         backoff: BackoffPolicy,
         random: Callable[[], float],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kind = source.kind
+        self._monotonic = monotonic
         self._source = source
         self._on_event = on_event
         self._backoff = backoff
@@ -276,6 +286,7 @@ class KindInformer:
                 self._synced.set()
 
     def _loop(self) -> None:
+        """List when needed, watch, repeat; every wait is on the stop event."""
         while not self._stop.is_set():
             try:
                 if self._resource_version is None:
@@ -286,20 +297,21 @@ class KindInformer:
                 self._resource_version = None
                 continue
             except errors.ApiError as exc:
-                if not self._synced.is_set():
+                if self._stop.is_set():
+                    return
+                if not self._synced.is_set() and (
+                    not isinstance(exc, errors.Retryable)
+                    or self._failures >= self._backoff.max_retries
+                ):
                     self._sync_error = exc
                     self._synced.set()
                     self._log.error("initial list failed", error=str(exc))
                     return
-                if self._stop.is_set():
-                    return
-                self._log.warning(
-                    "watch failed, reconnecting", error=str(exc), failures=self._failures
-                )
+                self._log.warning("watch failed, retrying", error=str(exc), failures=self._failures)
             except Exception:
                 if self._stop.is_set():
                     return
-                self._log.exception("watch failed unexpectedly, reconnecting")
+                self._log.exception("watch failed unexpectedly, retrying")
             else:
                 continue
             delay = self._backoff.delay(self._failures, random_value=self._random())
@@ -324,6 +336,7 @@ class KindInformer:
             if name not in fresh
         ]
         self._resource_version = resource_version
+        self._failures = 0
         self._log.info("listed", objects=len(fresh), changes=len(events), rv=resource_version)
         for event in events:
             self._emit(event)
@@ -336,6 +349,8 @@ class KindInformer:
             errors.Gone: the resourceVersion is too old (HTTP 410 or an ERROR event).
             errors.ApiError: the request failed or the stream broke.
         """
+        started = self._monotonic()
+        received = False
         response = self._source.watch(self._resource_version or "")
         with self._lock:
             self._response = response
@@ -345,6 +360,7 @@ class KindInformer:
             for line in _lines(response):
                 if self._stop.is_set():
                     return
+                received = True
                 self._failures = 0
                 self._handle(json.loads(line))
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
@@ -356,6 +372,12 @@ class KindInformer:
                 self._response = None
             response.close()
             response.release_conn()
+        if not received and self._monotonic() - started < SHORT_WATCH and not self._stop.is_set():
+            # As client-go's reflector: a server that ends every watch at once
+            # must not be hammered in a tight loop.
+            raise errors.Retryable(
+                f"watch {self.kind}: ended at once with no event", reason="ShortWatch"
+            )
 
     def _handle(self, event: dict[str, Any]) -> None:
         """Apply one watch event to the cache and pass it on."""

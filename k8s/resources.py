@@ -15,10 +15,14 @@ from typing import Any
 
 from kubernetes import client
 
-__all__ = ["API_VERSIONS", "JSON_HEADERS", "ResourceApi", "resource_apis"]
+__all__ = ["API_VERSIONS", "ResourceApi", "json_headers", "resource_apis"]
 
-# Sent on every write; see the module docstring.
-JSON_HEADERS = {"Content-Type": "application/json"}
+
+def json_headers() -> dict[str, str]:
+    """Headers for a write (see the module docstring): a new dict per call, because
+    the client adds Accept, User-Agent and the bearer token into the dict it is given."""
+    return {"Content-Type": "application/json"}
+
 
 Call = Callable[..., Any]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,8 @@ _NOT_CONTENT = frozenset({"region_status", "updated_at"})
 # The first write on an item without a region_status map, and its race with
 # another region doing the same, converge within a few rounds.
 _STATUS_WRITE_ROUNDS = 4
+_SESSION: boto3.session.Session | None = None
+_SESSION_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -179,21 +182,23 @@ class DynamoEndpointStore:
         self.endpoint_url = endpoint_url
         self._page_size = page_size
         self._on_request = on_request
-        session = boto3.session.Session(region_name=region_name)
+        session = _shared_session()
         credentials: dict[str, str] = {}
-        if endpoint_url and session.get_credentials() is None:
-            # A local server accepts any credentials; a fresh machine has none.
-            credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        self._client = session.client(
-            "dynamodb",
-            endpoint_url=endpoint_url,
-            config=Config(
-                connect_timeout=timeout,
-                read_timeout=timeout,
-                retries={"max_attempts": max_attempts, "mode": "standard"},
-            ),
-            **credentials,
-        )
+        with _SESSION_LOCK:
+            if endpoint_url and session.get_credentials() is None:
+                # A local server accepts any credentials; a fresh machine has none.
+                credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+            self._client = session.client(
+                "dynamodb",
+                region_name=region_name,
+                endpoint_url=endpoint_url,
+                config=Config(
+                    connect_timeout=timeout,
+                    read_timeout=timeout,
+                    retries={"max_attempts": max_attempts, "mode": "standard"},
+                ),
+                **credentials,
+            )
         if on_request is not None:
             self._client.meta.events.register("needs-retry.dynamodb", self._report_request)
 
@@ -273,11 +278,17 @@ class DynamoEndpointStore:
     def create(self, endpoint: Endpoint) -> None:
         """Write a new item for `endpoint`; refuses an existing name.
 
+        Empty `created_at`/`updated_at` are set to the current time.
+
         Raises:
             InvalidEndpoint: the endpoint breaks a validation rule (nothing written).
             AlreadyExists: an item with this name exists.
         """
-        self.create_item(endpoint.to_item())
+        item = endpoint.to_item()
+        now = next_timestamp(None)
+        for stamp in ("created_at", "updated_at"):
+            item[stamp] = item[stamp] or now
+        self.create_item(item)
 
     def create_item(self, item: Mapping[str, Any]) -> None:
         """Write a new item as given (attributes the model does not know are kept).
@@ -446,7 +457,7 @@ class DynamoEndpointStore:
             set_={"spec.canary": canary},
             expected=loaded.updated_at,
             check=True,
-            extra_condition=_NOT_STOPPED_OR_DELETED,
+            extra_condition=_not_stopped_or_deleted,
         )
 
     def promote(self, name: str) -> str:
@@ -474,7 +485,7 @@ class DynamoEndpointStore:
             remove=remove,
             expected=loaded.updated_at,
             check=True,
-            extra_condition=_NOT_STOPPED_OR_DELETED,
+            extra_condition=_not_stopped_or_deleted,
         )
 
     def rollback(self, name: str) -> str:
@@ -670,12 +681,19 @@ class DynamoEndpointStore:
         self._on_request(getattr(operation, "name", str(operation)), outcome)
 
 
+def _shared_session() -> boto3.session.Session:
+    """One boto3 session per process: a new one reloads the service models (~0.1 s);
+    clients are created under a lock because sessions are not thread-safe."""
+    global _SESSION  # noqa: PLW0603 - a lazily created process-wide cache
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            _SESSION = boto3.session.Session()
+        return _SESSION
+
+
 def _not_stopped_or_deleted(expression: _Expression) -> str:
     state = expression.path("desired_state")
     return f"NOT ({state} IN ({expression.value('stopped')}, {expression.value('deleted')}))"
-
-
-_NOT_STOPPED_OR_DELETED = _not_stopped_or_deleted
 
 
 def _translate(error: ClientError, table_name: str) -> errors.StoreError:

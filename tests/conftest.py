@@ -12,12 +12,13 @@ from collections.abc import Iterator
 import pykka
 import pytest
 
+from k8s.sim import SimCluster
+from store.local import LocalDynamo
+
 
 @pytest.fixture(scope="session")
 def dynamo_url() -> Iterator[str]:
     """URL of a moto DynamoDB server shared by the session (tables are per test)."""
-    from store.local import LocalDynamo
-
     server = LocalDynamo(port=0).start()
     try:
         yield server.url
@@ -32,10 +33,8 @@ def table_name(dynamo_url: str) -> str:
 
 
 @pytest.fixture
-def sim() -> Iterator[object]:
+def sim() -> Iterator[SimCluster]:
     """A fresh local Kubernetes API server (`k8s.sim.SimCluster`) with fast rollouts."""
-    from k8s.sim import SimCluster
-
     cluster = SimCluster(port=0, ready_delay=0.2).start()
     try:
         yield cluster

@@ -12,13 +12,23 @@ from k8s.sim.server import SimCluster
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the command's flags to `parser`."""
-    parser.add_argument("--port", type=int, default=8001,
-                        help="TCP port (default 8001; 0 picks a free port and prints it)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8001,
+        help="TCP port (default 8001; 0 picks a free port and prints it)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--kubeconfig", metavar="PATH",
-                        help="write a kubeconfig for this server to PATH")
-    parser.add_argument("--ready-delay", type=float, default=1.0, metavar="S",
-                        help="seconds until a Deployment's pods become ready (default 1.0)")
+    parser.add_argument(
+        "--kubeconfig", metavar="PATH", help="write a kubeconfig for this server to PATH"
+    )
+    parser.add_argument(
+        "--ready-delay",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="seconds until a Deployment's pods become ready (default 1.0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

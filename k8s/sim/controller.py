@@ -16,12 +16,16 @@ Status follows the real controller: zero counts omitted, `Available` True when
 `availableReplicas >= replicas - maxUnavailable`, `Progressing` with
 `NewReplicaSetCreated` / `ReplicaSetUpdated` / `NewReplicaSetAvailable` /
 `ProgressDeadlineExceeded`, timestamps from the injected wall clock.
+
+HPAs: like a real HPA controller without a metrics server, an HPA holds its
+target Deployment's `spec.replicas` within [minReplicas, maxReplicas] (a
+target at 0 replicas disables it), immediately rather than every 15 s, and
+reports `currentReplicas`/`desiredReplicas` and its conditions in `status`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
 import math
 import threading
@@ -30,11 +34,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from k8s.sim.errors import ApiError
-from k8s.sim.kinds import DEPLOYMENTS
+from k8s.sim.kinds import DEPLOYMENTS, HPAS, ResourceKind
 from k8s.sim.store import Key, ObjectStore, rfc3339
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -89,6 +95,9 @@ class DeploymentController:
         self._cond = threading.Condition(threading.Lock())
         self._due: dict[Key, float] = {}
         self._rollouts: dict[Key, _Rollout] = {}
+        # HPA (namespace, name) -> target Deployment key, and the reverse index.
+        self._hpa_target: dict[Key, Key] = {}
+        self._hpas_of: dict[Key, set[str]] = {}
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="k8s-sim-controller", daemon=True)
 
@@ -104,10 +113,23 @@ class DeploymentController:
         if self._thread.is_alive():
             self._thread.join()
 
-    def notify(self, key: Key) -> None:
-        """Asks for `key` to be reconciled now (called by the store after each write)."""
+    def notify(self, kind: ResourceKind, key: Key, obj: dict[str, Any] | None) -> None:
+        """Hears of a write (called by the store): reconciles the Deployment concerned now."""
         with self._cond:
-            self._due[key] = 0.0
+            if kind is HPAS:
+                # Keep the target index current; both the old and the new target need a look.
+                old_target = self._hpa_target.pop(key, None)
+                if old_target is not None:
+                    self._hpas_of.get(old_target, set()).discard(key[1])
+                    self._due[old_target] = 0.0
+                ref = ((obj or {}).get("spec") or {}).get("scaleTargetRef") or {}
+                if obj is not None and ref.get("kind") == "Deployment" and ref.get("name"):
+                    target = (key[0], ref["name"])
+                    self._hpa_target[key] = target
+                    self._hpas_of.setdefault(target, set()).add(key[1])
+                    self._due[target] = 0.0
+            else:
+                self._due[key] = 0.0
             self._cond.notify_all()
 
     def _run(self) -> None:
@@ -127,7 +149,7 @@ class DeploymentController:
                 try:
                     self._reconcile(key)
                 except Exception:  # a bug in one Deployment must not stop the others
-                    log.exception("sim controller failed on %s", key)
+                    log.exception("k8s_sim_controller_failed", namespace=key[0], name=key[1])
 
     def _schedule(self, key: Key, at: float) -> None:
         with self._cond:
@@ -138,7 +160,8 @@ class DeploymentController:
         spec = template.get("spec") or {}
         containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
         return bool(self._pattern) and any(
-            self._pattern in str(c.get("image", "")) for c in containers if isinstance(c, dict))
+            self._pattern in str(c.get("image", "")) for c in containers if isinstance(c, dict)
+        )
 
     def _track(self, key: Key, spec: dict[str, Any], now: float) -> _Rollout:
         """Updates the pod model of `key` for its current spec; returns it."""
@@ -148,12 +171,18 @@ class DeploymentController:
         if state is None or (state.template != template and not spec.get("paused")):
             never = self._never_ready(template)
             ready_at = math.inf if never else now + self.ready_delay
-            fresh = _Rollout(template=template, hash=template_hash(template),
-                             ready_at=[ready_at] * desired, never_ready=never, last_progress=now)
+            fresh = _Rollout(
+                template=template,
+                hash=template_hash(template),
+                ready_at=[ready_at] * desired,
+                never_ready=never,
+                last_progress=now,
+            )
             if state is not None:
                 # The pods of the old template keep serving until the new ones are ready.
-                fresh.old_ready = sum(1 for t in state.ready_at if t <= now) + min(
-                    state.old_ready, max(0, desired))
+                ready_now = sum(1 for t in state.ready_at if t <= now)
+                serving = ready_now + min(state.old_ready, max(0, len(state.ready_at) - ready_now))
+                fresh.old_ready = min(serving, desired)
                 fresh.old_hash = state.hash
             self._rollouts[key] = fresh
             return fresh
@@ -171,17 +200,92 @@ class DeploymentController:
         except ApiError:
             self._rollouts.pop(key, None)
             return
+        if self._autoscale(key, deployment):
+            return  # the replicas write comes back as a new reconcile
         spec = deployment.get("spec") or {}
         now = time.monotonic()
         state = self._track(key, spec, now)
         status = self._status(deployment, state, now)
-        self._store.write_status(key, status)
+        self._store.write_status(DEPLOYMENTS, key, status)
         pending = [t for t in state.ready_at if now < t < math.inf]
         deadline = state.last_progress + float(spec.get("progressDeadlineSeconds", 600) or 600)
         if pending:
             self._schedule(key, min(pending))
-        elif not state.rolled_out and spec.get("replicas", 1) and deadline > now:
-            self._schedule(key, deadline)
+        elif not state.rolled_out and spec.get("replicas", 1) and deadline >= now:
+            self._schedule(key, deadline + 0.001)
+
+    def _autoscale(self, key: Key, deployment: dict[str, Any]) -> bool:
+        """Applies the HPA targeting `key`, if any; True when it rewrote spec.replicas."""
+        with self._cond:
+            names = sorted(self._hpas_of.get(key, ()))
+        if not names:
+            return False
+        try:
+            hpa = self._store.get(HPAS, key[0], names[0])
+        except ApiError:
+            return False
+        spec = hpa.get("spec") or {}
+        replicas = int((deployment.get("spec") or {}).get("replicas", 1) or 0)
+        low = int(spec.get("minReplicas", 1) or 0)
+        high = int(spec.get("maxReplicas", 1) or 1)
+        stamp = rfc3339(self._store.now())
+        previous = {c.get("type"): c for c in (hpa.get("status") or {}).get("conditions") or []}
+        status: dict[str, Any] = {
+            "currentReplicas": (deployment.get("status") or {}).get("replicas", 0),
+            "desiredReplicas": replicas,
+        }
+        if "lastScaleTime" in (hpa.get("status") or {}):
+            status["lastScaleTime"] = hpa["status"]["lastScaleTime"]
+        if replicas == 0 and low != 0:
+            active = (
+                "False",
+                "ScalingDisabled",
+                "scaling is disabled since the replica count of the target is zero",
+            )
+            desired = 0
+        else:
+            active = (
+                "False",
+                "FailedGetResourceMetric",
+                "the HPA was unable to compute the replica count: no metrics returned"
+                " from resource metrics API",
+            )
+            desired = min(max(replicas, low), high)
+        status["desiredReplicas"] = desired
+        able = (
+            "True",
+            "SucceededGetScale",
+            "the HPA controller was able to get the target's current scale",
+        )
+        status["conditions"] = [
+            _condition("AbleToScale", able, previous.get("AbleToScale"), stamp),
+            _condition("ScalingActive", active, previous.get("ScalingActive"), stamp),
+        ]
+        for condition in status["conditions"]:
+            condition.pop("lastUpdateTime", None)
+        if desired != replicas:
+            status["lastScaleTime"] = stamp
+            try:
+                self._store.patch(
+                    DEPLOYMENTS,
+                    key[0],
+                    key[1],
+                    json.dumps(
+                        {
+                            # Conditional on what we read, like the real HPA's scale update.
+                            "metadata": {
+                                "resourceVersion": deployment["metadata"]["resourceVersion"]
+                            },
+                            "spec": {"replicas": desired},
+                        }
+                    ).encode(),
+                    content_type="application/merge-patch+json",
+                )
+            except ApiError:
+                self._schedule(key, time.monotonic() + 0.05)
+                return False
+        self._store.write_status(HPAS, (key[0], names[0]), status)
+        return desired != replicas
 
     def _status(self, deployment: dict[str, Any], state: _Rollout, now: float) -> dict[str, Any]:
         spec = deployment.get("spec") or {}
@@ -202,31 +306,47 @@ class DeploymentController:
         deadline = float(spec.get("progressDeadlineSeconds", 600) or 600)
         rs_name = f"{deployment['metadata']['name']}-{state.hash}"
         if complete:
-            progressing = ("True", "NewReplicaSetAvailable",
-                           f'ReplicaSet "{rs_name}" has successfully progressed.')
-        elif now - state.last_progress > deadline:
-            progressing = ("False", "ProgressDeadlineExceeded",
-                           f'ReplicaSet "{rs_name}" has timed out progressing.')
+            progressing = (
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+            )
+        elif now - state.last_progress >= deadline:
+            progressing = (
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+            )
         elif new_ready == 0 and not state.old_hash:
             progressing = ("True", "NewReplicaSetCreated", f'Created new replica set "{rs_name}"')
         else:
             progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
         is_available = available >= desired - _max_unavailable(spec, desired)
-        available_cond = (("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
-                          if is_available else
-                          ("False", "MinimumReplicasUnavailable",
-                           "Deployment does not have minimum availability."))
-        previous = {c.get("type"): c for c in (deployment.get("status") or {}).get("conditions")
-                    or []}
+        available_cond = (
+            ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+            if is_available
+            else (
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )
+        )
+        previous = {
+            c.get("type"): c for c in (deployment.get("status") or {}).get("conditions") or []
+        }
         stamp = rfc3339(self._store.now())
         conditions = [
             _condition("Available", available_cond, previous.get("Available"), stamp),
             _condition("Progressing", progressing, previous.get("Progressing"), stamp),
         ]
         status: dict[str, Any] = {"observedGeneration": deployment["metadata"].get("generation", 1)}
-        for name, value in (("replicas", total), ("updatedReplicas", updated),
-                            ("readyReplicas", available), ("availableReplicas", available),
-                            ("unavailableReplicas", max(0, total - available))):
+        for name, value in (
+            ("replicas", total),
+            ("updatedReplicas", updated),
+            ("readyReplicas", available),
+            ("availableReplicas", available),
+            ("unavailableReplicas", max(0, total - available)),
+        ):
             if value:
                 status[name] = value
         status["conditions"] = conditions
@@ -241,19 +361,30 @@ class DeploymentController:
             state = self._rollouts.get((meta["namespace"], meta["name"]))
             if state is None:
                 continue
-            old_kept = min(state.old_ready, max(0, len(state.ready_at) - sum(
-                1 for t in state.ready_at if t <= now)))
+            old_kept = min(
+                state.old_ready,
+                max(0, len(state.ready_at) - sum(1 for t in state.ready_at if t <= now)),
+            )
             members = [(state.hash, t) for t in state.ready_at]
             members += [(state.old_hash, 0.0)] * old_kept
             template = state.template
             for index, (pod_hash, ready_at) in enumerate(members):
-                pods.append(_pod(deployment, template, pod_hash, index, ready_at <= now,
-                                 state.never_ready and pod_hash == state.hash))
+                pods.append(
+                    _pod(
+                        deployment,
+                        template,
+                        pod_hash=pod_hash,
+                        index=index,
+                        ready=ready_at <= now,
+                        crashing=state.never_ready and pod_hash == state.hash,
+                    )
+                )
         return pods
 
 
-def _condition(kind: str, value: tuple[str, str, str], previous: dict[str, Any] | None,
-               stamp: str) -> dict[str, Any]:
+def _condition(
+    kind: str, value: tuple[str, str, str], previous: dict[str, Any] | None, stamp: str
+) -> dict[str, Any]:
     status, reason, message = value
     if previous and previous.get("status") == status:
         transition = previous.get("lastTransitionTime", stamp)
@@ -261,12 +392,25 @@ def _condition(kind: str, value: tuple[str, str, str], previous: dict[str, Any] 
         update = previous.get("lastUpdateTime", stamp) if same else stamp
     else:
         transition = update = stamp
-    return {"type": kind, "status": status, "lastUpdateTime": update,
-            "lastTransitionTime": transition, "reason": reason, "message": message}
+    return {
+        "type": kind,
+        "status": status,
+        "lastUpdateTime": update,
+        "lastTransitionTime": transition,
+        "reason": reason,
+        "message": message,
+    }
 
 
-def _pod(deployment: dict[str, Any], template: dict[str, Any], pod_hash: str, index: int,
-         ready: bool, crashing: bool) -> dict[str, Any]:
+def _pod(
+    deployment: dict[str, Any],
+    template: dict[str, Any],
+    *,
+    pod_hash: str,
+    index: int,
+    ready: bool,
+    crashing: bool,
+) -> dict[str, Any]:
     meta = deployment["metadata"]
     suffix = template_hash([meta["uid"], pod_hash, index])[:5]
     name = f"{meta['name']}-{pod_hash}-{suffix}"
@@ -274,10 +418,17 @@ def _pod(deployment: dict[str, Any], template: dict[str, Any], pod_hash: str, in
     spec["nodeName"] = "sim-node"
     containers = [c for c in spec.get("containers") or [] if isinstance(c, dict)]
     state: dict[str, Any] = (
-        {"waiting": {"reason": "CrashLoopBackOff",
-                     "message": "back-off 5m0s restarting failed container"}}
-        if crashing else {"running": {"startedAt": meta.get("creationTimestamp")}}
-        if ready else {"waiting": {"reason": "ContainerCreating"}})
+        {
+            "waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": "back-off 5m0s restarting failed container",
+            }
+        }
+        if crashing
+        else {"running": {"startedAt": meta.get("creationTimestamp")}}
+        if ready
+        else {"waiting": {"reason": "ContainerCreating"}}
+    )
     ready_text = "True" if ready else "False"
     return {
         "apiVersion": "v1",
@@ -288,22 +439,40 @@ def _pod(deployment: dict[str, Any], template: dict[str, Any], pod_hash: str, in
             "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{meta['uid']}/{name}")),
             "resourceVersion": meta["resourceVersion"],
             "creationTimestamp": meta.get("creationTimestamp"),
-            "labels": {**((template.get("metadata") or {}).get("labels") or {}),
-                       "pod-template-hash": pod_hash},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                 "name": f"{meta['name']}-{pod_hash}", "uid": meta["uid"],
-                                 "controller": True, "blockOwnerDeletion": True}],
+            "labels": {
+                **((template.get("metadata") or {}).get("labels") or {}),
+                "pod-template-hash": pod_hash,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": f"{meta['name']}-{pod_hash}",
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": spec,
         "status": {
             "phase": "Running" if ready or crashing else "Pending",
-            "conditions": [{"type": "Ready", "status": ready_text},
-                           {"type": "ContainersReady", "status": ready_text}],
+            "conditions": [
+                {"type": "Ready", "status": ready_text},
+                {"type": "ContainersReady", "status": ready_text},
+            ],
             "podIP": f"10.244.0.{index % 250 + 2}",
-            "containerStatuses": [{
-                "name": c.get("name", ""), "image": c.get("image", ""), "imageID": "",
-                "ready": ready, "started": ready, "restartCount": 5 if crashing else 0,
-                "state": state} for c in containers],
+            "containerStatuses": [
+                {
+                    "name": c.get("name", ""),
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "ready": ready,
+                    "started": ready,
+                    "restartCount": 5 if crashing else 0,
+                    "state": state,
+                }
+                for c in containers
+            ],
         },
     }
-

@@ -97,14 +97,13 @@ def already_exists(qualified: str, name: str, *, group: str, plural: str) -> Api
     )
 
 
-def invalid(
-    kind: str, name: str, causes: list[dict[str, str]], *, group: str
-) -> ApiError:
+def invalid(kind: str, name: str, causes: list[dict[str, str]], *, group: str) -> ApiError:
     """Returns the 422 `Invalid` with `details.causes`, worded like the real server."""
     summary = ", ".join(f"{c['field']}: {c['message']}" for c in causes[:5])
     return ApiError(
         422,
-        f'{kind} "{name}" is invalid: [{summary}]' if len(causes) > 1
+        f'{kind} "{name}" is invalid: [{summary}]'
+        if len(causes) > 1
         else f'{kind} "{name}" is invalid: {summary}',
         details={"name": name, "group": group, "kind": kind, "causes": causes},
     )

@@ -40,16 +40,26 @@ class FaultPlan:
         return self.error_rate > 0 and (self.error_rate >= 1 or random.random() < self.error_rate)
 
 
-def make_plan(*, latency: float = 0.0, error_rate: float = 0.0, error_status: int = 500,
-              verbs: Collection[str] = (), kinds: Collection[str] = ()) -> FaultPlan:
+def make_plan(
+    *,
+    latency: float = 0.0,
+    error_rate: float = 0.0,
+    error_status: int = 500,
+    verbs: Collection[str] = (),
+    kinds: Collection[str] = (),
+) -> FaultPlan:
     """Builds a checked `FaultPlan` (verbs upper-cased; only 500 and 429 errors)."""
     if error_status not in (429, 500, 503, 504):
         raise ValueError(f"error_status must be 429, 500, 503 or 504, not {error_status}")
     if not 0 <= error_rate <= 1 or latency < 0:
         raise ValueError("error_rate must be within 0-1 and latency >= 0")
-    return FaultPlan(latency=float(latency), error_rate=float(error_rate),
-                     error_status=int(error_status),
-                     verbs=frozenset(v.upper() for v in verbs), kinds=frozenset(kinds))
+    return FaultPlan(
+        latency=float(latency),
+        error_rate=float(error_rate),
+        error_status=int(error_status),
+        verbs=frozenset(v.upper() for v in verbs),
+        kinds=frozenset(kinds),
+    )
 
 
 class RequestStats:

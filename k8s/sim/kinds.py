@@ -48,22 +48,56 @@ class ResourceKind:
 
 
 NAMESPACES = ResourceKind(
-    "namespaces", "Namespace", "", "v1", namespaced=False, short_names=("ns",),
-    has_status=True, has_generation=False,
+    "namespaces",
+    "Namespace",
+    "",
+    "v1",
+    namespaced=False,
+    short_names=("ns",),
+    has_status=True,
+    has_generation=False,
 )
-PODS = ResourceKind("pods", "Pod", "", "v1", short_names=("po",), has_status=True,
-                    has_generation=False, read_only=True)
+PODS = ResourceKind(
+    "pods",
+    "Pod",
+    "",
+    "v1",
+    short_names=("po",),
+    has_status=True,
+    has_generation=False,
+    read_only=True,
+)
 SERVICES = ResourceKind("services", "Service", "", "v1", short_names=("svc",), has_status=True)
-DEPLOYMENTS = ResourceKind("deployments", "Deployment", "apps", "v1", short_names=("deploy",),
-                           has_status=True, has_scale=True)
-INGRESSES = ResourceKind("ingresses", "Ingress", "networking.k8s.io", "v1",
-                         short_names=("ing",), has_status=True)
-HPAS = ResourceKind("horizontalpodautoscalers", "HorizontalPodAutoscaler", "autoscaling", "v2",
-                    short_names=("hpa",), has_status=True)
+DEPLOYMENTS = ResourceKind(
+    "deployments",
+    "Deployment",
+    "apps",
+    "v1",
+    short_names=("deploy",),
+    has_status=True,
+    has_scale=True,
+)
+INGRESSES = ResourceKind(
+    "ingresses", "Ingress", "networking.k8s.io", "v1", short_names=("ing",), has_status=True
+)
+HPAS = ResourceKind(
+    "horizontalpodautoscalers",
+    "HorizontalPodAutoscaler",
+    "autoscaling",
+    "v2",
+    short_names=("hpa",),
+    has_status=True,
+)
 LEASES = ResourceKind("leases", "Lease", "coordination.k8s.io", "v1", has_generation=False)
 
 ALL_KINDS: tuple[ResourceKind, ...] = (
-    NAMESPACES, PODS, SERVICES, DEPLOYMENTS, INGRESSES, HPAS, LEASES,
+    NAMESPACES,
+    PODS,
+    SERVICES,
+    DEPLOYMENTS,
+    INGRESSES,
+    HPAS,
+    LEASES,
 )
 # Stored kinds: everything but the derived Pods.
 STORED_KINDS: tuple[ResourceKind, ...] = tuple(k for k in ALL_KINDS if not k.read_only)
@@ -71,8 +105,9 @@ STORED_KINDS: tuple[ResourceKind, ...] = tuple(k for k in ALL_KINDS if not k.rea
 BY_PATH: dict[tuple[str, str], ResourceKind] = {(k.prefix, k.plural): k for k in ALL_KINDS}
 BY_PLURAL: dict[str, ResourceKind] = {k.plural: k for k in ALL_KINDS}
 # Kinds whose objects the strict schema validation checks.
-VALIDATED: frozenset[str] = frozenset({"Deployment", "Service", "Ingress",
-                                       "HorizontalPodAutoscaler", "Lease"})
+VALIDATED: frozenset[str] = frozenset(
+    {"Deployment", "Service", "Ingress", "HorizontalPodAutoscaler", "Lease"}
+)
 
 SERVER_VERSION: dict[str, str] = {
     "major": "1",
@@ -86,40 +121,66 @@ SERVER_VERSION: dict[str, str] = {
     "platform": "linux/amd64",
 }
 
+# Resources that `kubectl get all` shows.
+_CATEGORY_ALL = frozenset({"pods", "services", "deployments", "horizontalpodautoscalers"})
 _VERBS_RW = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
 def _resource_list(group_version: str, kinds: list[ResourceKind]) -> dict[str, Any]:
     resources: list[dict[str, Any]] = []
     for k in kinds:
-        resources.append({
-            "name": k.plural,
-            "singularName": k.kind.lower(),
-            "namespaced": k.namespaced,
-            "kind": k.kind,
-            "verbs": ["get", "list", "watch"] if k.read_only else _VERBS_RW,
-            **({"shortNames": list(k.short_names)} if k.short_names else {}),
-        })
+        resources.append(
+            {
+                "name": k.plural,
+                "singularName": k.kind.lower(),
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": ["get", "list", "watch"] if k.read_only else _VERBS_RW,
+                **({"shortNames": list(k.short_names)} if k.short_names else {}),
+                **({"categories": ["all"]} if k.plural in _CATEGORY_ALL else {}),
+            }
+        )
         if k.has_status:
-            resources.append({"name": f"{k.plural}/status", "singularName": "",
-                              "namespaced": k.namespaced, "kind": k.kind,
-                              "verbs": ["get", "patch", "update"]})
+            resources.append(
+                {
+                    "name": f"{k.plural}/status",
+                    "singularName": "",
+                    "namespaced": k.namespaced,
+                    "kind": k.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
         if k.has_scale:
-            resources.append({"name": f"{k.plural}/scale", "singularName": "",
-                              "namespaced": k.namespaced, "group": "autoscaling",
-                              "version": "v1", "kind": "Scale",
-                              "verbs": ["get", "patch", "update"]})
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-            "resources": resources}
+            resources.append(
+                {
+                    "name": f"{k.plural}/scale",
+                    "singularName": "",
+                    "namespaced": k.namespaced,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
 
 
 def discovery_documents() -> dict[str, dict[str, Any]]:
     """Returns path -> JSON body for every discovery path the sim answers."""
     docs: dict[str, dict[str, Any]] = {
         "/version": SERVER_VERSION,
-        "/api": {"kind": "APIVersions", "versions": ["v1"],
-                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
-                                                 "serverAddress": "127.0.0.1:6443"}]},
+        "/api": {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}
+            ],
+        },
         "/api/v1": _resource_list("v1", [k for k in ALL_KINDS if not k.group]),
     }
     groups: dict[str, list[ResourceKind]] = {}
@@ -130,8 +191,13 @@ def discovery_documents() -> dict[str, dict[str, Any]]:
     for group_version, kinds in groups.items():
         group, version = group_version.split("/")
         gv = {"groupVersion": group_version, "version": version}
-        group_doc = {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv],
-                     "preferredVersion": gv}
+        group_doc = {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": group,
+            "versions": [gv],
+            "preferredVersion": gv,
+        }
         group_docs.append({k: v for k, v in group_doc.items() if k not in ("kind", "apiVersion")})
         docs[f"/apis/{group}"] = group_doc
         docs[f"/apis/{group_version}"] = _resource_list(group_version, kinds)

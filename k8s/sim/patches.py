@@ -63,9 +63,14 @@ def _strategic_list(field: str, target: Any, patch: list[Any]) -> list[Any]:
     result = [copy.deepcopy(i) for i in base]
     for item in patch:
         directive = item.get("$patch")
-        position = next((n for n, existing in enumerate(result)
-                         if isinstance(existing, dict) and existing.get(key) == item.get(key)),
-                        None)
+        position = next(
+            (
+                n
+                for n, existing in enumerate(result)
+                if isinstance(existing, dict) and existing.get(key) == item.get(key)
+            ),
+            None,
+        )
         if directive == "delete":
             if position is not None:
                 result.pop(position)
@@ -138,8 +143,11 @@ def _parent(doc: Any, tokens: list[str], path: str) -> Any:
         elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
             node = node[int(token)]
         else:
-            raise ApiError(422, f"the server rejected our request due to an error in our request:"
-                                f" doc is missing path: \"{path}\"")
+            raise ApiError(
+                422,
+                f"the server rejected our request due to an error in our request:"
+                f' doc is missing path: "{path}"',
+            )
     return node
 
 
@@ -153,8 +161,11 @@ def _get(doc: Any, path: str) -> Any:
         return parent[last]
     if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
         return parent[int(last)]
-    raise ApiError(422, f'the server rejected our request due to an error in our request:'
-                        f' doc is missing path: "{path}"')
+    raise ApiError(
+        422,
+        f"the server rejected our request due to an error in our request:"
+        f' doc is missing path: "{path}"',
+    )
 
 
 def _remove(doc: Any, path: str) -> Any:
@@ -165,8 +176,11 @@ def _remove(doc: Any, path: str) -> Any:
         return parent.pop(last)
     if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
         return parent.pop(int(last))
-    raise ApiError(422, f"the server rejected our request due to an error in our request:"
-                        f' Unable to remove nonexistent key: {last}: missing value')
+    raise ApiError(
+        422,
+        f"the server rejected our request due to an error in our request:"
+        f" Unable to remove nonexistent key: {last}: missing value",
+    )
 
 
 def _add(doc: Any, path: str, value: Any) -> Any:
@@ -183,11 +197,17 @@ def _add(doc: Any, path: str, value: Any) -> Any:
         elif last.isdigit() and int(last) <= len(parent):
             parent.insert(int(last), value)
         else:
-            raise ApiError(422, f"the server rejected our request due to an error in our request:"
-                                f" add operation does not apply: index out of range {path!r}")
+            raise ApiError(
+                422,
+                f"the server rejected our request due to an error in our request:"
+                f" add operation does not apply: index out of range {path!r}",
+            )
     else:
-        raise ApiError(422, f"the server rejected our request due to an error in our request:"
-                            f' doc is missing path: "{path}"')
+        raise ApiError(
+            422,
+            f"the server rejected our request due to an error in our request:"
+            f' doc is missing path: "{path}"',
+        )
     return doc
 
 
@@ -224,9 +244,15 @@ def json_patch(target: Any, operations: Any) -> Any:
             doc = _add(doc, path, value)
         elif kind == "test":
             if _get(doc, path) != op.get("value"):
-                raise ApiError(422, f"the server rejected our request due to an error in our "
-                                    f'request: testing value {path} failed: test failed')
+                raise ApiError(
+                    422,
+                    f"the server rejected our request due to an error in our "
+                    f"request: testing value {path} failed: test failed",
+                )
         else:
-            raise ApiError(422, f"the server rejected our request due to an error in our request:"
-                                f" Unexpected kind: {kind}")
+            raise ApiError(
+                422,
+                f"the server rejected our request due to an error in our request:"
+                f" Unexpected kind: {kind}",
+            )
     return doc

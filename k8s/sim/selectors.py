@@ -63,8 +63,10 @@ def _requirement(text: str) -> LabelPredicate:
         if negate:
             return lambda labels: key not in labels
         return lambda labels: key in labels
-    raise bad_request(f"unable to parse requirement: found '{text.strip()}', expected: "
-                      "'=', '!=', '==', 'in', notin'")
+    raise bad_request(
+        f"unable to parse requirement: found '{text.strip()}', expected: "
+        "'=', '!=', '==', 'in', notin'"
+    )
 
 
 def parse_label_selector(selector: str | None) -> LabelPredicate | None:
@@ -101,8 +103,10 @@ def parse_field_selector(selector: str | None) -> ObjectPredicate | None:
             raise bad_request(f"invalid selector: '{selector}'; can't understand '{part}'")
         field = field.strip()
         if field not in _FIELDS:
-            raise bad_request(f'"{field}" is not a known field selector: only '
-                              '"metadata.name", "metadata.namespace"')
+            raise bad_request(
+                f'"{field}" is not a known field selector: only '
+                '"metadata.name", "metadata.namespace"'
+            )
         checks.append((_FIELDS[field], equal, value.strip()))
 
     def matches(obj: Mapping[str, Any]) -> bool:

@@ -9,8 +9,10 @@ closes every connection and joins every thread it started.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -19,15 +21,30 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+import structlog
+import yaml
+
 from k8s.sim.controller import DeploymentController
 from k8s.sim.errors import ApiError, bad_request
 from k8s.sim.faults import FaultPlan, RequestStats, make_plan
-from k8s.sim.kinds import BY_PATH, DEPLOYMENTS, NAMESPACES, PODS, ResourceKind, discovery_documents
+from k8s.sim.kinds import (
+    BY_PATH,
+    BY_PLURAL,
+    DEPLOYMENTS,
+    NAMESPACES,
+    PODS,
+    ResourceKind,
+    discovery_documents,
+)
 from k8s.sim.selectors import parse_field_selector, parse_label_selector
 from k8s.sim.store import ObjectStore, WatchEvent, WatchExpired, apply_patch, parse_patch, scale_of
+from k8s.sim.tables import table, wants_table
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_NAMESPACE = "gco-inference"
 _JSON = "application/json"
+_TYPE_FIELDS = frozenset({"apiVersion", "kind"})
 
 
 def _dumps(value: Any) -> bytes:
@@ -36,7 +53,7 @@ def _dumps(value: Any) -> bytes:
 
 def _list_item(obj: dict[str, Any]) -> dict[str, Any]:
     """List items carry no apiVersion/kind, as in a real server's JSON."""
-    return {k: v for k, v in obj.items() if k != "apiVersion" and k != "kind"}
+    return {k: v for k, v in obj.items() if k not in _TYPE_FIELDS}
 
 
 class _Route:
@@ -44,8 +61,9 @@ class _Route:
 
     __slots__ = ("kind", "name", "namespace", "subresource")
 
-    def __init__(self, kind: ResourceKind, namespace: str | None, name: str | None,
-                 subresource: str | None) -> None:
+    def __init__(
+        self, kind: ResourceKind, namespace: str | None, name: str | None, subresource: str | None
+    ) -> None:
         self.kind = kind
         self.namespace = namespace
         self.name = name
@@ -78,8 +96,9 @@ def route(path: str) -> _Route | None:
         return None
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None
-    if sub is not None and not ((sub == "status" and kind.has_status)
-                                or (sub == "scale" and kind.has_scale)):
+    if sub is not None and not (
+        (sub == "status" and kind.has_status) or (sub == "scale" and kind.has_scale)
+    ):
         return None
     return _Route(kind, namespace, name, sub)
 
@@ -107,15 +126,20 @@ class _HttpServer(ThreadingHTTPServer):
             self.connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up is normal; anything else is logged, never printed."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            return
+        log.error("k8s_sim_request_failed", client=str(client_address), exc_info=error)
+
     def close_connections(self) -> None:
         """Shuts every open connection so idle keep-alive threads end."""
         with self.connections_lock:
             open_now = list(self.connections)
         for conn in open_now:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _StreamClosed(Exception):
@@ -126,10 +150,13 @@ class _Handler(BaseHTTPRequestHandler):
     """One connection: parses each request and dispatches to the cluster."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK (~40 ms per request).
+    disable_nagle_algorithm = True
     server_version = "k8s-sim/1"
     server: _HttpServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Silences the per-request stderr lines (the cluster keeps its own log)."""
 
     def do_GET(self) -> None:
@@ -178,6 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         cluster = self.server.cluster
+        # One handler serves every request of a keep-alive connection: reset per request.
+        self._body_read = False
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -192,8 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if method == "GET" and path in cluster.discovery:
                     self._send(200, cluster.discovery[path])
                     return
-                raise ApiError(404, "the server could not find the requested resource",
-                               details={})
+                raise ApiError(404, "the server could not find the requested resource", details={})
             verb = _verb(method, found, query)
             resource = found.resource
             cluster.stats.count(verb, resource)
@@ -202,6 +230,12 @@ class _Handler(BaseHTTPRequestHandler):
                 status = self._watch(found, query)
             else:
                 status, body = self._resource(method, found, query)
+                if (
+                    method == "GET"
+                    and found.subresource is None
+                    and wants_table(self.headers.get("Accept"))
+                ):
+                    body = self._as_table(found, body)
                 self._send(status, body)
         except ApiError as error:
             status = error.code
@@ -213,10 +247,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as error:  # a bug in the sim answers 500, like an apiserver panic
             status = 500
+            self._drain_body()
+            self.close_connection = True
             self._send_error(ApiError(500, f"Internal error occurred: {error!r}"))
         finally:
             if found is not None:
                 cluster.stats.record(verb, self.path, status)
+
+    def _as_table(self, r: _Route, body: dict[str, Any]) -> dict[str, Any]:
+        """The kubectl `Table` view of a GET answer (one object or a list)."""
+        objects = body.get("items", [body])
+        resource_version = body.get("metadata", {}).get("resourceVersion", "")
+        result = table(r.kind.plural, objects, resource_version, self.server.cluster.store.now())
+        if "continue" in body.get("metadata", {}):
+            result["metadata"]["continue"] = body["metadata"]["continue"]
+        return result
 
     def _drain_body(self) -> None:
         """Reads an unread request body so the keep-alive connection stays in sync."""
@@ -241,8 +286,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_json()
             return 201, store.create(kind, namespace, body)
         if r.name is None:
-            raise ApiError(405, f"{method} is not supported on the collection",
-                           reason="MethodNotAllowed")
+            raise ApiError(
+                405, f"{method} is not supported on the collection", reason="MethodNotAllowed"
+            )
         if method == "GET":
             obj = store.get(kind, namespace, r.name)
             return 200, scale_of(obj) if r.subresource == "scale" else obj
@@ -260,12 +306,20 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, self._write_scale(r, apply_patch(current, patch_body, content_type))
             if content_type == "application/apply-patch+yaml":
                 return self._apply(r, raw, query)
-            return 200, store.patch(kind, namespace, r.name, raw, content_type, r.subresource,
-                                    query.get("fieldManager"))
+            return 200, store.patch(
+                kind,
+                namespace,
+                r.name,
+                raw,
+                content_type=content_type,
+                subresource=r.subresource,
+                field_manager=query.get("fieldManager"),
+            )
         if method == "DELETE":
             if r.subresource:
-                raise ApiError(405, "DELETE is not supported on a subresource",
-                               reason="MethodNotAllowed")
+                raise ApiError(
+                    405, "DELETE is not supported on a subresource", reason="MethodNotAllowed"
+                )
             options = self._read_json() or {}
             return 200, store.delete(kind, namespace, r.name, options)
         raise ApiError(405, f"{method} is not supported", reason="MethodNotAllowed")
@@ -289,29 +343,46 @@ class _Handler(BaseHTTPRequestHandler):
             if error.code != 404:
                 raise
             return 201, store.create(r.kind, namespace, body)
-        return 200, store.patch(r.kind, namespace, r.name or "", _dumps(body),
-                                "application/strategic-merge-patch+json", r.subresource)
+        return 200, store.patch(
+            r.kind,
+            namespace,
+            r.name or "",
+            _dumps(body),
+            content_type="application/strategic-merge-patch+json",
+            subresource=r.subresource,
+        )
 
     def _write_scale(self, r: _Route, scale: Any) -> dict[str, Any]:
         store = self.server.cluster.store
-        if not isinstance(scale, dict) or not isinstance((scale.get("spec") or {}).get(
-                "replicas", 0), int):
+        if not isinstance(scale, dict) or not isinstance(
+            (scale.get("spec") or {}).get("replicas", 0), int
+        ):
             raise bad_request("the body must be a Scale with spec.replicas")
         namespace = r.namespace or ""
         name = r.name or ""
         current = store.get(DEPLOYMENTS, namespace, name)
         wanted_rv = (scale.get("metadata") or {}).get("resourceVersion")
-        patch = {"spec": {"replicas": (scale.get("spec") or {}).get("replicas", 0)},
-                 "metadata": {"resourceVersion": wanted_rv or current["metadata"][
-                     "resourceVersion"]}}
+        patch = {
+            "spec": {"replicas": (scale.get("spec") or {}).get("replicas", 0)},
+            "metadata": {"resourceVersion": wanted_rv or current["metadata"]["resourceVersion"]},
+        }
         try:
-            updated = store.patch(DEPLOYMENTS, namespace, name, _dumps(patch),
-                                  "application/merge-patch+json")
+            updated = store.patch(
+                DEPLOYMENTS,
+                namespace,
+                name,
+                _dumps(patch),
+                content_type="application/merge-patch+json",
+            )
         except ApiError as error:
             if error.code == 409 and not wanted_rv:
-                updated = store.patch(DEPLOYMENTS, namespace, name,
-                                      _dumps({"spec": patch["spec"]}),
-                                      "application/merge-patch+json")
+                updated = store.patch(
+                    DEPLOYMENTS,
+                    namespace,
+                    name,
+                    _dumps({"spec": patch["spec"]}),
+                    content_type="application/merge-patch+json",
+                )
             else:
                 raise
         return scale_of(updated)
@@ -333,8 +404,9 @@ class _Handler(BaseHTTPRequestHandler):
         objects, rv = self.server.cluster.store.list(r.kind, r.namespace, self._selectors(query))
         return self._page(r.kind, objects, rv, query)
 
-    def _page(self, kind: ResourceKind, objects: list[dict[str, Any]], rv: int,
-              query: dict[str, str]) -> dict[str, Any]:
+    def _page(
+        self, kind: ResourceKind, objects: list[dict[str, Any]], rv: int, query: dict[str, str]
+    ) -> dict[str, Any]:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         token = query.get("continue")
         if token:
@@ -342,29 +414,41 @@ class _Handler(BaseHTTPRequestHandler):
                 after = tuple(json.loads(base64.urlsafe_b64decode(token.encode())))
             except ValueError as error:
                 raise bad_request("continue key is not valid") from error
-            objects = [o for o in objects
-                       if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after]
+            objects = [
+                o
+                for o in objects
+                if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > after
+            ]
         limit = int(query.get("limit") or 0)
         if limit > 0 and len(objects) > limit:
             last = objects[limit - 1]["metadata"]
             meta["continue"] = base64.urlsafe_b64encode(
-                _dumps([last.get("namespace", ""), last["name"]])).decode()
+                _dumps([last.get("namespace", ""), last["name"]])
+            ).decode()
             meta["remainingItemCount"] = len(objects) - limit
             objects = objects[:limit]
-        return {"apiVersion": kind.api_version, "kind": kind.list_kind, "metadata": meta,
-                "items": [_list_item(o) for o in objects]}
+        return {
+            "apiVersion": kind.api_version,
+            "kind": kind.list_kind,
+            "metadata": meta,
+            "items": [_list_item(o) for o in objects],
+        }
 
     def _pods(self, method: str, r: _Route, query: dict[str, str]) -> tuple[int, Any]:
         if method != "GET" or r.subresource:
             raise ApiError(405, "pods are read-only in the sim", reason="MethodNotAllowed")
-        pods = self.server.cluster.controller.pods(r.namespace)
+        pods = sorted(
+            self.server.cluster.controller.pods(r.namespace),
+            key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]),
+        )
         match = self._selectors(query)
         if r.name is not None:
             for pod in pods:
                 if pod["metadata"]["name"] == r.name:
                     return 200, pod
-            raise ApiError(404, f'pods "{r.name}" not found',
-                           details={"name": r.name, "kind": "pods"})
+            raise ApiError(
+                404, f'pods "{r.name}" not found', details={"name": r.name, "kind": "pods"}
+            )
         selected = [p for p in pods if match is None or match(p)]
         return 200, self._page(PODS, selected, self.server.cluster.store.resource_version, query)
 
@@ -419,9 +503,19 @@ class _Handler(BaseHTTPRequestHandler):
                     self._chunk(line)
                     last_sent = time.monotonic()
             if bookmarks and time.monotonic() - last_sent >= interval:
-                self._chunk(_dumps({"type": "BOOKMARK", "object": {
-                    "kind": r.kind.kind, "apiVersion": r.kind.api_version,
-                    "metadata": {"resourceVersion": str(rv)}}}) + b"\n")
+                self._chunk(
+                    _dumps(
+                        {
+                            "type": "BOOKMARK",
+                            "object": {
+                                "kind": r.kind.kind,
+                                "apiVersion": r.kind.api_version,
+                                "metadata": {"resourceVersion": str(rv)},
+                            },
+                        }
+                    )
+                    + b"\n"
+                )
                 last_sent = time.monotonic()
         if store.watch_epoch != epoch and cluster.abrupt_drops:
             self.close_connection = True
@@ -482,7 +576,8 @@ def _verb(method: str, r: _Route, query: dict[str, str]) -> str:
             return "GET"
         return "WATCH" if query.get("watch") in ("1", "true", "True") else "LIST"
     return {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "PATCH", "DELETE": "DELETE"}.get(
-        method, method)
+        method, method
+    )
 
 
 def _expired_line(error: WatchExpired) -> bytes:
@@ -490,11 +585,13 @@ def _expired_line(error: WatchExpired) -> bytes:
     return _dumps({"type": "ERROR", "object": status}) + b"\n"
 
 
-def _event_line(event: WatchEvent, r: _Route, match: Callable[[dict[str, Any]], bool] | None
-                ) -> bytes | None:
+def _event_line(
+    event: WatchEvent, r: _Route, match: Callable[[dict[str, Any]], bool] | None
+) -> bytes | None:
     """The line a watch on `r` sends for `event`, or None when it does not concern it."""
-    if event.plural != r.kind.plural or (r.namespace is not None
-                                         and event.namespace != r.namespace):
+    if event.plural != r.kind.plural or (
+        r.namespace is not None and event.namespace != r.namespace
+    ):
         return None
     event_type = event.type
     if match is not None:
@@ -552,12 +649,22 @@ class SimCluster:
         self._faults = FaultPlan()
         self._stopping = threading.Event()
         self.controller: DeploymentController
-        self.store = ObjectStore(history=history, clock=clock, validate=validate,
-                                 on_deployment_write=lambda key: self.controller.notify(key))
-        self.controller = DeploymentController(self.store, ready_delay=ready_delay,
-                                               never_ready_pattern=never_ready_pattern)
+        self.store = ObjectStore(
+            history=history,
+            clock=clock,
+            validate=validate,
+            on_write=self._controlled_write,
+        )
+        self.controller = DeploymentController(
+            self.store, ready_delay=ready_delay, never_ready_pattern=never_ready_pattern
+        )
         self._server: _HttpServer | None = None
         self._thread: threading.Thread | None = None
+
+    def _controlled_write(
+        self, kind: ResourceKind, key: tuple[str, str], obj: dict[str, Any] | None
+    ) -> None:
+        self.controller.notify(kind, key, obj)
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -566,9 +673,12 @@ class SimCluster:
         self._server = _HttpServer((self._host, self._port), self)
         self._port = self._server.server_address[1]
         self.controller.start()
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.1},
-                                        name=f"k8s-sim-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"k8s-sim-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -604,15 +714,17 @@ class SimCluster:
 
     def write_kubeconfig(self, path: str | Path, *, namespace: str = DEFAULT_NAMESPACE) -> Path:
         """Writes a kubeconfig for this server (plain http, no credentials); returns its path."""
-        import yaml
-
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "k8s-sim", "cluster": {"server": self.url}}],
             "users": [{"name": "k8s-sim", "user": {"username": "sim", "password": "sim"}}],
-            "contexts": [{"name": "k8s-sim", "context": {"cluster": "k8s-sim", "user": "k8s-sim",
-                                                         "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": "k8s-sim",
+                    "context": {"cluster": "k8s-sim", "user": "k8s-sim", "namespace": namespace},
+                }
+            ],
             "current-context": "k8s-sim",
             "preferences": {},
         }
@@ -632,16 +744,35 @@ class SimCluster:
             self._stopping.wait(plan.latency)
         if plan.should_fail():
             if plan.error_status == 429:
-                raise ApiError(429, "Too many requests, please try again later.",
-                               details={"retryAfterSeconds": 1}, retry_after=1)
+                raise ApiError(
+                    429,
+                    "Too many requests, please try again later.",
+                    details={"retryAfterSeconds": 1},
+                    retry_after=1,
+                )
             raise ApiError(plan.error_status, "Internal error occurred: injected fault")
 
-    def set_faults(self, *, latency: float = 0.0, error_rate: float = 0.0,
-                   error_status: int = 500, verbs: Collection[str] = (),
-                   kinds: Collection[str] = ()) -> None:
-        """Replaces the fault plan: `verbs` (e.g. "GET", "UPDATE") and `kinds` (plurals) empty = all."""
-        self._faults = make_plan(latency=latency, error_rate=error_rate,
-                                 error_status=error_status, verbs=verbs, kinds=kinds)
+    def set_faults(
+        self,
+        *,
+        latency: float = 0.0,
+        error_rate: float = 0.0,
+        error_status: int = 500,
+        verbs: Collection[str] = (),
+        kinds: Collection[str] = (),
+    ) -> None:
+        """Replaces the fault plan.
+
+        `verbs` ("GET", "LIST", "WATCH", "CREATE", "UPDATE", "PATCH", "DELETE") and
+        `kinds` (plurals such as "deployments") select the requests; empty means all.
+        """
+        self._faults = make_plan(
+            latency=latency,
+            error_rate=error_rate,
+            error_status=error_status,
+            verbs=verbs,
+            kinds=kinds,
+        )
 
     def clear_faults(self) -> None:
         """Removes every injected fault."""
@@ -669,8 +800,6 @@ class SimCluster:
 
     def objects(self, plural: str, namespace: str | None = None) -> Iterable[dict[str, Any]]:
         """Returns the stored objects of a kind (for tests and benchmarks; no request counted)."""
-        from k8s.sim.kinds import BY_PLURAL
-
         kind = BY_PLURAL[plural]
         if kind is PODS:
             return self.controller.pods(namespace)

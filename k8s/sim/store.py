@@ -19,16 +19,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
+
 from k8s.sim import defaults
 from k8s.sim.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
-from k8s.sim.kinds import DEPLOYMENTS, NAMESPACES, STORED_KINDS, VALIDATED, ResourceKind
+from k8s.sim.kinds import DEPLOYMENTS, HPAS, NAMESPACES, STORED_KINDS, VALIDATED, ResourceKind
 from k8s.sim.patches import json_patch, merge_patch, strategic_merge_patch
 from k8s.sim.selectors import ObjectPredicate, selector_string
 
 Key = tuple[str, str]
 # Metadata the server owns: a write never changes these from the client's body.
-_SERVER_METADATA = ("uid", "creationTimestamp", "generation", "deletionTimestamp",
-                    "deletionGracePeriodSeconds", "managedFields", "selfLink")
+_SERVER_METADATA = (
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+)
+# Kinds whose writes the controller hears about.
+_CONTROLLED = (DEPLOYMENTS, HPAS)
 PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -70,8 +81,9 @@ class ObjectStore:
         history: how many write events watches can resume from.
         clock: wall time in seconds for every timestamp written.
         validate: check objects with strict schemas (422 on invalid) when True.
-        on_deployment_write: called with (namespace, name) after each write of a
-            Deployment (under the store lock; must not call back into the store).
+        on_write: called with (kind, (namespace, name), object or None when
+            deleted) after each write of a Deployment or an HPA (under the store
+            lock; it must not call back into the store).
     """
 
     def __init__(
@@ -80,7 +92,7 @@ class ObjectStore:
         history: int,
         clock: Callable[[], float],
         validate: bool,
-        on_deployment_write: Callable[[Key], None] | None = None,
+        on_write: Callable[[ResourceKind, Key, dict[str, Any] | None], None] | None = None,
     ) -> None:
         self.cond = threading.Condition(threading.Lock())
         self._history = max(1, history)
@@ -90,12 +102,13 @@ class ObjectStore:
         self._events: list[WatchEvent] = []
         self._base = 0
         self._compacted_rv = 0
-        self._on_deployment_write = on_deployment_write
+        self._on_write = on_write
         self.closed = False
         self.watch_epoch = 0
         self._validators = None
         if validate:
-            from k8s.sim.validation import SchemaValidators
+            # kubernetes-validate is only needed when validating (an optional dependency).
+            from k8s.sim.validation import SchemaValidators  # noqa: PLC0415
 
             self._validators = SchemaValidators()
         for name in ("default", "gco-inference", "kube-system"):
@@ -126,8 +139,11 @@ class ObjectStore:
         with self.cond:
             table = self._objects[kind.plural]
             rv = self._rv
-            keys = sorted(table) if namespace is None else sorted(
-                k for k in table if k[0] == namespace)
+            keys = (
+                sorted(table)
+                if namespace is None
+                else sorted(k for k in table if k[0] == namespace)
+            )
             objects = [table[k] for k in keys]
         if match is not None:
             objects = [o for o in objects if match(o)]
@@ -146,11 +162,15 @@ class ObjectStore:
         body.setdefault("apiVersion", kind.api_version)
         body.setdefault("kind", kind.kind)
         if body["apiVersion"] != kind.api_version:
-            raise bad_request(f"the API version in the data ({body['apiVersion']}) does not match"
-                              f" the expected API version ({kind.api_version})")
+            raise bad_request(
+                f"the API version in the data ({body['apiVersion']}) does not match"
+                f" the expected API version ({kind.api_version})"
+            )
         if body["kind"] != kind.kind:
-            raise bad_request(f"the kind in the data ({body['kind']}) does not match the expected"
-                              f" kind ({kind.kind})")
+            raise bad_request(
+                f"the kind in the data ({body['kind']}) does not match the expected"
+                f" kind ({kind.kind})"
+            )
         if not isinstance(body.get("metadata") or {}, dict):
             raise bad_request("metadata must be an object")
         body["metadata"] = body.get("metadata") or {}
@@ -163,8 +183,14 @@ class ObjectStore:
         if causes:
             raise invalid(kind.kind, obj["metadata"].get("name", ""), causes, group=kind.group)
 
-    def _commit(self, kind: ResourceKind, key: Key, obj: dict[str, Any] | None, event_type: str,
-                old: dict[str, Any] | None) -> dict[str, Any]:
+    def _commit(
+        self,
+        kind: ResourceKind,
+        key: Key,
+        obj: dict[str, Any] | None,
+        event_type: str,
+        old: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         """Stores `obj` (None deletes) with the next resourceVersion; caller holds the lock."""
         self._rv += 1
         table = self._objects[kind.plural]
@@ -183,8 +209,8 @@ class ObjectStore:
             del self._events[:overflow]
             self._base += overflow
         self.cond.notify_all()
-        if kind is DEPLOYMENTS and self._on_deployment_write is not None:
-            self._on_deployment_write(key)
+        if kind in _CONTROLLED and self._on_write is not None:
+            self._on_write(kind, key, obj)
         return shown
 
     def create(self, kind: ResourceKind, namespace: str, body: Any) -> dict[str, Any]:
@@ -198,16 +224,26 @@ class ObjectStore:
         meta = obj["metadata"]
         name = meta.get("name")
         if not name:
-            raise invalid(kind.kind, "", [{"reason": "FieldValueRequired",
-                                           "message": "Required value: name or generateName is"
-                                           " required", "field": "metadata.name"}],
-                          group=kind.group)
+            raise invalid(
+                kind.kind,
+                "",
+                [
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value: name or generateName is required",
+                        "field": "metadata.name",
+                    }
+                ],
+                group=kind.group,
+            )
         if meta.get("resourceVersion"):
             raise bad_request("resourceVersion should not be set on objects to be created")
         if kind.namespaced:
             if meta.get("namespace", namespace) != namespace:
-                raise bad_request("the namespace of the provided object does not match the"
-                                  " namespace sent on the request")
+                raise bad_request(
+                    "the namespace of the provided object does not match the"
+                    " namespace sent on the request"
+                )
             meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
@@ -231,19 +267,26 @@ class ObjectStore:
                 raise already_exists(kind.qualified, name, group=kind.group, plural=kind.plural)
             return self._commit(kind, key, obj, "ADDED", None)
 
-    def _prepare_update(self, kind: ResourceKind, current: dict[str, Any], proposed: Any,
-                        subresource: str | None) -> dict[str, Any]:
+    def _prepare_update(
+        self, kind: ResourceKind, current: dict[str, Any], proposed: Any, subresource: str | None
+    ) -> dict[str, Any]:
         """Builds the object a write would store from the client's full proposed object."""
         proposed = self._check_type(kind, proposed)
         meta = proposed["metadata"]
         cur_meta = current["metadata"]
         if meta.get("name", cur_meta["name"]) != cur_meta["name"]:
-            raise bad_request(f"the name of the object ({meta.get('name')}) does not match the"
-                              f" name on the URL ({cur_meta['name']})")
-        if kind.namespaced and meta.get("namespace", cur_meta["namespace"]) != cur_meta[
-                "namespace"]:
-            raise bad_request("the namespace of the provided object does not match the namespace"
-                              " sent on the request")
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the"
+                f" name on the URL ({cur_meta['name']})"
+            )
+        if (
+            kind.namespaced
+            and meta.get("namespace", cur_meta["namespace"]) != cur_meta["namespace"]
+        ):
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace"
+                " sent on the request"
+            )
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv and str(wanted_rv) != cur_meta["resourceVersion"]:
             raise conflict(kind.qualified, cur_meta["name"], group=kind.group, plural=kind.plural)
@@ -271,16 +314,26 @@ class ObjectStore:
             old_selector = (current.get("spec") or {}).get("selector")
             new_selector = (obj.get("spec") or {}).get("selector")
             if old_selector != new_selector:
-                raise invalid(kind.kind, cur_meta["name"], [{
-                    "reason": "FieldValueInvalid",
-                    "message": f"Invalid value: {json.dumps(new_selector)}: field is immutable",
-                    "field": "spec.selector"}], group=kind.group)
+                raise invalid(
+                    kind.kind,
+                    cur_meta["name"],
+                    [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "message": f"Invalid value: {json.dumps(new_selector)}:"
+                            " field is immutable",
+                            "field": "spec.selector",
+                        }
+                    ],
+                    group=kind.group,
+                )
         if kind.has_generation and obj.get("spec") != current.get("spec"):
             new_meta["generation"] = int(cur_meta.get("generation", 1)) + 1
         return obj
 
-    def _write_update(self, kind: ResourceKind, key: Key, expected: dict[str, Any],
-                      obj: dict[str, Any]) -> dict[str, Any]:
+    def _write_update(
+        self, kind: ResourceKind, key: Key, expected: dict[str, Any], obj: dict[str, Any]
+    ) -> dict[str, Any]:
         """Stores `obj` unless the object changed since `expected` was read (then 409)."""
         self._validate(kind, obj)
         with self.cond:
@@ -294,14 +347,20 @@ class ObjectStore:
                 return current
             return self._commit(kind, key, obj, "MODIFIED", current)
 
-    def replace(self, kind: ResourceKind, namespace: str, name: str, body: Any,
-                subresource: str | None = None) -> dict[str, Any]:
+    def replace(
+        self,
+        kind: ResourceKind,
+        namespace: str,
+        name: str,
+        body: Any,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
         """PUT: replaces the object (or only its status); returns the stored object."""
         key = (namespace if kind.namespaced else "", name)
         for _ in range(3):
             current = self.get(kind, key[0], name)
-            proposed = body if _ == 0 else copy.deepcopy(body)
-            obj = self._prepare_update(kind, current, copy.deepcopy(proposed), subresource)
+            # _prepare_update consumes its input; a retry needs the client's body unchanged.
+            obj = self._prepare_update(kind, current, copy.deepcopy(body), subresource)
             try:
                 return self._write_update(kind, key, current, obj)
             except ApiError as error:
@@ -311,9 +370,17 @@ class ObjectStore:
                     raise
         raise conflict(kind.qualified, name, group=kind.group, plural=kind.plural)
 
-    def patch(self, kind: ResourceKind, namespace: str, name: str, raw: bytes,
-              content_type: str, subresource: str | None = None,
-              field_manager: str | None = None) -> dict[str, Any]:
+    def patch(
+        self,
+        kind: ResourceKind,
+        namespace: str,
+        name: str,
+        raw: bytes,
+        *,
+        content_type: str,
+        subresource: str | None = None,
+        field_manager: str | None = None,
+    ) -> dict[str, Any]:
         """PATCH with one of the four patch types; returns the stored object."""
         key = (namespace if kind.namespaced else "", name)
         patch_body = parse_patch(raw, content_type, field_manager)
@@ -328,17 +395,18 @@ class ObjectStore:
                     raise
         raise conflict(kind.qualified, name, group=kind.group, plural=kind.plural)
 
-    def write_status(self, key: Key, status: dict[str, Any]) -> None:
-        """Controller write of a Deployment's status (no generation change)."""
+    def write_status(self, kind: ResourceKind, key: Key, status: dict[str, Any]) -> None:
+        """Controller write of an object's status (no generation change; no-op when equal)."""
         with self.cond:
-            current = self._objects[DEPLOYMENTS.plural].get(key)
+            current = self._objects[kind.plural].get(key)
             if current is None or current.get("status") == status or self.closed:
                 return
             obj = {**current, "metadata": dict(current["metadata"]), "status": status}
-            self._commit(DEPLOYMENTS, key, obj, "MODIFIED", current)
+            self._commit(kind, key, obj, "MODIFIED", current)
 
-    def delete(self, kind: ResourceKind, namespace: str, name: str,
-               options: dict[str, Any] | None = None) -> dict[str, Any]:
+    def delete(
+        self, kind: ResourceKind, namespace: str, name: str, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Deletes the object (a namespace with everything in it); returns the deleted object."""
         key = (namespace if kind.namespaced else "", name)
         preconditions = (options or {}).get("preconditions") or {}
@@ -350,20 +418,30 @@ class ObjectStore:
             if preconditions.get("resourceVersion") not in (None, meta["resourceVersion"]):
                 raise conflict(kind.qualified, name, group=kind.group, plural=kind.plural)
             if preconditions.get("uid") not in (None, meta["uid"]):
-                raise ApiError(409, f"Precondition failed: UID in precondition:"
-                               f" {preconditions['uid']}, UID in object meta: {meta['uid']}",
-                               reason="Conflict")
+                raise ApiError(
+                    409,
+                    f"Precondition failed: UID in precondition:"
+                    f" {preconditions['uid']}, UID in object meta: {meta['uid']}",
+                    reason="Conflict",
+                )
             if kind is NAMESPACES:
                 for other in STORED_KINDS:
                     if other.namespaced:
                         for other_key in [k for k in self._objects[other.plural] if k[0] == name]:
-                            self._commit(other, other_key, None, "DELETED",
-                                         self._objects[other.plural][other_key])
+                            self._commit(
+                                other,
+                                other_key,
+                                None,
+                                "DELETED",
+                                self._objects[other.plural][other_key],
+                            )
             shown = self._commit(kind, key, None, "DELETED", current)
         if kind is NAMESPACES:
-            shown = {**shown, "metadata": {**shown["metadata"],
-                                           "deletionTimestamp": rfc3339(self._clock())},
-                     "status": {"phase": "Terminating"}}
+            shown = {
+                **shown,
+                "metadata": {**shown["metadata"], "deletionTimestamp": rfc3339(self._clock())},
+                "status": {"phase": "Terminating"},
+            }
         return shown
 
     # ---- watches -----------------------------------------------------------
@@ -388,8 +466,9 @@ class ObjectStore:
             offset = bisect.bisect_right(self._events, rv, key=lambda e: e.rv)
             return self._base + offset, False
 
-    def watch_wait(self, cursor: int, timeout: float, epoch: int
-                   ) -> tuple[list[WatchEvent], int, int]:
+    def watch_wait(
+        self, cursor: int, timeout: float, epoch: int
+    ) -> tuple[list[WatchEvent], int, int]:
         """Waits up to `timeout` for events at or after `cursor`.
 
         Returns (events, next cursor, resourceVersion seen). Returns no events
@@ -400,14 +479,18 @@ class ObjectStore:
         """
         with self.cond:
             self.cond.wait_for(
-                lambda: self.closed or self.watch_epoch != epoch
-                or self._base + len(self._events) > cursor,
+                lambda: (
+                    self.closed
+                    or self.watch_epoch != epoch
+                    or self._base + len(self._events) > cursor
+                ),
                 timeout,
             )
             if cursor < self._base:
-                raise WatchExpired(self._events[0].rv - 1 if self._events else self._rv,
-                                   self._compacted_rv)
-            events = self._events[cursor - self._base:]
+                raise WatchExpired(
+                    self._events[0].rv - 1 if self._events else self._rv, self._compacted_rv
+                )
+            events = self._events[cursor - self._base :]
             return events, cursor + len(events), self._rv
 
     def close(self) -> None:
@@ -426,14 +509,14 @@ class ObjectStore:
 def parse_patch(raw: bytes, content_type: str, field_manager: str | None) -> Any:
     """Decodes a PATCH body for `content_type`; raises 400/415 like the API server."""
     if content_type not in PATCH_TYPES:
-        raise ApiError(415, f"the body of the request was in an unknown format - accepted media"
-                       f" types include: {', '.join(PATCH_TYPES)}")
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format - accepted media"
+            f" types include: {', '.join(PATCH_TYPES)}",
+        )
     if content_type == "application/apply-patch+yaml":
         if not field_manager:
-            raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager"
-                              " parameter")
-        import yaml
-
+            raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager parameter")
         try:
             return yaml.safe_load(raw.decode() or "{}")
         except yaml.YAMLError as error:
@@ -443,8 +526,9 @@ def parse_patch(raw: bytes, content_type: str, field_manager: str | None) -> Any
     except ValueError as error:
         raise bad_request(f"error decoding patch: {error}") from error
     if content_type != "application/json-patch+json" and not isinstance(body, dict):
-        raise bad_request("json: cannot unmarshal array into Go value of type"
-                          " map[string]interface {}")
+        raise bad_request(
+            "json: cannot unmarshal array into Go value of type map[string]interface {}"
+        )
     return body
 
 
@@ -464,8 +548,10 @@ def apply_patch(current: dict[str, Any], patch_body: Any, content_type: str) -> 
 def _patch_carries_rv(patch_body: Any) -> bool:
     if isinstance(patch_body, dict):
         return bool((patch_body.get("metadata") or {}).get("resourceVersion"))
-    return any(isinstance(op, dict) and "resourceVersion" in str(op.get("path", ""))
-               for op in patch_body or [])
+    return any(
+        isinstance(op, dict) and "resourceVersion" in str(op.get("path", ""))
+        for op in patch_body or []
+    )
 
 
 def scale_of(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -476,10 +562,14 @@ def scale_of(deployment: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                         "creationTimestamp") if k in meta},
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
         "spec": {"replicas": spec.get("replicas", 1)},
-        "status": {"replicas": status.get("replicas", 0),
-                   "selector": selector_string((spec.get("selector") or {}).get("matchLabels")
-                                               or {})},
+        "status": {
+            "replicas": status.get("replicas", 0),
+            "selector": selector_string((spec.get("selector") or {}).get("matchLabels") or {}),
+        },
     }

@@ -7,9 +7,14 @@ condition against a deadline (tests never sleep to synchronise).
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from kubernetes import client
 
 T = TypeVar("T")
 NAMESPACE = "gco-inference"
@@ -17,15 +22,18 @@ NAMESPACE = "gco-inference"
 
 def api_client(url: str) -> Any:
     """Returns a `kubernetes.client.ApiClient` talking to `url` (close it when done)."""
-    from kubernetes import client
-
     config = client.Configuration()
     config.host = url
     return client.ApiClient(config)
 
 
-def wait_for(condition: Callable[[], T | None], *, timeout: float = 5.0,
-             interval: float = 0.02, what: str = "condition") -> T:
+def wait_for(
+    condition: Callable[[], T | None],
+    *,
+    timeout: float = 5.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> T:
     """Polls `condition` until it returns a truthy value; returns it or raises AssertionError."""
     deadline = time.monotonic() + timeout
     while True:
@@ -37,8 +45,13 @@ def wait_for(condition: Callable[[], T | None], *, timeout: float = 5.0,
         time.sleep(interval)
 
 
-def deployment(name: str = "m1", *, image: str = "nginx:1.25", replicas: int = 2,
-               labels: dict[str, str] | None = None) -> dict[str, Any]:
+def deployment(
+    name: str = "m1",
+    *,
+    image: str = "nginx:1.25",
+    replicas: int = 2,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Returns a valid apps/v1 Deployment manifest selecting `app=<name>`."""
     all_labels = {"app": name, **(labels or {})}
     return {
@@ -50,11 +63,16 @@ def deployment(name: str = "m1", *, image: str = "nginx:1.25", replicas: int = 2
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": all_labels},
-                "spec": {"containers": [{
-                    "name": "server", "image": image,
-                    "ports": [{"containerPort": 8000, "name": "http"}],
-                    "env": [{"name": "MODEL", "value": name}],
-                }]},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": image,
+                            "ports": [{"containerPort": 8000, "name": "http"}],
+                            "env": [{"name": "MODEL", "value": name}],
+                        }
+                    ]
+                },
             },
         },
     }
@@ -66,8 +84,10 @@ def service(name: str = "m1", *, port: int = 80) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {"selector": {"app": name},
-                 "ports": [{"name": "http", "port": port, "targetPort": 8000}]},
+        "spec": {
+            "selector": {"app": name},
+            "ports": [{"name": "http", "port": port, "targetPort": 8000}],
+        },
     }
 
 
@@ -77,26 +97,33 @@ def lease(name: str = "leader", *, holder: str = "a") -> dict[str, Any]:
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
         "metadata": {"name": name},
-        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
-                 "acquireTime": "2026-01-02T03:04:05.123456Z",
-                 "renewTime": "2026-01-02T03:04:05.123456Z", "leaseTransitions": 0},
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": 15,
+            "acquireTime": "2026-01-02T03:04:05.123456Z",
+            "renewTime": "2026-01-02T03:04:05.123456Z",
+            "leaseTransitions": 0,
+        },
     }
 
 
-def raw_request(url: str, method: str, path: str, body: Any = None, *,
-                content_type: str = "application/json", timeout: float = 5.0
-                ) -> tuple[int, dict[str, str], Any]:
+def raw_request(
+    url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    content_type: str = "application/json",
+    timeout: float = 5.0,
+) -> tuple[int, dict[str, str], Any]:
     """Sends one request with urllib, bypassing the client's own checks.
 
     Returns (status, headers, decoded JSON body or None).
     """
-    import json
-    import urllib.error
-    import urllib.request
-
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    request = urllib.request.Request(url + path, data=data, method=method,
-                                     headers={"Content-Type": content_type})
+    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url + path, data=data, method=method, headers={"Content-Type": content_type}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             raw, status, headers = response.read(), response.status, dict(response.headers)

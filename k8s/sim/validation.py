@@ -57,7 +57,8 @@ class SchemaValidators:
             if key in self._validators:
                 return self._validators[key]
             if self._registry is None:
-                self._registry = Resource.from_contents(self._load("_definitions.json")) @ Registry()
+                definitions = Resource.from_contents(self._load("_definitions.json"))
+                self._registry = definitions @ Registry()
             # The file naming of kubernetes-validate: apps/v1 -> apps-v1, networking.k8s.io/v1
             # -> networking-v1, v1 -> v1.
             group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
@@ -80,11 +81,13 @@ class SchemaValidators:
                 known = set((error.schema or {}).get("properties", {}))
                 extra = sorted(k for k in error.instance if k not in known)
                 field = ".".join(p for p in (field, extra[0] if extra else "") if p)
-            found.append({
-                "reason": _REASONS.get(str(error.validator), "FieldValueInvalid"),
-                "message": _message(error),
-                "field": field,
-            })
+            found.append(
+                {
+                    "reason": _REASONS.get(str(error.validator), "FieldValueInvalid"),
+                    "message": _message(error),
+                    "field": field,
+                }
+            )
         found.extend(_semantic_causes(obj))
         return found
 
@@ -116,36 +119,53 @@ def _semantic_causes(obj: dict[str, Any]) -> list[dict[str, str]]:
     pattern = _DNS_LABEL if obj.get("kind") == "Service" else _DNS_SUBDOMAIN
     limit = 63 if obj.get("kind") == "Service" else 253
     if not isinstance(name, str) or not pattern.match(name) or len(name) > limit:
-        causes.append({
-            "reason": "FieldValueInvalid",
-            "message": f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 name must consist"
-            " of lower case alphanumeric characters, '-' or '.', and must start and end with an"
-            " alphanumeric character",
-            "field": "metadata.name",
-        })
+        causes.append(
+            {
+                "reason": "FieldValueInvalid",
+                "message": f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 name must"
+                " consist of lower case alphanumeric characters, '-' or '.', and must start"
+                " and end with an alphanumeric character",
+                "field": "metadata.name",
+            }
+        )
     if obj.get("kind") == "Deployment":
         spec = obj.get("spec") or {}
         selector = (spec.get("selector") or {}).get("matchLabels") or {}
         labels = (((spec.get("template") or {}).get("metadata") or {}).get("labels")) or {}
         if not selector and not (spec.get("selector") or {}).get("matchExpressions"):
-            causes.append({"reason": "FieldValueInvalid",
-                           "message": "Invalid value: {}: empty selector is invalid for deployment",
-                           "field": "spec.selector"})
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": "Invalid value: {}: empty selector is invalid for deployment",
+                    "field": "spec.selector",
+                }
+            )
         elif any(labels.get(k) != v for k, v in selector.items()):
-            causes.append({
-                "reason": "FieldValueInvalid",
-                "message": f"Invalid value: {json.dumps(labels)}: `selector` does not match"
-                " template `labels`",
-                "field": "spec.template.metadata.labels",
-            })
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": f"Invalid value: {json.dumps(labels)}: `selector` does not match"
+                    " template `labels`",
+                    "field": "spec.template.metadata.labels",
+                }
+            )
         containers = (((spec.get("template") or {}).get("spec") or {}).get("containers")) or []
         for index, container in enumerate(containers):
             if isinstance(container, dict) and not container.get("image"):
-                causes.append({"reason": "FieldValueRequired", "message": "Required value",
-                               "field": f"spec.template.spec.containers[{index}].image"})
+                causes.append(
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value",
+                        "field": f"spec.template.spec.containers[{index}].image",
+                    }
+                )
         replicas = spec.get("replicas")
         if isinstance(replicas, int) and replicas < 0:
-            causes.append({"reason": "FieldValueInvalid",
-                           "message": f"Invalid value: {replicas}: must be greater than or equal"
-                           " to 0", "field": "spec.replicas"})
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": f"Invalid value: {replicas}: must be greater than or equal to 0",
+                    "field": "spec.replicas",
+                }
+            )
     return causes

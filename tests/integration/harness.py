@@ -74,8 +74,9 @@ class Kube:
         return {i["metadata"]["name"] for i in body.get("items", [])}
 
     def merge_patch(self, kind: str, name: str, patch: dict) -> dict:
-        status, body = self._call(kind, "patch", name, NAMESPACE, patch,
-                                  _content_type="application/merge-patch+json")
+        status, body = self._call(
+            kind, "patch", name, NAMESPACE, patch, _content_type="application/merge-patch+json"
+        )
         assert status == 200, body
         return body
 
@@ -115,12 +116,24 @@ class Harness:
         base.update(env)
         return load_settings(base)
 
-    def start_daemon(self, *, clock: Clock | None = None,
-                     actor_factory: type[EndpointActor] = EndpointActor,
-                     on_event: Callable[[str, dict[str, Any]], None] | None = None,
-                     serve_http: bool = False, **env: str) -> Daemon:
-        daemon = Daemon(self.settings(**env), clock=clock, actor_factory=actor_factory,
-                        on_event=on_event, serve_http=serve_http).start()
+    def start_daemon(
+        self,
+        *,
+        clock: Clock | None = None,
+        actor_factory: type[EndpointActor] = EndpointActor,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        serve_http: bool = False,
+        gateway_retries: tuple[int, float, float] | None = (3, 0.01, 0.05),
+        **env: str,
+    ) -> Daemon:
+        daemon = Daemon(
+            self.settings(**env),
+            clock=clock,
+            actor_factory=actor_factory,
+            on_event=on_event,
+            serve_http=serve_http,
+            gateway_retries=gateway_retries,
+        ).start()
         self.daemons.append(daemon)
         return daemon
 
@@ -131,35 +144,52 @@ class Harness:
 
     # -- table ------------------------------------------------------------
 
-    def put(self, name: str, *, desired_state: str = "running",
-            regions: tuple[str, ...] = (REGION,), **spec: Any) -> None:
+    def put(
+        self,
+        name: str,
+        *,
+        desired_state: str = "running",
+        regions: tuple[str, ...] = (REGION,),
+        **spec: Any,
+    ) -> None:
         """Create an item the way the predecessor's CLI writes it."""
         now = utc_timestamp()
-        self.store.create_item({
-            "endpoint_name": name,
-            "desired_state": desired_state,
-            "target_regions": list(regions),
-            "namespace": NAMESPACE,
-            "ingress_path": f"/inference/{name}",
-            "created_at": now,
-            "updated_at": now,
-            "created_by": "test",
-            "spec": {"image": "repo/model:v1", **spec},
-            "region_status": {},
-        })
+        self.store.create_item(
+            {
+                "endpoint_name": name,
+                "desired_state": desired_state,
+                "target_regions": list(regions),
+                "namespace": NAMESPACE,
+                "ingress_path": f"/inference/{name}",
+                "created_at": now,
+                "updated_at": now,
+                "created_by": "test",
+                "spec": {"image": "repo/model:v1", **spec},
+                "region_status": {},
+            }
+        )
 
     def put_raw(self, name: str, **spec: Any) -> None:
         """Write an item with plain boto3, unvalidated: what a buggy or older writer leaves."""
         table = boto3.resource(
-            "dynamodb", endpoint_url=self.dynamo_url, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            "dynamodb",
+            endpoint_url=self.dynamo_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
         ).Table(self.table_name)
         now = utc_timestamp()
-        table.put_item(Item={
-            "endpoint_name": name, "desired_state": "running", "target_regions": [REGION],
-            "namespace": NAMESPACE, "created_at": now, "updated_at": now,
-            "spec": {"image": "repo/model:v1", **spec},
-        })
+        table.put_item(
+            Item={
+                "endpoint_name": name,
+                "desired_state": "running",
+                "target_regions": [REGION],
+                "namespace": NAMESPACE,
+                "created_at": now,
+                "updated_at": now,
+                "spec": {"image": "repo/model:v1", **spec},
+            }
+        )
 
     def item(self, name: str) -> LoadedItem | None:
         return self.store.get(name)
@@ -173,8 +203,11 @@ class Harness:
         return None if status is None else status.state
 
     def wait_state(self, name: str, state: str, *, timeout: float = 20.0) -> RegionStatus:
-        wait_for(lambda: self.state(name) == state, timeout=timeout,
-                 what=f"{name} to report {state} (now {self.state(name)})")
+        wait_for(
+            lambda: self.state(name) == state,
+            timeout=timeout,
+            what=f"{name} to report {state} (now {self.state(name)})",
+        )
         status = self.status(name)
         assert status is not None
         return status

@@ -380,7 +380,7 @@ CREATE = ("create", "llama3", "--region", "us-east-1")
                 "2",
             ),
             id="autoscaling-min-above-max",
-        ),  # fmt: skip
+        ),
         pytest.param(
             "spec.autoscaling.min_replicas must be between 1 and 1000, got 0",
             (*CREATE, "--image", IMAGE, "--autoscaling", "--autoscaling-min", "0"),
@@ -441,7 +441,8 @@ def test_create_from_file_refuses_bad_input(
 ) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(json.dumps(document))
-    result = cli("create", "llama3", "--file", str(path), "--region", "us-east-1")
+    regions = () if "target_regions" in document else ("--region", "us-east-1")
+    result = cli("create", "llama3", "--file", str(path), *regions)
     assert (result.status, result.err) == (2, f"{PREFIX}{message}\n")
     assert cli("list", "--json").json() == []
 

@@ -15,7 +15,8 @@ def scan_count(daemon) -> float:
         sample.value
         for family in daemon.metrics.registry.collect()
         for sample in family.samples
-        if sample.name == "dynamodb_requests_total" and sample.labels.get("operation", "").lower() == "scan"
+        if sample.name == "dynamodb_requests_total"
+        and sample.labels.get("operation", "").lower() == "scan"
     )
 
 
@@ -25,9 +26,11 @@ def _container(deployment: dict) -> dict:
 
 def _writes(counters: dict[str, int]) -> int:
     """Writes to endpoint objects (the lease renewals are the daemon's, not an endpoint's)."""
-    return sum(v for k, v in counters.items()
-               if k.split(" ")[0] in ("CREATE", "UPDATE", "PATCH", "DELETE")
-               and not k.endswith("leases"))
+    return sum(
+        v
+        for k, v in counters.items()
+        if k.split(" ")[0] in ("CREATE", "UPDATE", "PATCH", "DELETE") and not k.endswith("leases")
+    )
 
 
 def test_new_endpoint_gets_every_object_and_reports_running(kit: Harness) -> None:
@@ -76,8 +79,10 @@ def test_image_update_rolls_out_and_clears_the_region_override(kit: Harness) -> 
     kit.wait_state("m1", "running")
     assert _container(kit.kube.get("Deployment", "m1"))["image"] == "regional/model:v1"
     kit.store.update_spec("m1", {"image": "repo/model:v2"})
-    wait_for(lambda: _container(kit.kube.get("Deployment", "m1"))["image"] == "repo/model:v2",
-             what="the new image on the Deployment")
+    wait_for(
+        lambda: _container(kit.kube.get("Deployment", "m1"))["image"] == "repo/model:v2",
+        what="the new image on the Deployment",
+    )
     kit.wait_state("m1", "running")
 
 
@@ -96,8 +101,11 @@ def test_out_of_band_drift_in_env_resources_and_probes_is_repaired(kit: Harness)
     def repaired() -> bool:
         c = _container(kit.kube.get("Deployment", "m1"))
         env = {e["name"]: e.get("value") for e in c.get("env", [])}
-        return (env.get("MODEL") == "a" and c["resources"]["limits"]["cpu"] == "4"
-                and c["readinessProbe"]["httpGet"]["path"] == "/health")
+        return (
+            env.get("MODEL") == "a"
+            and c["resources"]["limits"]["cpu"] == "4"
+            and c["readinessProbe"]["httpGet"]["path"] == "/health"
+        )
 
     wait_for(repaired, what="drift repaired")
 
@@ -116,9 +124,12 @@ def test_stop_scales_to_zero_keeps_service_and_ingress_and_start_restores(kit: H
     assert kit.kube.get("Service", "m1") is not None
     assert kit.kube.get("Ingress", "inference-m1") is not None
     kit.store.update_spec("m1", {"env": {"NEW": "1"}})
-    wait_for(lambda: any(e["name"] == "NEW" for e in
-                         _container(kit.kube.get("Deployment", "m1")).get("env", [])),
-             what="spec change applied while stopped")
+    wait_for(
+        lambda: any(
+            e["name"] == "NEW" for e in _container(kit.kube.get("Deployment", "m1")).get("env", [])
+        ),
+        what="spec change applied while stopped",
+    )
     assert kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 0
     assert kit.state("m1") == "stopped"
     kit.store.set_desired_state("m1", "running")
@@ -136,24 +147,39 @@ def test_hpa_owns_replicas_and_follows_the_spec(kit: Harness) -> None:
     kit.kube.merge_patch("Deployment", "m1", {"spec": {"replicas": 3}})
     kit.wait_state("m1", "running")
     assert kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 3
-    kit.store.update_spec("m1", {"autoscaling": {"enabled": True, "min_replicas": 2,
-                                                 "max_replicas": 8,
-                                                 "metrics": [{"type": "memory", "target": 60}]}})
-    wait_for(lambda: kit.kube.get("HorizontalPodAutoscaler", "m1")["spec"]["maxReplicas"] == 8,
-             what="HPA updated")
+    kit.store.update_spec(
+        "m1",
+        {
+            "autoscaling": {
+                "enabled": True,
+                "min_replicas": 2,
+                "max_replicas": 8,
+                "metrics": [{"type": "memory", "target": 60}],
+            }
+        },
+    )
+    wait_for(
+        lambda: kit.kube.get("HorizontalPodAutoscaler", "m1")["spec"]["maxReplicas"] == 8,
+        what="HPA updated",
+    )
     hpa = kit.kube.get("HorizontalPodAutoscaler", "m1")
     assert hpa["spec"]["minReplicas"] == 2
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "memory"
     kit.store.update_spec("m1", {"autoscaling": {"enabled": False}, "replicas": 5})
     wait_for(lambda: kit.kube.get("HorizontalPodAutoscaler", "m1") is None, what="HPA deleted")
-    wait_for(lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 5,
-             what="spec replicas restored")
+    wait_for(
+        lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 5,
+        what="spec replicas restored",
+    )
 
 
 def _backends(ingress: dict) -> tuple[str, dict | None]:
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    action = ingress["metadata"].get("annotations", {}).get(
-        "alb.ingress.kubernetes.io/actions.weighted-routing")
+    action = (
+        ingress["metadata"]
+        .get("annotations", {})
+        .get("alb.ingress.kubernetes.io/actions.weighted-routing")
+    )
     return backend["name"], json.loads(action) if action else None
 
 
@@ -175,8 +201,18 @@ def test_canary_add_weight_promote_and_rollback(kit: Harness) -> None:
     assert weights == {"m1": 80, "m1-canary": 20}
 
     kit.store.set_canary("m1", "vllm/vllm-openai:v2", 50)
-    wait_for(lambda: {g["weight"] for g in _backends(kit.kube.get("Ingress", "inference-m1"))[1]
-                      ["forwardConfig"]["targetGroups"]} == {50}, what="weight change")
+    wait_for(
+        lambda: (
+            {
+                g["weight"]
+                for g in _backends(kit.kube.get("Ingress", "inference-m1"))[1]["forwardConfig"][
+                    "targetGroups"
+                ]
+            }
+            == {50}
+        ),
+        what="weight change",
+    )
 
     kit.store.promote("m1")
     wait_for(lambda: kit.kube.get("Service", "m1-canary") is None, what="canary removed")
@@ -196,15 +232,23 @@ def test_canary_add_weight_promote_and_rollback(kit: Harness) -> None:
 
 
 def test_delete_removes_everything_then_the_item(kit: Harness) -> None:
-    kit.put("m1", canary={"image": "repo/model:v2"},
-            autoscaling={"enabled": True, "min_replicas": 1, "max_replicas": 3})
+    kit.put(
+        "m1",
+        canary={"image": "repo/model:v2"},
+        autoscaling={"enabled": True, "min_replicas": 1, "max_replicas": 3},
+    )
     kit.start_daemon()
     kit.wait_state("m1", "running")
     kit.store.set_desired_state("m1", "deleted")
     wait_for(lambda: kit.item("m1") is None, what="item purged")
-    for kind, name in [("Deployment", "m1"), ("Deployment", "m1-canary"), ("Service", "m1"),
-                       ("Service", "m1-canary"), ("Ingress", "inference-m1"),
-                       ("HorizontalPodAutoscaler", "m1")]:
+    for kind, name in [
+        ("Deployment", "m1"),
+        ("Deployment", "m1-canary"),
+        ("Service", "m1"),
+        ("Service", "m1-canary"),
+        ("Ingress", "inference-m1"),
+        ("HorizontalPodAutoscaler", "m1"),
+    ]:
         assert kit.kube.get(kind, name) is None, f"{kind} {name} left behind"
 
 
@@ -237,8 +281,9 @@ def test_region_removed_from_targets_cleans_up_and_drops_its_status(kit: Harness
     kit.start_daemon()
     kit.wait_state("m1", "running")
     item = kit.item("m1")
-    kit.store.update("m1", set_={"target_regions": ["eu-west-1"]},
-                     expected_updated_at=item.updated_at)
+    kit.store.update(
+        "m1", set_={"target_regions": ["eu-west-1"]}, expected_updated_at=item.updated_at
+    )
     wait_for(lambda: kit.status("m1") is None, what="status entry dropped")
     assert kit.kube.get("Deployment", "m1") is None
     assert kit.kube.get("Ingress", "inference-m1") is None
@@ -261,7 +306,8 @@ def test_invalid_item_is_reported_never_applied_never_rewritten(kit: Harness) ->
 
 def test_unmanaged_object_with_the_same_name_is_never_touched(kit: Harness) -> None:
     foreign = {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": "m1", "labels": {"owner": "someone-else"}},
         "spec": {"ports": [{"port": 1234}], "selector": {"app": "other"}},
     }

@@ -46,9 +46,11 @@ def gateway(sim: Any) -> Iterator[ClusterGateway]:
 
 def _live_deployment(other: client.ApiClient, name: str) -> dict[str, Any] | None:
     try:
-        return client.AppsV1Api(other).read_namespaced_deployment(
-            name, NAMESPACE, _preload_content=False
-        ).json()
+        return (
+            client.AppsV1Api(other)
+            .read_namespaced_deployment(name, NAMESPACE, _preload_content=False)
+            .json()
+        )
     except client.exceptions.ApiException as exc:
         if exc.status == 404:
             return None
@@ -166,8 +168,9 @@ def test_a_foreign_object_with_the_same_name_is_never_modified(
 def test_a_predecessor_object_is_adopted(
     sim: Any, gateway: ClusterGateway, other: client.ApiClient
 ) -> None:
-    predecessor = deployment("m1", image="old/image:1", labels={"project": "gco",
-                                                                "gco.io/type": "inference"})
+    predecessor = deployment(
+        "m1", image="old/image:1", labels={"project": "gco", "gco.io/type": "inference"}
+    )
     client.AppsV1Api(other).create_namespaced_deployment(
         NAMESPACE, predecessor, _preload_content=False
     ).read()

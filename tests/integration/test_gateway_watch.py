@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from k8s import errors
+from k8s import errors, informer
 from k8s.gateway import ClusterGateway, GatewaySettings, WatchEvent, make_api_client
 from k8s.sim import SimCluster
 from k8s.sim.testing import NAMESPACE, api_client, deployment, service, wait_for
@@ -128,8 +128,10 @@ def test_a_dropped_watch_resumes_without_relisting(sim: Any, other: client.ApiCl
         _create_deployment(other, "b")
         _scale(other, "a", 3)
         wait_for(
-            lambda: (gw.cached("Deployment", "a") or {}).get("spec", {}).get("replicas") == 3
-            and gw.cached("Deployment", "b"),
+            lambda: (
+                (gw.cached("Deployment", "a") or {}).get("spec", {}).get("replicas") == 3
+                and gw.cached("Deployment", "b")
+            ),
             what="changes made after the drop",
         )
         assert ("Deployment", "ADDED", "b") in recorder.seen()
@@ -190,8 +192,9 @@ def test_a_failing_on_event_never_kills_the_watch(sim: Any, other: client.ApiCli
         _create_deployment(other, "a")
         _create_deployment(other, "b")
         wait_for(
-            lambda: {("Deployment", "ADDED", "a"), ("Deployment", "ADDED", "b")}
-            <= set(recorder.seen()),
+            lambda: (
+                {("Deployment", "ADDED", "a"), ("Deployment", "ADDED", "b")} <= set(recorder.seen())
+            ),
             what="both events despite the failing handler",
         )
     finally:
@@ -236,3 +239,34 @@ def test_stop_ends_every_watch_thread_and_is_idempotent(sim: Any) -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith("watch-")]
     assert gw.cached_objects("Deployment") == []
     assert not gw.has_synced()
+
+
+def test_an_abruptly_broken_watch_reconnects(sim: Any, other: client.ApiClient) -> None:
+    """A connection cut mid-stream (no chunked terminator) is a failure: back off, resume."""
+    gw = _gateway(sim.url)
+    gw.start(lambda event: None)
+    try:
+        sim.abrupt_drops = True
+        sim.drop_watches()
+        _create_deployment(other, "after-the-cut")
+        wait_for(lambda: gw.cached("Deployment", "after-the-cut"), what="an event after the cut")
+        assert gw.request_counts()[("list", "Deployment", "ok")] == 1
+    finally:
+        gw.stop()
+
+
+def test_the_initial_list_is_paged(
+    sim: Any, other: client.ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(informer, "LIST_PAGE_SIZE", 2)
+    for index in range(5):
+        _create_deployment(other, f"d{index}")
+    gw = _gateway(sim.url)
+    gw.start(lambda event: None)
+    try:
+        assert sorted(o["metadata"]["name"] for o in gw.cached_objects("Deployment")) == [
+            f"d{index}" for index in range(5)
+        ]
+        assert gw.request_counts()[("list", "Deployment", "ok")] == 3
+    finally:
+        gw.stop()

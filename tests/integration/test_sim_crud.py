@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,16 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from k8s.sim.testing import NAMESPACE, api_client, deployment, lease, raw_request, service
+from k8s.sim import SimCluster
+from k8s.sim.testing import (
+    NAMESPACE,
+    api_client,
+    deployment,
+    lease,
+    raw_request,
+    service,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -53,8 +63,6 @@ def test_created_object_has_server_metadata(apps: client.AppsV1Api) -> None:
 
 def test_fake_clock_stamps_creation_time() -> None:
     """Every timestamp the sim writes comes from the injected clock."""
-    from k8s.sim import SimCluster
-
     with SimCluster(clock=lambda: 1_767_323_045.0, validate=False) as cluster:
         api_ = api_client(cluster.url)
         try:
@@ -70,9 +78,14 @@ def test_create_existing_is_409_already_exists(apps: client.AppsV1Api) -> None:
         apps.create_namespaced_deployment(NAMESPACE, deployment("m1"))
     assert caught.value.status == 409
     assert status_of(caught.value) == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": 'deployments.apps "m1" already exists', "reason": "AlreadyExists",
-        "details": {"name": "m1", "group": "apps", "kind": "deployments"}, "code": 409,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'deployments.apps "m1" already exists',
+        "reason": "AlreadyExists",
+        "details": {"name": "m1", "group": "apps", "kind": "deployments"},
+        "code": 409,
     }
 
 
@@ -98,13 +111,20 @@ def test_get_missing_is_404_not_found_status(apps: client.AppsV1Api) -> None:
     assert caught.value.status == 404
     assert status_of(caught.value)["reason"] == "NotFound"
     assert status_of(caught.value)["details"] == {
-        "name": "absent", "group": "apps", "kind": "deployments"}
+        "name": "absent",
+        "group": "apps",
+        "kind": "deployments",
+    }
 
 
 def test_replace_with_stale_resource_version_is_409_conflict(apps: client.AppsV1Api) -> None:
     created = apps.create_namespaced_deployment(NAMESPACE, deployment("m1"))
-    apps.patch_namespaced_deployment("m1", NAMESPACE, {"metadata": {"labels": {"x": "1"}}},
-                                     _content_type="application/merge-patch+json")
+    apps.patch_namespaced_deployment(
+        "m1",
+        NAMESPACE,
+        {"metadata": {"labels": {"x": "1"}}},
+        _content_type="application/merge-patch+json",
+    )
     stale = created.to_dict()
     stale_body = api_client_body(created)
     stale_body["spec"]["replicas"] = 5
@@ -116,7 +136,8 @@ def test_replace_with_stale_resource_version_is_409_conflict(apps: client.AppsV1
     assert body["reason"] == "Conflict"
     assert body["message"] == (
         'Operation cannot be fulfilled on deployments.apps "m1": the object has been modified;'
-        " please apply your changes to the latest version and try again")
+        " please apply your changes to the latest version and try again"
+    )
 
 
 def api_client_body(obj: Any) -> dict[str, Any]:
@@ -126,8 +147,12 @@ def api_client_body(obj: Any) -> dict[str, Any]:
 
 def test_replace_without_resource_version_is_unconditional(apps: client.AppsV1Api) -> None:
     apps.create_namespaced_deployment(NAMESPACE, deployment("m1"))
-    apps.patch_namespaced_deployment("m1", NAMESPACE, {"metadata": {"labels": {"x": "1"}}},
-                                     _content_type="application/merge-patch+json")
+    apps.patch_namespaced_deployment(
+        "m1",
+        NAMESPACE,
+        {"metadata": {"labels": {"x": "1"}}},
+        _content_type="application/merge-patch+json",
+    )
     body = deployment("m1", replicas=4)
     replaced = apps.replace_namespaced_deployment("m1", NAMESPACE, body)
     assert replaced.spec.replicas == 4
@@ -139,8 +164,11 @@ def test_resource_version_changes_on_every_write_across_kinds(
     first = apps.create_namespaced_deployment(NAMESPACE, deployment("m1"))
     second = core.create_namespaced_service(NAMESPACE, service("m1"))
     third = apps.patch_namespaced_deployment(
-        "m1", NAMESPACE, {"metadata": {"annotations": {"a": "b"}}},
-        _content_type="application/merge-patch+json")
+        "m1",
+        NAMESPACE,
+        {"metadata": {"annotations": {"a": "b"}}},
+        _content_type="application/merge-patch+json",
+    )
     versions = [int(o.metadata.resource_version) for o in (first, second, third)]
     assert versions == sorted(versions)
     assert len(set(versions)) == 3
@@ -149,22 +177,34 @@ def test_resource_version_changes_on_every_write_across_kinds(
 def test_generation_bumps_on_spec_change_only(apps: client.AppsV1Api) -> None:
     apps.create_namespaced_deployment(NAMESPACE, deployment("m1"))
     relabelled = apps.patch_namespaced_deployment(
-        "m1", NAMESPACE, {"metadata": {"labels": {"team": "a"}}},
-        _content_type="application/merge-patch+json")
+        "m1",
+        NAMESPACE,
+        {"metadata": {"labels": {"team": "a"}}},
+        _content_type="application/merge-patch+json",
+    )
     assert relabelled.metadata.generation == 1
     scaled = apps.patch_namespaced_deployment(
-        "m1", NAMESPACE, {"spec": {"replicas": 3}}, _content_type="application/merge-patch+json")
+        "m1", NAMESPACE, {"spec": {"replicas": 3}}, _content_type="application/merge-patch+json"
+    )
     assert scaled.metadata.generation == 2
     status_only = apps.patch_namespaced_deployment_status(
-        "m1", NAMESPACE, {"status": {"observedGeneration": 2}},
-        _content_type="application/merge-patch+json")
+        "m1",
+        NAMESPACE,
+        {"status": {"observedGeneration": 2}},
+        _content_type="application/merge-patch+json",
+    )
     assert status_only.metadata.generation == 2
 
 
 def test_identical_replace_is_not_a_write(apps: client.AppsV1Api) -> None:
     """Writing back an unchanged object keeps its resourceVersion (no event, no bump)."""
     created = apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=0))
-    current = apps.read_namespaced_deployment("m1", NAMESPACE)
+    # Zero replicas: the controller writes status once, then the object stays put.
+    current = wait_for(
+        lambda: (
+            (d := apps.read_namespaced_deployment("m1", NAMESPACE)).status.observed_generation and d
+        )
+    )
     again = apps.replace_namespaced_deployment("m1", NAMESPACE, api_client_body(current))
     assert again.metadata.resource_version == current.metadata.resource_version
     assert created.metadata.uid == again.metadata.uid
@@ -237,7 +277,8 @@ def test_field_selector_by_name(core: client.CoreV1Api) -> None:
     found = core.list_namespaced_service(NAMESPACE, field_selector="metadata.name=m2")
     assert [s.metadata.name for s in found.items] == ["m2"]
     everywhere = core.list_service_for_all_namespaces(
-        field_selector="metadata.namespace!=gco-inference")
+        field_selector="metadata.namespace!=gco-inference"
+    )
     assert everywhere.items == []
 
 
@@ -257,8 +298,9 @@ def test_invalid_object_is_422_with_causes(sim: Any) -> None:
     body = deployment("m1")
     body["spec"]["replicas"] = "two"
     body["spec"]["template"]["spec"]["containers"][0]["bogus"] = True
-    code, _, status = raw_request(sim.url, "POST",
-                                  f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments", body)
+    code, _, status = raw_request(
+        sim.url, "POST", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments", body
+    )
     assert code == 422
     assert status["kind"] == "Status"
     assert status["reason"] == "Invalid"
@@ -288,8 +330,9 @@ def test_scale_subresource_reads_and_writes_replicas(apps: client.AppsV1Api) -> 
     scale = apps.read_namespaced_deployment_scale("m1", NAMESPACE)
     assert scale.spec.replicas == 2
     assert scale.status.selector == "app=m1"
-    apps.patch_namespaced_deployment_scale("m1", NAMESPACE, {"spec": {"replicas": 5}},
-                                           _content_type="application/merge-patch+json")
+    apps.patch_namespaced_deployment_scale(
+        "m1", NAMESPACE, {"spec": {"replicas": 5}}, _content_type="application/merge-patch+json"
+    )
     assert apps.read_namespaced_deployment("m1", NAMESPACE).spec.replicas == 5
 
 
@@ -329,44 +372,93 @@ def test_namespaces_exist_and_can_be_created_and_deleted(core: client.CoreV1Api)
     with pytest.raises(ApiException) as caught:
         core.read_namespace("extra")
     assert caught.value.status == 404
-    assert core.list_service_for_all_namespaces(field_selector="metadata.namespace=extra").items \
-        == []
+    assert (
+        core.list_service_for_all_namespaces(field_selector="metadata.namespace=extra").items == []
+    )
 
 
 def test_ingress_and_hpa_round_trip(api: Any) -> None:
     ingress = {
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": "m1", "annotations": {
-            "alb.ingress.kubernetes.io/actions.weighted": json.dumps({
-                "type": "forward", "forwardConfig": {"targetGroups": [
-                    {"serviceName": "m1", "servicePort": "80", "weight": 90},
-                    {"serviceName": "m1-canary", "servicePort": "80", "weight": 10}]}})}},
-        "spec": {"ingressClassName": "alb", "rules": [{"http": {"paths": [{
-            "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": "weighted", "port": {"name": "use-annotation"}}}}]}}]},
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": "m1",
+            "annotations": {
+                "alb.ingress.kubernetes.io/actions.weighted": json.dumps(
+                    {
+                        "type": "forward",
+                        "forwardConfig": {
+                            "targetGroups": [
+                                {"serviceName": "m1", "servicePort": "80", "weight": 90},
+                                {"serviceName": "m1-canary", "servicePort": "80", "weight": 10},
+                            ]
+                        },
+                    }
+                )
+            },
+        },
+        "spec": {
+            "ingressClassName": "alb",
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {
+                                    "service": {
+                                        "name": "weighted",
+                                        "port": {"name": "use-annotation"},
+                                    }
+                                },
+                            }
+                        ]
+                    }
+                }
+            ],
+        },
     }
     hpa = {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "m1"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "m1"},
-                 "minReplicas": 1, "maxReplicas": 4, "metrics": [{"type": "Resource", "resource": {
-                     "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "m1"},
+            "minReplicas": 1,
+            "maxReplicas": 4,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 70},
+                    },
+                }
+            ],
+        },
     }
     created_ingress = client.NetworkingV1Api(api).create_namespaced_ingress(NAMESPACE, ingress)
     created_hpa = client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(
-        NAMESPACE, hpa)
+        NAMESPACE, hpa
+    )
     assert created_ingress.spec.rules[0].http.paths[0].backend.service.name == "weighted"
     assert created_hpa.spec.max_replicas == 4
     client.AutoscalingV2Api(api).delete_namespaced_horizontal_pod_autoscaler("m1", NAMESPACE)
 
 
-def test_pods_follow_deployment_replicas(apps: client.AppsV1Api, core: client.CoreV1Api
-                                         ) -> None:
-    from k8s.sim.testing import wait_for
-
+def test_pods_follow_deployment_replicas(apps: client.AppsV1Api, core: client.CoreV1Api) -> None:
     apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=3))
-    pods = wait_for(lambda: [p for p in core.list_namespaced_pod(NAMESPACE, label_selector="app=m1")
-                             .items if p.status.container_statuses[0].ready] or None)
+    pods = wait_for(
+        lambda: (
+            [
+                p
+                for p in core.list_namespaced_pod(NAMESPACE, label_selector="app=m1").items
+                if p.status.container_statuses[0].ready
+            ]
+            or None
+        )
+    )
     assert len(core.list_namespaced_pod(NAMESPACE, label_selector="app=m1").items) == 3
     one = core.read_namespaced_pod(pods[0].metadata.name, NAMESPACE)
     assert one.metadata.name.startswith("m1-")
@@ -378,3 +470,23 @@ def test_discovery_documents(api: Any) -> None:
     assert {"apps", "networking.k8s.io", "autoscaling", "coordination.k8s.io"} <= groups
     resources = {r.name for r in client.AppsV1Api(api).get_api_resources().resources}
     assert {"deployments", "deployments/status", "deployments/scale"} <= resources
+
+
+def test_kubectl_table_view(sim: Any, apps: client.AppsV1Api) -> None:
+    """`kubectl get` asks for a server-side Table and gets its usual columns."""
+    apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=2))
+    request = urllib.request.Request(
+        f"{sim.url}/apis/apps/v1/namespaces/{NAMESPACE}/deployments",
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        table = json.loads(response.read())
+    assert table["kind"] == "Table"
+    assert [c["name"] for c in table["columnDefinitions"]] == [
+        "Name",
+        "Ready",
+        "Up-to-date",
+        "Available",
+        "Age",
+    ]
+    assert table["rows"][0]["cells"][0] == "m1"

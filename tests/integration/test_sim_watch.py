@@ -48,8 +48,12 @@ def test_watch_resume_delivers_only_later_events_in_order(core: client.CoreV1Api
     core.create_namespaced_service(NAMESPACE, service("before"))
     listed = core.list_namespaced_service(NAMESPACE)
     core.create_namespaced_service(NAMESPACE, service("after"))
-    core.patch_namespaced_service("after", NAMESPACE, {"metadata": {"labels": {"x": "1"}}},
-                                  _content_type="application/merge-patch+json")
+    core.patch_namespaced_service(
+        "after",
+        NAMESPACE,
+        {"metadata": {"labels": {"x": "1"}}},
+        _content_type="application/merge-patch+json",
+    )
     core.delete_namespaced_service("before", NAMESPACE)
     seen = events(core, resource_version=listed.metadata.resource_version, timeout_seconds=1)
     assert seen == [("ADDED", "after"), ("MODIFIED", "after"), ("DELETED", "before")]
@@ -67,9 +71,9 @@ def test_too_old_resource_version_gives_410_and_relist_recovers() -> None:
                 events(core, resource_version=old.resource_version)
             assert caught.value.status == 410
             # The raw stream carries an ERROR event with an Expired Status.
-            raw = core.list_namespaced_service(NAMESPACE, watch=True,
-                                               resource_version=old.resource_version,
-                                               _preload_content=False)
+            raw = core.list_namespaced_service(
+                NAMESPACE, watch=True, resource_version=old.resource_version, _preload_content=False
+            )
             first = json.loads(raw.readline())
             raw.release_conn()
             assert first["type"] == "ERROR"
@@ -77,8 +81,9 @@ def test_too_old_resource_version_gives_410_and_relist_recovers() -> None:
             assert first["object"]["reason"] == "Expired"
             relisted = core.list_namespaced_service(NAMESPACE)
             core.create_namespaced_service(NAMESPACE, service("s6"))
-            assert events(core, resource_version=relisted.metadata.resource_version,
-                          timeout_seconds=1) == [("ADDED", "s6")]
+            assert events(
+                core, resource_version=relisted.metadata.resource_version, timeout_seconds=1
+            ) == [("ADDED", "s6")]
         finally:
             api.close()
 
@@ -90,15 +95,23 @@ def test_bookmarks_carry_only_the_resource_version() -> None:
             core = client.CoreV1Api(api)
             created = core.create_namespaced_service(NAMESPACE, service("a"))
             raw = core.list_namespaced_service(
-                NAMESPACE, watch=True, allow_watch_bookmarks=True, timeout_seconds=1,
-                resource_version=created.metadata.resource_version, _preload_content=False)
+                NAMESPACE,
+                watch=True,
+                allow_watch_bookmarks=True,
+                timeout_seconds=1,
+                resource_version=created.metadata.resource_version,
+                _preload_content=False,
+            )
             lines = [json.loads(line) for line in raw.read().splitlines() if line.strip()]
         finally:
             api.close()
     bookmarks = [e for e in lines if e["type"] == "BOOKMARK"]
     assert bookmarks
-    assert bookmarks[0]["object"] == {"kind": "Service", "apiVersion": "v1", "metadata": {
-        "resourceVersion": created.metadata.resource_version}}
+    assert bookmarks[0]["object"] == {
+        "kind": "Service",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": created.metadata.resource_version},
+    }
 
 
 def test_no_bookmarks_unless_asked(core: client.CoreV1Api) -> None:
@@ -108,13 +121,25 @@ def test_no_bookmarks_unless_asked(core: client.CoreV1Api) -> None:
 def test_watch_label_selector_sees_objects_enter_and_leave(core: client.CoreV1Api) -> None:
     listed = core.list_namespaced_service(NAMESPACE)
     core.create_namespaced_service(NAMESPACE, service("a"))
-    core.patch_namespaced_service("a", NAMESPACE, {"metadata": {"labels": {"tier": "x"}}},
-                                  _content_type="application/merge-patch+json")
-    core.patch_namespaced_service("a", NAMESPACE, {"metadata": {"labels": {"tier": None}}},
-                                  _content_type="application/merge-patch+json")
+    core.patch_namespaced_service(
+        "a",
+        NAMESPACE,
+        {"metadata": {"labels": {"tier": "x"}}},
+        _content_type="application/merge-patch+json",
+    )
+    core.patch_namespaced_service(
+        "a",
+        NAMESPACE,
+        {"metadata": {"labels": {"tier": None}}},
+        _content_type="application/merge-patch+json",
+    )
     core.create_namespaced_service(NAMESPACE, service("b"))
-    seen = events(core, resource_version=listed.metadata.resource_version,
-                  label_selector="tier=x", timeout_seconds=1)
+    seen = events(
+        core,
+        resource_version=listed.metadata.resource_version,
+        label_selector="tier=x",
+        timeout_seconds=1,
+    )
     assert seen == [("ADDED", "a"), ("DELETED", "a")]
 
 
@@ -124,9 +149,12 @@ def test_watch_sees_live_changes(core: client.CoreV1Api) -> None:
     stream = watch.Watch()
 
     def consume() -> None:
-        for event in stream.stream(core.list_namespaced_service, NAMESPACE,
-                                   resource_version=listed.metadata.resource_version,
-                                   timeout_seconds=5):
+        for event in stream.stream(
+            core.list_namespaced_service,
+            NAMESPACE,
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=5,
+        ):
             seen.append((event["type"], event["object"].metadata.name))
             if len(seen) == 2:
                 stream.stop()
@@ -141,8 +169,8 @@ def test_watch_sees_live_changes(core: client.CoreV1Api) -> None:
 
 def _open_stream(cluster: SimCluster) -> Any:
     return urllib.request.urlopen(
-        f"{cluster.url}/api/v1/namespaces/{NAMESPACE}/services?watch=1&resourceVersion=1",
-        timeout=5)
+        f"{cluster.url}/api/v1/namespaces/{NAMESPACE}/services?watch=1&resourceVersion=1", timeout=5
+    )
 
 
 def test_drop_watches_ends_open_streams(sim: Any) -> None:

@@ -471,3 +471,11 @@ def test_invalid_item_scans_with_problems_and_raw_untouched(
     assert {k: v for k, v in after.items() if k != "region_status"} == {
         k: v for k, v in bad.items() if k != "region_status"
     }
+
+
+def test_create_stamps_missing_timestamps(store: DynamoEndpointStore) -> None:
+    store.create(Endpoint("llama3", "deploying", ("us-east-1",), EndpointSpec(image="nginx:1.27")))
+    loaded = store.get("llama3")
+    assert loaded is not None
+    assert loaded.raw["created_at"] == loaded.raw["updated_at"]
+    assert loaded.raw["created_at"].endswith("+00:00")

@@ -11,6 +11,7 @@ import pytest
 from actors.desired import observed_status, same_report, unready_since, watchdog, workload_for
 from store.model import RegionStatus, parse_endpoint
 
+
 def _endpoint(desired_state: str = "running", **spec: Any):
     item = {
         "endpoint_name": "m1",
@@ -22,21 +23,39 @@ def _endpoint(desired_state: str = "running", **spec: Any):
     return parse_endpoint(item)
 
 
-def _deployment(*, replicas: int = 2, ready: int = 0, available: bool = False,
-                since: str = "2027-01-15T08:00:00Z", generation: int = 1,
-                observed: int = 1, updated: int | None = None) -> dict:
+def _deployment(
+    *,
+    replicas: int = 2,
+    ready: int = 0,
+    available: bool = False,
+    since: str = "2027-01-15T08:00:00Z",
+    generation: int = 1,
+    observed: int = 1,
+    updated: int | None = None,
+) -> dict:
     status: dict[str, Any] = {
         "observedGeneration": observed,
         "replicas": replicas,
-        "conditions": [{"type": "Available", "status": "True" if available else "False",
-                        "lastTransitionTime": since}],
+        "conditions": [
+            {
+                "type": "Available",
+                "status": "True" if available else "False",
+                "lastTransitionTime": since,
+            }
+        ],
     }
     if ready:
         status.update(readyReplicas=ready, availableReplicas=ready)
     status["updatedReplicas"] = replicas if updated is None else updated
-    return {"metadata": {"name": "m1", "generation": generation,
-                         "creationTimestamp": "2027-01-15T07:00:00Z"},
-            "spec": {"replicas": replicas}, "status": status}
+    return {
+        "metadata": {
+            "name": "m1",
+            "generation": generation,
+            "creationTimestamp": "2027-01-15T07:00:00Z",
+        },
+        "spec": {"replicas": replicas},
+        "status": status,
+    }
 
 
 def test_region_override_applies_to_the_primary_only_and_canary_keeps_its_image() -> None:
@@ -48,18 +67,22 @@ def test_region_override_applies_to_the_primary_only_and_canary_keeps_its_image(
     us = workload_for(endpoint, "us-east-1")
     assert eu.image == "eu.repo/model:v1"
     assert us.image == "repo/model:v1"
-    assert eu.canary is not None and eu.canary.image == "repo/model:v2"
+    assert eu.canary is not None
+    assert eu.canary.image == "repo/model:v2"
     assert eu.canary.weight == 25
 
 
 def test_stopped_endpoint_runs_zero_replicas_and_no_hpa() -> None:
     endpoint = _endpoint(
-        "stopped", replicas=3, autoscaling={"enabled": True, "min_replicas": 2, "max_replicas": 5},
+        "stopped",
+        replicas=3,
+        autoscaling={"enabled": True, "min_replicas": 2, "max_replicas": 5},
         canary={"image": "repo/model:v2"},
     )
     w = workload_for(endpoint, "us-east-1")
     assert (w.replicas, w.autoscaling, w.stopped) == (0, None, True)
-    assert w.canary is not None and w.canary.replicas == 0
+    assert w.canary is not None
+    assert w.canary.replicas == 0
 
 
 def test_start_after_stop_restores_the_spec_replicas() -> None:
@@ -70,7 +93,8 @@ def test_start_after_stop_restores_the_spec_replicas() -> None:
 def test_unhealthy_canary_gets_weight_zero() -> None:
     endpoint = _endpoint(canary={"image": "repo/model:v2", "weight": 30})
     w = workload_for(endpoint, "us-east-1", canary_healthy=False)
-    assert w.canary is not None and w.canary.weight == 0
+    assert w.canary is not None
+    assert w.canary.weight == 0
 
 
 def test_unready_since_comes_from_the_available_condition() -> None:
@@ -87,9 +111,11 @@ def test_watchdog_cuts_traffic_after_threshold_and_ignores_a_ready_canary() -> N
     start = unready_since(primary)
     assert start is not None
     early = watchdog(primary, canary, now=start + 299, threshold=300)
-    assert early.serve_traffic and early.next_check == start + 300
+    assert early.serve_traffic
+    assert early.next_check == start + 300
     late = watchdog(primary, canary, now=start + 300, threshold=300)
-    assert not late.serve_traffic and late.canary_healthy
+    assert not late.serve_traffic
+    assert late.canary_healthy
 
 
 def test_watchdog_gives_an_unready_canary_weight_zero_after_threshold() -> None:
@@ -108,10 +134,14 @@ def test_watchdog_gives_an_unready_canary_weight_zero_after_threshold() -> None:
         pytest.param(_deployment(ready=0), "creating", id="nothing-ready"),
         pytest.param(_deployment(ready=1), "updating", id="half-ready"),
         pytest.param(_deployment(ready=2, available=True), "running", id="rolled-out"),
-        pytest.param(_deployment(ready=2, available=True, generation=2, observed=1),
-                     "updating", id="new-generation-not-observed"),
-        pytest.param(_deployment(ready=2, available=True, updated=1), "updating",
-                     id="old-replicas-remain"),
+        pytest.param(
+            _deployment(ready=2, available=True, generation=2, observed=1),
+            "updating",
+            id="new-generation-not-observed",
+        ),
+        pytest.param(
+            _deployment(ready=2, available=True, updated=1), "updating", id="old-replicas-remain"
+        ),
     ],
 )
 def test_running_is_reported_only_when_the_rollout_is_complete(
@@ -123,8 +153,9 @@ def test_running_is_reported_only_when_the_rollout_is_complete(
 
 
 def test_stopped_and_traffic_cut_states() -> None:
-    stopped = observed_status(_endpoint("stopped"), _deployment(replicas=0), serving=True,
-                              threshold=300)
+    stopped = observed_status(
+        _endpoint("stopped"), _deployment(replicas=0), serving=True, threshold=300
+    )
     assert (stopped.state, stopped.replicas_desired) == ("stopped", 0)
     cut = observed_status(_endpoint(), _deployment(ready=0), serving=False, threshold=300)
     assert cut.state == "error"

@@ -57,8 +57,9 @@ class LeaseRecords:
 
 def _keeper(records: LeaseRecords, clock: FakeClock, identity: str) -> tuple[LeaseKeeper, list]:
     changes: list[bool] = []
-    settings = LeaseSettings(name="inference-monitor-leader", namespace="gco-inference",
-                             identity=identity)
+    settings = LeaseSettings(
+        name="inference-monitor-leader", namespace="gco-inference", identity=identity
+    )
     return LeaseKeeper(records, settings, clock, on_change=changes.append), changes
 
 
@@ -69,8 +70,11 @@ def test_first_candidate_acquires_and_second_waits() -> None:
     a.tick()
     b.tick()
     assert records.holder == "a"
-    assert a.leading and a.may_write() and a_changes == [True]
-    assert not b.leading and b_changes == []
+    assert a.leading
+    assert a.may_write()
+    assert a_changes == [True]
+    assert not b.leading
+    assert b_changes == []
 
 
 def test_standby_takes_over_only_after_the_lease_expires_on_its_own_clock() -> None:
@@ -84,7 +88,8 @@ def test_standby_takes_over_only_after_the_lease_expires_on_its_own_clock() -> N
     assert records.holder == "a", "15 s have not passed since b saw the record change"
     clock.advance(1.5)
     b.tick()
-    assert records.holder == "b" and b.leading
+    assert records.holder == "b"
+    assert b.leading
     assert records.lease["spec"]["leaseTransitions"] == 1
 
 
@@ -117,7 +122,8 @@ def test_leader_stops_writing_by_the_renew_deadline_during_an_outage() -> None:
     clock.advance(0.2)
     assert not a.may_write(), "fencing holds even before the next tick runs"
     a.tick()
-    assert not a.leading and changes == [True, False]
+    assert not a.leading
+    assert changes == [True, False]
 
 
 def test_leader_steps_down_at_once_when_another_holder_appears() -> None:
@@ -126,7 +132,8 @@ def test_leader_steps_down_at_once_when_another_holder_appears() -> None:
     a.tick()
     records.lease["spec"]["holderIdentity"] = "intruder"
     a.tick()
-    assert not a.leading and changes == [True, False]
+    assert not a.leading
+    assert changes == [True, False]
 
 
 def test_release_clears_the_holder_so_a_standby_takes_over_at_once() -> None:
@@ -139,7 +146,8 @@ def test_release_clears_the_holder_so_a_standby_takes_over_at_once() -> None:
     assert records.holder == ""
     assert records.lease["spec"]["leaseDurationSeconds"] == 1
     b.tick()
-    assert b.leading and records.holder == "b"
+    assert b.leading
+    assert records.holder == "b"
 
 
 @pytest.mark.parametrize(
@@ -152,5 +160,11 @@ def test_release_clears_the_holder_so_a_standby_takes_over_at_once() -> None:
 )
 def test_bad_lease_timings_are_refused(duration: float, deadline: float, retry: float) -> None:
     with pytest.raises(ValueError, match="lease timings"):
-        LeaseSettings(name="l", namespace="n", identity="i", duration=duration,
-                      renew_deadline=deadline, retry_period=retry)
+        LeaseSettings(
+            name="l",
+            namespace="n",
+            identity="i",
+            duration=duration,
+            renew_deadline=deadline,
+            retry_period=retry,
+        )

@@ -1,0 +1,200 @@
+"""The simulated Deployment controller: status catches up with the spec, pods
+become ready after the delay, a crash-looping image never does, rollouts and
+scale-to-zero show the status fields a real controller writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from k8s.sim import SimCluster
+from k8s.sim.testing import NAMESPACE, api_client, deployment, wait_for
+
+MERGE = "application/merge-patch+json"
+
+
+@pytest.fixture
+def apps(sim: Any) -> Iterator[client.AppsV1Api]:
+    api = api_client(sim.url)
+    try:
+        yield client.AppsV1Api(api)
+    finally:
+        api.close()
+
+
+def status(apps: client.AppsV1Api, name: str = "m1") -> dict[str, Any]:
+    """The raw status dict (zero fields absent, as sent)."""
+    obj = json.loads(apps.read_namespaced_deployment(name, NAMESPACE, _preload_content=False).data)
+    return {"generation": obj["metadata"]["generation"], **obj.get("status", {})}
+
+
+def status_when(apps: client.AppsV1Api, check: Any, name: str = "m1") -> dict[str, Any] | None:
+    """The status when `check(status)` holds, else None (for `wait_for`)."""
+    current = status(apps, name)
+    return current if check(current) else None
+
+
+def rollout_complete(s: dict[str, Any], replicas: int) -> bool:
+    """`kubectl rollout status`'s test."""
+    return (
+        s.get("observedGeneration", 0) >= s["generation"]
+        and s.get("updatedReplicas", 0) == replicas
+        and s.get("availableReplicas", 0) == replicas
+        and s.get("replicas", 0) == s.get("updatedReplicas", 0)
+    )
+
+
+def conditions(s: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in s.get("conditions", [])}
+
+
+def test_deployment_becomes_ready_after_the_delay(apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=2))
+    done = wait_for(lambda: status_when(apps, lambda s: rollout_complete(s, 2)), what="rollout")
+    assert done["readyReplicas"] == 2
+    assert "unavailableReplicas" not in done
+    assert conditions(done) == {
+        "Available": ("True", "MinimumReplicasAvailable"),
+        "Progressing": ("True", "NewReplicaSetAvailable"),
+    }
+
+
+def test_observed_generation_catches_up_before_pods_are_ready() -> None:
+    with SimCluster(ready_delay=30, validate=False) as cluster:
+        api = api_client(cluster.url)
+        try:
+            apps = client.AppsV1Api(api)
+            apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=2))
+            first = wait_for(lambda: status_when(apps, lambda s: s.get("observedGeneration")))
+            assert first == {
+                **first,
+                "observedGeneration": 1,
+                "replicas": 2,
+                "unavailableReplicas": 2,
+            }
+            assert "readyReplicas" not in first
+            assert conditions(first)["Available"] == ("False", "MinimumReplicasUnavailable")
+            assert conditions(first)["Progressing"] == ("True", "NewReplicaSetCreated")
+        finally:
+            api.close()
+
+
+def test_crashloop_image_never_becomes_ready(apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment(
+        NAMESPACE, deployment("bad", image="example.com/crashloop:1", replicas=2)
+    )
+    apps.create_namespaced_deployment(NAMESPACE, deployment("good", replicas=1))
+    # Once the healthy one is ready (well past the delay), the bad one still has no ready pod.
+    wait_for(lambda: rollout_complete(status(apps, "good"), 1), what="good rollout")
+    bad = status(apps, "bad")
+    assert bad["replicas"] == 2
+    assert bad["unavailableReplicas"] == 2
+    assert "readyReplicas" not in bad
+    assert "availableReplicas" not in bad
+    assert conditions(bad)["Available"] == ("False", "MinimumReplicasUnavailable")
+
+
+def test_template_change_starts_a_rollout(apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=2))
+    wait_for(lambda: rollout_complete(status(apps), 2), what="first rollout")
+    patched = apps.patch_namespaced_deployment(
+        "m1",
+        NAMESPACE,
+        {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "server", "image": "nginx:1.26"}]}}
+            }
+        },
+        _content_type="application/strategic-merge-patch+json",
+    )
+    assert patched.metadata.generation == 2
+    during = wait_for(lambda: status_when(apps, lambda s: s.get("observedGeneration") == 2))
+    # The old pods keep serving while the new ones start.
+    assert during.get("updatedReplicas", 0) < 2
+    assert during["availableReplicas"] == 2
+    assert conditions(during)["Available"] == ("True", "MinimumReplicasAvailable")
+    done = wait_for(
+        lambda: status_when(apps, lambda s: rollout_complete(s, 2)), what="second rollout"
+    )
+    assert done["replicas"] == 2
+
+
+def test_scale_to_zero_keeps_available_true(apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=1))
+    wait_for(lambda: rollout_complete(status(apps), 1), what="rollout")
+    apps.patch_namespaced_deployment(
+        "m1", NAMESPACE, {"spec": {"replicas": 0}}, _content_type=MERGE
+    )
+    zero = wait_for(lambda: status_when(apps, lambda s: s.get("observedGeneration") == 2))
+    assert {k for k in zero if k.endswith("eplicas")} == set()
+    assert conditions(zero)["Available"] == ("True", "MinimumReplicasAvailable")
+
+
+def test_status_writes_are_watch_events_without_generation_bump(apps: client.AppsV1Api) -> None:
+    created = apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=1))
+    wait_for(lambda: rollout_complete(status(apps), 1), what="rollout")
+    now = apps.read_namespaced_deployment("m1", NAMESPACE)
+    assert int(now.metadata.resource_version) > int(created.metadata.resource_version)
+    assert now.metadata.generation == 1
+
+
+def test_condition_times_come_from_the_clock() -> None:
+    with SimCluster(ready_delay=0.05, clock=lambda: 1_767_323_045.0, validate=False) as cluster:
+        api = api_client(cluster.url)
+        try:
+            apps = client.AppsV1Api(api)
+            apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=1))
+            done = wait_for(lambda: status_when(apps, lambda s: rollout_complete(s, 1)))
+        finally:
+            api.close()
+    stamps = {
+        c[key] for c in done["conditions"] for key in ("lastUpdateTime", "lastTransitionTime")
+    }
+    assert stamps == {"2026-01-02T03:04:05Z"}
+
+
+def hpa(name: str, *, low: int, high: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": low,
+            "maxReplicas": high,
+        },
+    }
+
+
+def test_hpa_holds_replicas_within_its_bounds(sim: Any, apps: client.AppsV1Api) -> None:
+    """An HPA writes its target's spec.replicas: another writer of replicas is overridden."""
+    autoscaling = client.AutoscalingV2Api(apps.api_client)
+    apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=1))
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(NAMESPACE, hpa("m1", low=2, high=4))
+    wait_for(lambda: apps.read_namespaced_deployment("m1", NAMESPACE).spec.replicas == 2)
+    apps.patch_namespaced_deployment(
+        "m1", NAMESPACE, {"spec": {"replicas": 9}}, _content_type=MERGE
+    )
+    wait_for(lambda: apps.read_namespaced_deployment("m1", NAMESPACE).spec.replicas == 4)
+    status = wait_for(
+        lambda: (
+            (
+                h := autoscaling.read_namespaced_horizontal_pod_autoscaler("m1", NAMESPACE)
+            ).status.desired_replicas
+            == 4
+            and h.status
+        )
+    )
+    assert {c.type: c.status for c in status.conditions} == {
+        "AbleToScale": "True",
+        "ScalingActive": "False",
+    }
+    autoscaling.delete_namespaced_horizontal_pod_autoscaler("m1", NAMESPACE)
+    apps.patch_namespaced_deployment(
+        "m1", NAMESPACE, {"spec": {"replicas": 7}}, _content_type=MERGE
+    )
+    assert apps.read_namespaced_deployment("m1", NAMESPACE).spec.replicas == 7

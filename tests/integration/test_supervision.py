@@ -1,0 +1,194 @@
+"""Failure isolation and restarts (DESIGN section 4): every death of an endpoint actor is
+noticed and that actor alone is restarted with backoff; too many deaths park it; an
+API outage is retried inside the actors, not turned into a restart storm."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from actors.clock import FakeClock
+from actors.endpoint import EndpointActor
+from actors.messages import CrashEndpoint, SpecChanged
+from tests.integration.harness import Harness, wait_for
+
+ENDPOINT_KINDS = ("deployments", "services", "ingresses", "horizontalpodautoscalers")
+#: Under a fake clock racing ahead of real time, a lease call's real latency must stay far
+#: below the renew deadline in fake seconds.
+FAKE_TIME_LEASE = {
+    "LEASE_DURATION_SECONDS": "90",
+    "LEASE_RENEW_DEADLINE_SECONDS": "60",
+    "LEASE_RETRY_PERIOD_SECONDS": "1",
+}
+
+
+def drive(
+    clock: FakeClock,
+    until: Callable[[], Any],
+    *,
+    step: float = 1.0,
+    timeout: float = 60.0,
+    what: str = "",
+) -> Any:
+    """Advance fake time `step` seconds at a time until `until()` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = until()
+        if result:
+            return result
+        clock.advance(step)
+        time.sleep(0.05)
+    raise AssertionError(f"fake time ran {timeout}s of real time without: {what or until}")
+
+
+class CrashOnEveryMessage(EndpointActor):
+    """Endpoints named bad-*: the handler raises on every message."""
+
+    def on_receive(self, message: Any) -> None:
+        if self.slot.name.startswith("bad"):
+            raise RuntimeError(f"boom in {self.slot.name}")
+        super().on_receive(message)
+
+
+class CrashOnBoomImage(EndpointActor):
+    """Raises while the endpoint's image contains 'boom' (a bug triggered by one spec)."""
+
+    def on_receive(self, message: Any) -> None:
+        item = message.item if isinstance(message, SpecChanged) else self.item
+        if item is not None and item.endpoint and "boom" in item.endpoint.spec.image:
+            raise RuntimeError("boom image")
+        super().on_receive(message)
+
+
+class FailFirstStart(EndpointActor):
+    """The first generation of every actor fails in on_start (pykka stops it silently)."""
+
+    def on_start(self) -> None:
+        if self.slot.generation == 1:
+            raise RuntimeError("on_start failed")
+        super().on_start()
+
+
+HANG = threading.Event()
+
+
+class HangFirstGeneration(EndpointActor):
+    """The first generation of every actor hangs in its first handler until released."""
+
+    def on_receive(self, message: Any) -> None:
+        if self.slot.generation == 1:
+            self.slot.busy_since = time.monotonic()
+            HANG.wait(timeout=30)
+        super().on_receive(message)
+
+
+def test_actor_raising_on_every_message_is_restarted_while_twenty_others_converge(
+    kit: Harness,
+) -> None:
+    for i in range(20):
+        kit.put(f"ok-{i}")
+    kit.put("bad-1")
+    daemon = kit.start_daemon(actor_factory=CrashOnEveryMessage)
+    for i in range(20):
+        kit.wait_state(f"ok-{i}", "running", timeout=30)
+    wait_for(lambda: daemon.snapshot().restarts.get("bad-1", 0) >= 2, what="bad-1 restarted")
+    view = daemon.snapshot()
+    assert all(view.restarts.get(f"ok-{i}", 0) == 0 for i in range(20))
+    assert kit.kube.get("Deployment", "bad-1") is None
+
+
+def test_crashed_actor_is_back_at_once_and_the_others_are_untouched(kit: Harness) -> None:
+    kit.put("a")
+    kit.put("b")
+    daemon = kit.start_daemon()
+    kit.wait_state("a", "running")
+    kit.wait_state("b", "running")
+    assert daemon.supervisor is not None
+    daemon.supervisor.tell(CrashEndpoint("a"))
+    wait_for(
+        lambda: daemon.snapshot().generations.get("a") == 2 and "a" in daemon.snapshot().alive,
+        timeout=5,
+        what="a restarted",
+    )
+    view = daemon.snapshot()
+    assert view.generations["b"] == 1
+    assert view.restarts.get("b", 0) == 0
+    # The new actor is a working one: it follows the next change.
+    kit.store.update_spec("a", {"replicas": 3})
+    wait_for(lambda: kit.kube.get("Deployment", "a")["spec"]["replicas"] == 3, what="a follows")
+
+
+def test_failure_in_on_start_is_noticed_and_restarted(kit: Harness) -> None:
+    kit.put("a")
+    daemon = kit.start_daemon(actor_factory=FailFirstStart)
+    kit.wait_state("a", "running")
+    assert daemon.snapshot().restarts["a"] == 1
+
+
+def test_hung_handler_is_abandoned_and_a_new_actor_takes_over(kit: Harness) -> None:
+    HANG.clear()
+    kit.put("a")
+    try:
+        daemon = kit.start_daemon(actor_factory=HangFirstGeneration, HANDLER_TIMEOUT_SECONDS="1")
+        kit.wait_state("a", "running")
+        assert daemon.snapshot().generations["a"] == 2
+    finally:
+        HANG.set()
+
+
+def test_too_many_deaths_park_the_endpoint_until_its_spec_changes(kit: Harness) -> None:
+    clock = FakeClock()
+    kit.put("good")
+    kit.put("bad", image="repo/boom:1")
+    daemon = kit.start_daemon(
+        clock=clock,
+        actor_factory=CrashOnBoomImage,
+        RECONCILE_INTERVAL_SECONDS="5",
+        **FAKE_TIME_LEASE,
+    )
+    drive(clock, lambda: kit.state("good") == "running", what="good running")
+    status = drive(
+        clock, lambda: (s := kit.status("bad")) and s.state == "error" and s, what="bad parked"
+    )
+    assert "parked after 6 restarts" in (status.error or "")
+    assert "boom image" in (status.error or "")
+    assert daemon.snapshot().parked == frozenset({"bad"})
+    restarts = daemon.snapshot().restarts["bad"]
+    for _ in range(60):  # a minute of fake time: parked means retried at the cap only
+        clock.advance(1)
+    assert daemon.snapshot().restarts["bad"] == restarts
+    kit.store.update_spec("bad", {"image": "repo/fixed:2"})
+    drive(clock, lambda: kit.state("bad") == "running", what="bad unparked and running")
+    assert daemon.snapshot().parked == frozenset()
+
+
+def test_api_outage_heals_without_restarts(kit: Harness, sim) -> None:
+    clock = FakeClock()
+    names = [f"m{i}" for i in range(3)]
+    for name in names:
+        kit.put(name)
+    daemon = kit.start_daemon(clock=clock, RECONCILE_INTERVAL_SECONDS="5", **FAKE_TIME_LEASE)
+    for name in names:
+        drive(clock, lambda n=name: kit.state(n) == "running", what=f"{name} running")
+    sim.set_faults(error_rate=1.0, error_status=500, kinds=ENDPOINT_KINDS)
+    for name in names:
+        kit.store.update_spec(name, {"image": "repo/model:v2"})
+    drive(clock, lambda: all(kit.state(n) == "error" for n in names), what="outage reported")
+    for _ in range(60):
+        clock.advance(1)
+        time.sleep(0.01)
+    assert daemon.snapshot().restarts == {}, "an outage must not kill actors"
+    sim.clear_faults()
+
+    def healed() -> bool:
+        return all(
+            kit.state(n) == "running"
+            and kit.kube.get("Deployment", n)["spec"]["template"]["spec"]["containers"][0]["image"]
+            == "repo/model:v2"
+            for n in names
+        )
+
+    drive(clock, healed, what="every endpoint at its final spec")
+    assert daemon.snapshot().restarts == {}
