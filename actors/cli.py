@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `... | head`: the reader left; nothing more to say, and no traceback.
+        sys.stdout = None  # type: ignore[assignment]
+        return 141
 
 
 if __name__ == "__main__":

@@ -195,6 +195,8 @@ class Daemon:
         self.scheduler.stop()
         if self.health is not None:
             self.health.stop()
+        self.store.close()
+        self.api_client.close()
         log.info("daemon stopped")
 
 

@@ -200,11 +200,20 @@ def select_events(
         yield event
 
 
-def run(args: argparse.Namespace, *, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
-    """Print one endpoint's events; returns 0, or raises UsageError (exit 2) for a bad request."""
+def run(
+    args: argparse.Namespace,
+    *,
+    stdin: TextIO | None = None,
+    out: TextIO | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Print one endpoint's events; returns 0, or raises UsageError (exit 2) for a bad request.
+
+    `now` (default: the current time) anchors `--since`."""
     source = sys.stdin if stdin is None else stdin
     sink = sys.stdout if out is None else out
-    since = datetime.now(UTC) - parse_since(args.since) if args.since else None
+    anchor = datetime.now(UTC) if now is None else now
+    since = anchor - parse_since(args.since) if args.since else None
     stop = threading.Event()
     if args.log_dir:
         try:

@@ -199,15 +199,17 @@ class ClusterGateway:
                 )
                 for kind in KINDS
             }
+            # Visible before the first event, so on_event can read the cache.
+            self._informers = informers
             for informer in informers.values():
                 informer.start()
             try:
                 for informer in informers.values():
                     informer.wait_synced()
             except errors.ApiError:
+                self._informers = {}
                 _stop_all(informers)
                 raise
-            self._informers = informers
         log.info("watches started", namespace=self._namespace, kinds=list(KINDS))
 
     def stop(self) -> None:

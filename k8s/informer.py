@@ -62,7 +62,7 @@ def _rv(obj: dict[str, Any] | None) -> str:
     return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
-def is_older(candidate: str, current: str) -> bool:
+def _is_older(candidate: str, current: str) -> bool:
     """True when resourceVersion `candidate` is certainly older than `current`.
 
     resourceVersions are opaque to clients, but every real server (etcd revisions)
@@ -200,7 +200,7 @@ class KindInformer:
         self._cache: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._resource_version: str | None = None
-        # Consecutive failed watch attempts; any event received resets it.
+        # Consecutive failed attempts; an event received or a list done resets it.
         self._failures = 0
         self._stop = threading.Event()
         self._synced = threading.Event()
@@ -213,8 +213,9 @@ class KindInformer:
 
     @property
     def has_synced(self) -> bool:
-        """True once the initial list is in the cache."""
-        return self._synced.is_set() and self._sync_error is None
+        """True once the initial list is in the cache, while the watch thread runs
+        (a dead thread's cache is not trusted: the gateway reads instead)."""
+        return self._synced.is_set() and self._sync_error is None and self._thread.is_alive()
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The cached object, or None."""
@@ -232,7 +233,7 @@ class KindInformer:
         name = _name(obj)
         with self._lock:
             current = self._cache.get(name)
-            if current is not None and is_older(_rv(obj), _rv(current)):
+            if current is not None and _is_older(_rv(obj), _rv(current)):
                 return
             self._cache[name] = obj
 
@@ -251,7 +252,7 @@ class KindInformer:
         """Block until the initial list is cached.
 
         Raises:
-            errors.ApiError: the initial list failed (after the transport's retries),
+            errors.ApiError: the initial list failed (after `max_retries` retries),
                 or the informer was stopped before it synced.
         """
         self._synced.wait()
@@ -396,10 +397,12 @@ class KindInformer:
         if event_type not in ("ADDED", "MODIFIED", "DELETED"):
             self._log.warning("unknown watch event type ignored", type=event_type)
             return
+        obj.setdefault("apiVersion", API_VERSIONS[self.kind])
+        obj.setdefault("kind", self.kind)
         name = _name(obj)
         with self._lock:
             current = self._cache.get(name)
-            if current is None or not is_older(resource_version, _rv(current)):
+            if current is None or not _is_older(resource_version, _rv(current)):
                 if event_type == "DELETED":
                     self._cache.pop(name, None)
                 else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -38,8 +39,12 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    try:
+        cluster = SimCluster(host=args.host, port=args.port, ready_delay=args.ready_delay).start()
+    except OSError as error:
+        print(f"local-cluster: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 2
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    cluster = SimCluster(host=args.host, port=args.port, ready_delay=args.ready_delay).start()
     try:
         if args.kubeconfig:
             cluster.write_kubeconfig(args.kubeconfig)

@@ -108,6 +108,8 @@ class _HttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = True
+    # Benchmarks open many connections at once; the default backlog of 5 refuses bursts.
+    request_queue_size = 128
     cluster: SimCluster
 
     def __init__(self, address: tuple[str, int], cluster: SimCluster) -> None:
@@ -463,15 +465,16 @@ class _Handler(BaseHTTPRequestHandler):
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else 1800.0
         deadline = time.monotonic() + timeout
         epoch = store.watch_epoch
-        initial: list[dict[str, Any]] = []
+        send_initial = query.get("sendInitialEvents") in ("true", "1")
+        initial: list[dict[str, Any]] | None = None
         expired: WatchExpired | None = None
+        start_rv = 0
         try:
-            cursor, wants_initial = store.watch_start(query.get("resourceVersion"))
-            if wants_initial:
-                if r.kind is PODS:
-                    initial = cluster.controller.pods(r.namespace)
-                else:
-                    initial, _ = store.list(r.kind, r.namespace, None)
+            cursor, initial, start_rv = store.watch_start(
+                r.kind, r.namespace, query.get("resourceVersion"), send_initial=send_initial
+            )
+            if initial is not None and r.kind is PODS:
+                initial = cluster.controller.pods(r.namespace)
         except WatchExpired as error:
             cursor, expired = 0, error
         self.send_response(200)
@@ -482,9 +485,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(_expired_line(expired))
             self._end_chunks()
             return 200
-        for obj in initial:
+        for obj in initial or ():
             if match is None or match(obj):
                 self._chunk(_dumps({"type": "ADDED", "object": obj}) + b"\n")
+        if send_initial:
+            # The watch-list protocol: a bookmark marks the end of the initial objects.
+            self._chunk(_bookmark(r.kind, start_rv, initial_events_end=True))
         last_sent = time.monotonic()
         interval = cluster.bookmark_interval
         while not store.closed and store.watch_epoch == epoch:
@@ -503,21 +509,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._chunk(line)
                     last_sent = time.monotonic()
             if bookmarks and time.monotonic() - last_sent >= interval:
-                self._chunk(
-                    _dumps(
-                        {
-                            "type": "BOOKMARK",
-                            "object": {
-                                "kind": r.kind.kind,
-                                "apiVersion": r.kind.api_version,
-                                "metadata": {"resourceVersion": str(rv)},
-                            },
-                        }
-                    )
-                    + b"\n"
-                )
+                self._chunk(_bookmark(r.kind, rv))
                 last_sent = time.monotonic()
-        if store.watch_epoch != epoch and cluster.abrupt_drops:
+        if store.watch_epoch != epoch and store.abrupt_drop:
+            # A dropped connection: no terminating chunk, the client sees a broken stream.
             self.close_connection = True
             raise _StreamClosed
         self._end_chunks()
@@ -556,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
                 cluster.clear_faults()
                 self._send(200, {"faults": {}})
             elif method == "POST" and path == "/_sim/drop-watches":
-                cluster.drop_watches()
+                cluster.drop_watches(abrupt=bool((body or {}).get("abrupt", False)))
                 self._send(200, {"dropped": True})
             elif method == "POST" and path == "/_sim/reset-counters":
                 cluster.reset_counters()
@@ -578,6 +573,18 @@ def _verb(method: str, r: _Route, query: dict[str, str]) -> str:
     return {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "PATCH", "DELETE": "DELETE"}.get(
         method, method
     )
+
+
+def _bookmark(kind: ResourceKind, rv: int, *, initial_events_end: bool = False) -> bytes:
+    """A BOOKMARK event: only the kind and metadata.resourceVersion (plus the watch-list mark)."""
+    metadata: dict[str, Any] = {"resourceVersion": str(rv)}
+    if initial_events_end:
+        metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
+    event = {
+        "type": "BOOKMARK",
+        "object": {"kind": kind.kind, "apiVersion": kind.api_version, "metadata": metadata},
+    }
+    return _dumps(event) + b"\n"
 
 
 def _expired_line(error: WatchExpired) -> bytes:
@@ -644,7 +651,6 @@ class SimCluster:
         self._port = port
         self.stats = RequestStats()
         self.bookmark_interval = bookmark_interval
-        self.abrupt_drops = False
         self.discovery = discovery_documents()
         self._faults = FaultPlan()
         self._stopping = threading.Event()
@@ -718,7 +724,7 @@ class SimCluster:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "k8s-sim", "cluster": {"server": self.url}}],
-            "users": [{"name": "k8s-sim", "user": {"username": "sim", "password": "sim"}}],
+            "users": [{"name": "k8s-sim", "user": {}}],
             "contexts": [
                 {
                     "name": "k8s-sim",
@@ -778,9 +784,14 @@ class SimCluster:
         """Removes every injected fault."""
         self._faults = FaultPlan()
 
-    def drop_watches(self) -> None:
-        """Closes every open watch stream now."""
-        self.store.drop_watches()
+    def drop_watches(self, *, abrupt: bool = False) -> None:
+        """Ends every open watch stream now.
+
+        By default each stream ends cleanly (as on a server-side timeout); with
+        `abrupt` the connections are cut mid-stream (as by a load balancer), so
+        the client's read fails.
+        """
+        self.store.drop_watches(abrupt=abrupt)
 
     def counters(self) -> dict[str, int]:
         """Requests so far by "VERB kind" (e.g. "LIST deployments") plus "total"."""

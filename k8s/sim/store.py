@@ -105,12 +105,13 @@ class ObjectStore:
         self._on_write = on_write
         self.closed = False
         self.watch_epoch = 0
+        self.abrupt_drop = False
         self._validators = None
         if validate:
             # kubernetes-validate is only needed when validating (an optional dependency).
             from k8s.sim.validation import SchemaValidators  # noqa: PLC0415
 
-            self._validators = SchemaValidators()
+            self._validators = SchemaValidators.shared()
         for name in ("default", "gco-inference", "kube-system"):
             self.create(NAMESPACES, "", {"metadata": {"name": name}})
 
@@ -446,25 +447,39 @@ class ObjectStore:
 
     # ---- watches -----------------------------------------------------------
 
-    def watch_start(self, rv_text: str | None) -> tuple[int, bool]:
-        """Returns (cursor, wants_initial_list) for a watch from `rv_text`.
+    def watch_start(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        rv_text: str | None,
+        *,
+        send_initial: bool = False,
+    ) -> tuple[int, list[dict[str, Any]] | None, int]:
+        """Positions a new watch: returns (cursor, initial objects or None, resourceVersion).
+
+        No resourceVersion (or "0"), or `send_initial`, gives the current objects
+        of the kind (a synthetic list, taken atomically with the cursor so no
+        event is lost or doubled); otherwise the watch resumes after `rv_text`.
 
         Raises:
             WatchExpired: `rv_text` is older than the history kept.
             ApiError: 400 when `rv_text` is not a number.
         """
-        if rv_text in (None, "", "0"):
-            with self.cond:
-                return self._base + len(self._events), True
-        try:
-            rv = int(str(rv_text))
-        except ValueError as error:
-            raise bad_request(f"invalid resource version: {rv_text}") from error
+        rv: int | None = None
+        if rv_text not in (None, "", "0"):
+            try:
+                rv = int(str(rv_text))
+            except ValueError as error:
+                raise bad_request(f"invalid resource version: {rv_text}") from error
         with self.cond:
+            if rv is None or send_initial:
+                table = self._objects.get(kind.plural, {})
+                keys = sorted(k for k in table if namespace is None or k[0] == namespace)
+                return self._base + len(self._events), [table[k] for k in keys], self._rv
             if rv < self._compacted_rv:
                 raise WatchExpired(rv, self._compacted_rv)
             offset = bisect.bisect_right(self._events, rv, key=lambda e: e.rv)
-            return self._base + offset, False
+            return self._base + offset, None, self._rv
 
     def watch_wait(
         self, cursor: int, timeout: float, epoch: int
@@ -499,9 +514,10 @@ class ObjectStore:
             self.closed = True
             self.cond.notify_all()
 
-    def drop_watches(self) -> None:
+    def drop_watches(self, *, abrupt: bool = False) -> None:
         """Ends every open watch stream now (clients reconnect from their last RV)."""
         with self.cond:
+            self.abrupt_drop = abrupt
             self.watch_epoch += 1
             self.cond.notify_all()
 

@@ -10,6 +10,7 @@ object names and a Deployment selector that matches its template labels.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -42,7 +43,15 @@ class SchemaValidators:
         )
         self._lock = threading.Lock()
         self._registry: Registry | None = None
+        self._definitions: dict[str, Any] | None = None
         self._validators: dict[tuple[str, str], jsonschema.protocols.Validator] = {}
+
+    @staticmethod
+    @functools.cache
+    def shared(version: str = K8S_SCHEMA_VERSION) -> SchemaValidators:
+        """Returns the process-wide validators for `version` (schemas never change, so every
+        sim in a process shares the validators built once)."""
+        return SchemaValidators(version)
 
     def _load(self, name: str) -> Any:
         return json.loads(self._dir.joinpath(name).read_text())
@@ -63,6 +72,11 @@ class SchemaValidators:
             # -> networking-v1, v1 -> v1.
             group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
             schema = self._load(f"{kind.lower()}-{group_version}.json")
+            if self._definitions is None:
+                self._definitions = self._load("_definitions.json")["$defs"]
+            # Inlining the $refs once halves the per-object cost (no reference lookups per
+            # call); recursive definitions keep their $ref and resolve through the registry.
+            schema = _inline(schema, self._definitions, ())
             registry = Resource.from_contents(schema) @ self._registry
             built = jsonschema.Draft202012Validator(schema, registry=registry)
             self._validators[key] = built
@@ -90,6 +104,28 @@ class SchemaValidators:
             )
         found.extend(_semantic_causes(obj))
         return found
+
+
+_REF_PREFIX = "/api/_definitions.json#/$defs/"
+_LOCAL_PREFIX = "#/$defs/"
+
+
+def _inline(node: Any, definitions: dict[str, Any], seen: tuple[str, ...]) -> Any:
+    """Returns `node` with every non-recursive definition $ref replaced by the definition."""
+    if isinstance(node, list):
+        return [_inline(item, definitions, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith((_REF_PREFIX, _LOCAL_PREFIX)):
+        name = ref.split("#/$defs/", 1)[1]
+        if name in seen or name not in definitions:
+            # Left as a reference, made absolute so it resolves from the kind's schema.
+            return {**node, "$ref": _REF_PREFIX + name}
+        target = _inline(definitions[name], definitions, (*seen, name))
+        rest = {k: _inline(v, definitions, seen) for k, v in node.items() if k != "$ref"}
+        return {**target, **rest} if rest else target
+    return {k: _inline(v, definitions, seen) for k, v in node.items()}
 
 
 def _field_path(path: Any) -> str:

@@ -141,6 +141,7 @@ class Harness:
         for daemon in self.daemons:
             daemon.stop()
         self.kube.close()
+        self.store.close()
 
     # -- table ------------------------------------------------------------
 

@@ -270,3 +270,16 @@ def test_the_initial_list_is_paged(
         assert gw.request_counts()[("list", "Deployment", "ok")] == 3
     finally:
         gw.stop()
+
+
+def test_on_event_can_read_the_cache_during_the_initial_list(
+    sim: Any, other: client.ApiClient
+) -> None:
+    _create_deployment(other, "a")
+    gw = _gateway(sim.url)
+    found: list[bool] = []
+    gw.start(lambda event: found.append(gw.cached(event.kind, "a") is not None))
+    try:
+        assert found == [True]
+    finally:
+        gw.stop()

@@ -180,15 +180,12 @@ def test_hpa_holds_replicas_within_its_bounds(sim: Any, apps: client.AppsV1Api) 
         "m1", NAMESPACE, {"spec": {"replicas": 9}}, _content_type=MERGE
     )
     wait_for(lambda: apps.read_namespaced_deployment("m1", NAMESPACE).spec.replicas == 4)
-    status = wait_for(
-        lambda: (
-            (
-                h := autoscaling.read_namespaced_horizontal_pod_autoscaler("m1", NAMESPACE)
-            ).status.desired_replicas
-            == 4
-            and h.status
-        )
-    )
+
+    def hpa_status() -> Any:
+        found = autoscaling.read_namespaced_horizontal_pod_autoscaler("m1", NAMESPACE).status
+        return found if found is not None and found.desired_replicas == 4 else None
+
+    status = wait_for(hpa_status, what="HPA status")
     assert {c.type: c.status for c in status.conditions} == {
         "AbleToScale": "True",
         "ScalingActive": "False",

@@ -199,12 +199,13 @@ def test_generation_bumps_on_spec_change_only(apps: client.AppsV1Api) -> None:
 def test_identical_replace_is_not_a_write(apps: client.AppsV1Api) -> None:
     """Writing back an unchanged object keeps its resourceVersion (no event, no bump)."""
     created = apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=0))
+
     # Zero replicas: the controller writes status once, then the object stays put.
-    current = wait_for(
-        lambda: (
-            (d := apps.read_namespaced_deployment("m1", NAMESPACE)).status.observed_generation and d
-        )
-    )
+    def observed() -> Any:
+        found = apps.read_namespaced_deployment("m1", NAMESPACE)
+        return found if found.status is not None and found.status.observed_generation else None
+
+    current = wait_for(observed, what="status written")
     again = apps.replace_namespaced_deployment("m1", NAMESPACE, api_client_body(current))
     assert again.metadata.resource_version == current.metadata.resource_version
     assert created.metadata.uid == again.metadata.uid
@@ -215,7 +216,7 @@ def test_main_resource_write_ignores_status(apps: client.AppsV1Api) -> None:
     body = deployment("m1")
     body["status"] = {"replicas": 99}
     replaced = apps.replace_namespaced_deployment("m1", NAMESPACE, body)
-    assert (replaced.status.replicas or 0) != 99
+    assert replaced.status is None or replaced.status.replicas != 99
 
 
 def test_delete_returns_object_then_404(apps: client.AppsV1Api) -> None:

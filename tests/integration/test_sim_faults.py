@@ -190,6 +190,12 @@ def test_command_arguments_have_documented_defaults() -> None:
     )
 
 
+def ready_replicas(apps: client.AppsV1Api, name: str) -> int:
+    """readyReplicas of a Deployment (0 while the controller has not written status)."""
+    status = apps.read_namespaced_deployment(name, NAMESPACE).status
+    return (status.ready_replicas or 0) if status is not None else 0
+
+
 def test_ready_delay_set_over_admin_applies_to_new_pods() -> None:
     with SimCluster(ready_delay=3600, validate=False) as cluster:
         api = api_client(cluster.url)
@@ -198,9 +204,7 @@ def test_ready_delay_set_over_admin_applies_to_new_pods() -> None:
             apps.create_namespaced_deployment(NAMESPACE, deployment("slow", replicas=1))
             admin(cluster, "POST", "ready-delay", {"seconds": 0})
             apps.create_namespaced_deployment(NAMESPACE, deployment("fast", replicas=1))
-            wait_for(
-                lambda: apps.read_namespaced_deployment("fast", NAMESPACE).status.ready_replicas
-            )
-            assert apps.read_namespaced_deployment("slow", NAMESPACE).status.ready_replicas is None
+            wait_for(lambda: ready_replicas(apps, "fast"), what="fast ready")
+            assert ready_replicas(apps, "slow") == 0
         finally:
             api.close()

@@ -4,6 +4,7 @@ patch replaces lists, strategic merge merges containers/env/ports by key, RFC
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,3 +219,22 @@ def test_status_patch_changes_only_status(apps: client.AppsV1Api) -> None:
         _content_type=MERGE,
     )
     assert patched.spec.replicas == 2
+
+
+def test_apply_patch_needs_field_manager_and_creates_when_absent(sim: Any) -> None:
+    path = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/applied"
+    manifest = json.dumps(deployment("applied")).encode()
+    code, _, status = raw_request(
+        sim.url, "PATCH", path, manifest, content_type="application/apply-patch+yaml"
+    )
+    assert code == 400
+    assert "fieldManager" in status["message"]
+    code, _, created = raw_request(
+        sim.url,
+        "PATCH",
+        f"{path}?fieldManager=test",
+        manifest,
+        content_type="application/apply-patch+yaml",
+    )
+    assert code == 201
+    assert created["metadata"]["name"] == "applied"

@@ -4,6 +4,7 @@ prompt ends on drop_watches() and stop()."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import urllib.request
@@ -200,3 +201,30 @@ def test_admin_endpoint_drops_watches(sim: Any) -> None:
         assert answer.status == 200
     assert response.read() == b""
     response.close()
+
+
+def test_abrupt_drop_cuts_the_stream_mid_response(sim: Any) -> None:
+    """An abrupt drop looks like a lost connection: the chunked body never completes."""
+    response = _open_stream(sim)
+    wait_for(lambda: sim.counters().get("WATCH services"), what="watch open")
+    sim.drop_watches(abrupt=True)
+    with pytest.raises(http.client.IncompleteRead):
+        response.read()
+    response.close()
+
+
+def test_send_initial_events_ends_with_a_marked_bookmark(core: client.CoreV1Api) -> None:
+    core.create_namespaced_service(NAMESPACE, service("a"))
+    raw = core.list_namespaced_service(
+        NAMESPACE,
+        watch=True,
+        send_initial_events=True,
+        resource_version_match="NotOlderThan",
+        resource_version="",
+        allow_watch_bookmarks=True,
+        timeout_seconds=1,
+        _preload_content=False,
+    )
+    lines = [json.loads(line) for line in raw.read().splitlines() if line.strip()]
+    assert [e["type"] for e in lines[:2]] == ["ADDED", "BOOKMARK"]
+    assert lines[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}

@@ -36,7 +36,7 @@ def parse_args(*argv: str) -> argparse.Namespace:
 
 def run_logs(*argv: str, stdin: str = "") -> list[str]:
     out = io.StringIO()
-    assert run(parse_args(*argv), stdin=io.StringIO(stdin), out=out) == 0
+    assert run(parse_args(*argv), stdin=io.StringIO(stdin), out=out, now=NOW) == 0
     return out.getvalue().splitlines()
 
 

@@ -1,0 +1,66 @@
+"""Deletion safety (defect 11) and adoption of the predecessor's objects: a wrong REGION
+deletes nothing; an item that vanishes from the table is cleaned up only after two
+scans agree; objects the old reconciler created are adopted in place."""
+
+from __future__ import annotations
+
+import boto3
+
+from tests.integration.harness import NAMESPACE, Harness, wait_for
+from tests.integration.test_endpoint_lifecycle import scan_count
+
+
+def test_a_wrong_region_deletes_nothing(kit: Harness) -> None:
+    kit.put("m1")
+    kit.put("m2")
+    right = kit.start_daemon(POD_NAME="right-region")
+    kit.wait_state("m1", "running")
+    kit.wait_state("m2", "running")
+    right.stop()
+    wrong = kit.start_daemon(POD_NAME="wrong-region", REGION="us-west-9")
+    wait_for(lambda: wrong.snapshot().leading, what="wrong-region daemon leads")
+    scans = scan_count(wrong)
+    wait_for(lambda: scan_count(wrong) >= scans + 5, what="five scans")
+    for name in ("m1", "m2"):
+        assert kit.kube.get("Deployment", name) is not None
+        assert kit.kube.get("Ingress", f"inference-{name}") is not None
+    assert kit.status("m1", "us-west-9") is None, "nothing written for a region no item targets"
+
+
+def test_vanished_item_is_cleaned_up_only_after_two_scans_agree(kit: Harness) -> None:
+    kit.put("m1")
+    kit.put("m2")
+    daemon = kit.start_daemon()
+    kit.wait_state("m1", "running")
+    kit.wait_state("m2", "running")
+    table = boto3.resource(
+        "dynamodb", endpoint_url=kit.dynamo_url, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    ).Table(kit.table_name)
+    scans_before = scan_count(daemon)
+    table.delete_item(Key={"endpoint_name": "m1"})
+    wait_for(lambda: kit.kube.get("Deployment", "m1") is None, what="orphan removed")
+    assert scan_count(daemon) - scans_before >= 2
+    assert kit.kube.get("Ingress", "inference-m1") is None
+    assert kit.kube.get("Deployment", "m2") is not None
+
+
+def test_predecessor_objects_are_adopted_in_place(kit: Harness) -> None:
+    labels = {"app": "m1", "project": "gco", "gco.io/type": "inference"}
+    old = kit.kube.create("Deployment", {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "m1", "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "m1"}},
+            "template": {"metadata": {"labels": labels},
+                         "spec": {"containers": [{"name": "inference", "image": "old:1"}]}},
+        },
+    })
+    kit.put("m1", image="repo/model:v1")
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    adopted = kit.kube.get("Deployment", "m1")
+    assert adopted["metadata"]["uid"] == old["metadata"]["uid"], "adopted, not recreated"
+    assert adopted["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "inference-supervisor"
+    assert adopted["spec"]["template"]["spec"]["containers"][0]["image"] == "repo/model:v1"

@@ -1,0 +1,84 @@
+"""The watchdog (DESIGN section 5, defects 5 and 19): a primary with no ready replica for
+the threshold loses its Ingress, judged from the cluster's own condition times (so a
+new leader does not reset the clock); the Ingress comes back when the primary is
+ready; a canary step never recreates an Ingress the watchdog removed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from actors.clock import FakeClock
+from k8s.sim import SimCluster
+from tests.integration.harness import Harness, harness
+from tests.integration.test_supervision import FAKE_TIME_LEASE, drive
+
+THRESHOLD = 300
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake_time_kit(dynamo_url: str, table_name: str, clock: FakeClock) -> Iterator[Harness]:
+    cluster = SimCluster(port=0, ready_delay=0.2, clock=clock.time).start()
+    try:
+        with harness(dynamo_url, table_name, cluster.url) as kit:
+            yield kit
+    finally:
+        cluster.stop()
+
+
+def _start(kit: Harness, clock: FakeClock, identity: str):
+    return kit.start_daemon(clock=clock, POD_NAME=identity, RECONCILE_INTERVAL_SECONDS="5",
+                            INFERENCE_UNHEALTHY_THRESHOLD_SECONDS=str(THRESHOLD),
+                            **FAKE_TIME_LEASE)
+
+
+def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failover(
+    fake_time_kit: Harness, clock: FakeClock
+) -> None:
+    kit = fake_time_kit
+    kit.put("m1", image="repo/model:crashloop", canary={"image": "repo/model:v2", "weight": 10})
+    first = _start(kit, clock, "daemon-a")
+    drive(clock, lambda: kit.kube.get("Ingress", "inference-m1"), what="Ingress created")
+    drive(clock, lambda: (kit.kube.get("Deployment", "m1-canary") or {}).get("status", {})
+          .get("readyReplicas"), what="canary ready")
+    # Half the threshold: still serving.
+    for _ in range(THRESHOLD // 2 // 5):
+        clock.advance(5)
+    assert kit.kube.get("Ingress", "inference-m1") is not None
+    # A new leader takes over half-way: the unready clock comes from the cluster.
+    first.stop()
+    failover_at = clock.time()
+    _start(kit, clock, "daemon-b")
+    status = drive(clock, lambda: kit.kube.get("Ingress", "inference-m1") is None
+                   and kit.status("m1"), step=5, timeout=60, what="Ingress removed")
+    assert status.state == "error"
+    assert "traffic stopped" in (status.error or "")
+    assert clock.time() - failover_at < THRESHOLD * 0.75, "the failover reset the clock"
+    # A canary weight change must not bring the Ingress back while the primary is dead.
+    kit.store.set_canary("m1", "repo/model:v2", 40)
+    for _ in range(10):
+        clock.advance(5)
+    assert kit.kube.get("Ingress", "inference-m1") is None
+    # The primary is fixed: traffic comes back.
+    kit.store.update_spec("m1", {"image": "repo/model:v3"})
+    drive(clock, lambda: kit.kube.get("Ingress", "inference-m1"), step=5, what="Ingress back")
+    drive(clock, lambda: kit.state("m1") == "running", what="running again")
+
+
+def test_ready_primary_keeps_its_ingress_past_the_threshold(
+    fake_time_kit: Harness, clock: FakeClock
+) -> None:
+    kit = fake_time_kit
+    kit.put("m1")
+    _start(kit, clock, "daemon-a")
+    drive(clock, lambda: kit.state("m1") == "running", what="running")
+    for _ in range(2 * THRESHOLD // 10):
+        clock.advance(10)
+    assert kit.kube.get("Ingress", "inference-m1") is not None
+    assert kit.state("m1") == "running"

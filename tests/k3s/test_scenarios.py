@@ -1,0 +1,280 @@
+"""End-to-end scenarios of one region's daemon, the same code against `k8s.sim` and a
+real k3s (DESIGN sections 4, 5 and 9.3): the daemon runs in-process against the
+session's moto DynamoDB and reaches the cluster through a kubeconfig, exactly as
+it would in production; the test reads the cluster with the real kubernetes client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.k3s.kit import WORKLOAD_KINDS, EndpointKit, container, rolled_out, wait_for
+
+WEIGHTED_ACTION = "alb.ingress.kubernetes.io/actions.weighted-routing"
+LEASE_NAME = "inference-monitor-leader"
+# Leadership moves on lease timings (3 s in the kit), not on pods: the same bound on both.
+FAILOVER_SECONDS = 15
+
+
+def _ready_pods(kit: EndpointKit, app: str, image: str, count: int) -> bool:
+    """Exactly `count` pods of `app`, all Ready, all running `image` (none terminating)."""
+    pods = kit.kube.items("Pod", f"app={app}") or []
+    if len(pods) != count:
+        return False
+    for pod in pods:
+        if pod["metadata"].get("deletionTimestamp"):
+            return False
+        if pod["spec"]["containers"][0]["image"] != image:
+            return False
+        conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
+        if conditions.get("Ready") != "True":
+            return False
+    return True
+
+
+def _routing(kit: EndpointKit, name: str) -> tuple[str, dict[str, int] | None]:
+    """The Ingress's backend service and, when weighted, the weight per Service; every
+    Service the Ingress sends traffic to must exist."""
+    ingress = kit.kube.get("Ingress", f"inference-{name}")
+    assert ingress is not None, "the Ingress is missing"
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+    action = (ingress["metadata"].get("annotations") or {}).get(WEIGHTED_ACTION)
+    if action is None:
+        assert kit.kube.get("Service", backend) is not None, f"Ingress points at {backend}"
+        return backend, None
+    groups = json.loads(action)["forwardConfig"]["targetGroups"]
+    for group in groups:
+        assert kit.kube.get("Service", group["serviceName"]) is not None, group
+    return backend, {g["serviceName"]: g["weight"] for g in groups}
+
+
+def _deployment(kit: EndpointKit, name: str) -> dict[str, Any]:
+    deployment = kit.kube.get("Deployment", name)
+    assert deployment is not None, f"Deployment {name} is missing"
+    return deployment
+
+
+def test_new_endpoint_runs_with_every_pod_ready(kit: EndpointKit) -> None:
+    kit.put("m1", replicas=2)
+    kit.start_daemon()
+    status = kit.wait_state("m1", "running")
+    assert (status.replicas_ready, status.replicas_desired) == (2, 2)
+    assert rolled_out(kit.kube.get("Deployment", "m1"), 2)
+    image = kit.cluster.image("v1")
+    kit.wait(lambda: _ready_pods(kit, "m1", image, 2), "two ready pods")
+    service = kit.kube.get("Service", "m1")
+    assert service is not None
+    assert (service["spec"]["ports"][0]["port"], service["spec"]["ports"][0]["targetPort"]) == (
+        80,
+        8000,
+    )
+    ingress = kit.kube.get("Ingress", "inference-m1")
+    assert ingress is not None
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/inference/m1"
+    assert _routing(kit, "m1") == ("m1", None)
+
+
+def test_image_update_rolls_out_to_every_pod(kit: EndpointKit) -> None:
+    kit.put("m1", replicas=2)
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    generation = _deployment(kit, "m1")["metadata"]["generation"]
+    kit.store.update_spec("m1", {"image": kit.cluster.image("v2")})
+    new_image = kit.cluster.image("v2")
+    kit.wait(lambda: container(_deployment(kit, "m1"))["image"] == new_image, "the new image")
+    assert _deployment(kit, "m1")["metadata"]["generation"] > generation
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the rollout")
+    kit.wait(lambda: _ready_pods(kit, "m1", new_image, 2), "two ready pods on the new image")
+    kit.wait_state("m1", "running")
+
+
+def test_stop_scales_to_zero_and_start_brings_the_pods_back(kit: EndpointKit) -> None:
+    kit.put("m1", replicas=2)
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    kit.store.set_desired_state("m1", "stopped")
+    kit.wait_state("m1", "stopped")
+    assert _deployment(kit, "m1")["spec"]["replicas"] == 0
+    kit.wait(lambda: not kit.kube.items("Pod", "app=m1"), "every pod gone")
+    assert kit.kube.get("Service", "m1") is not None
+    assert kit.kube.get("Ingress", "inference-m1") is not None
+    kit.store.set_desired_state("m1", "running")
+    status = kit.wait_state("m1", "running")
+    assert (status.replicas_ready, status.replicas_desired) == (2, 2)
+    assert _deployment(kit, "m1")["spec"]["replicas"] == 2
+    kit.wait(lambda: _ready_pods(kit, "m1", kit.cluster.image("v1"), 2), "two ready pods")
+
+
+def test_autoscaling_on_creates_the_hpa_and_off_restores_replicas(kit: EndpointKit) -> None:
+    kit.put("m1", replicas=1, autoscaling={"enabled": True, "min_replicas": 2, "max_replicas": 4})
+    kit.start_daemon()
+    hpa = kit.wait(lambda: kit.kube.get("HorizontalPodAutoscaler", "m1"), "the HPA")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "m1",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 4)
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 70},
+            },
+        }
+    ]
+    # The HPA raises replicas to its minimum; the daemon must not write them back to 1.
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the HPA's two replicas")
+    kit.wait_state("m1", "running")
+    assert _deployment(kit, "m1")["spec"]["replicas"] == 2
+    kit.store.update_spec(
+        "m1",
+        {
+            "autoscaling": {
+                "enabled": True,
+                "min_replicas": 2,
+                "max_replicas": 6,
+                "metrics": [{"type": "memory", "target": 60}],
+            }
+        },
+    )
+    hpa = kit.wait(
+        lambda: (
+            (h := kit.kube.get("HorizontalPodAutoscaler", "m1"))
+            and h["spec"]["maxReplicas"] == 6
+            and h
+        ),
+        "the HPA updated",
+    )
+    assert hpa["spec"]["metrics"][0]["resource"] == {
+        "name": "memory",
+        "target": {"type": "Utilization", "averageUtilization": 60},
+    }
+    kit.store.update_spec("m1", {"autoscaling": {"enabled": False}, "replicas": 3})
+    kit.wait(lambda: kit.kube.get("HorizontalPodAutoscaler", "m1") is None, "the HPA deleted")
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 3), "the spec's 3 replicas")
+    status = kit.wait_state("m1", "running")
+    assert status.replicas_desired == 3
+
+
+def test_canary_add_promote_and_rollback_move_the_ingress(kit: EndpointKit) -> None:
+    v1, v2, v3 = (kit.cluster.image(v) for v in ("v1", "v2", "v3"))
+    kit.put("m1")
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+
+    kit.store.set_canary("m1", v2, 20)
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1-canary"), 1), "canary ready")
+    assert container(_deployment(kit, "m1-canary"))["image"] == v2
+    kit.wait(lambda: _ready_pods(kit, "m1-canary", v2, 1), "the canary pod")
+    assert kit.kube.get("Service", "m1-canary") is not None
+    kit.wait(lambda: _routing(kit, "m1")[1], "weighted routing")
+    assert _routing(kit, "m1") == ("weighted-routing", {"m1": 80, "m1-canary": 20})
+    assert container(_deployment(kit, "m1"))["image"] == v1
+
+    kit.store.promote("m1")
+    kit.wait(lambda: kit.kube.get("Service", "m1-canary") is None, "canary Service removed")
+    kit.wait(lambda: kit.kube.get("Deployment", "m1-canary") is None, "canary removed")
+    assert _routing(kit, "m1") == ("m1", None)
+    assert container(_deployment(kit, "m1"))["image"] == v2
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 1), "primary on the canary image")
+    kit.wait_state("m1", "running")
+    item = kit.store.get("m1")
+    assert item is not None
+    assert item.endpoint.spec.canary is None
+
+    kit.store.set_canary("m1", v3, 10)
+    kit.wait(lambda: kit.kube.get("Deployment", "m1-canary"), "second canary")
+    kit.wait(lambda: _routing(kit, "m1")[1], "weighted routing again")
+    assert _routing(kit, "m1") == ("weighted-routing", {"m1": 90, "m1-canary": 10})
+    kit.store.rollback("m1")
+    kit.wait(lambda: kit.kube.get("Deployment", "m1-canary") is None, "canary rolled back")
+    kit.wait(lambda: kit.kube.get("Service", "m1-canary") is None, "canary Service rolled back")
+    assert _routing(kit, "m1") == ("m1", None)
+    assert container(_deployment(kit, "m1"))["image"] == v2
+    kit.wait(lambda: not kit.kube.items("Pod", "app=m1-canary"), "canary pods gone")
+
+
+def test_watchdog_removes_the_ingress_of_a_never_ready_primary(kit: EndpointKit) -> None:
+    kit.put("m1", **kit.cluster.never_ready_spec())
+    kit.start_daemon(INFERENCE_UNHEALTHY_THRESHOLD_SECONDS="5")
+    kit.wait(lambda: kit.kube.get("Deployment", "m1"), "the Deployment")
+    status = kit.wait(
+        lambda: (
+            kit.kube.get("Ingress", "inference-m1") is None
+            and kit.state("m1") == "error"
+            and kit.status("m1")
+        ),
+        "the watchdog to cut traffic",
+    )
+    assert "traffic stopped" in (status.error or "")
+    deployment = _deployment(kit, "m1")
+    assert not deployment.get("status", {}).get("readyReplicas")
+    available = {c["type"]: c for c in deployment["status"]["conditions"]}["Available"]
+    assert (available["status"], available["reason"]) == ("False", "MinimumReplicasUnavailable")
+    assert kit.kube.get("Service", "m1") is not None
+    # The primary is fixed: traffic comes back once it is ready.
+    kit.store.update_spec("m1", {**kit.cluster.healthy_spec("v2"), "env": None})
+    kit.wait(lambda: kit.kube.get("Ingress", "inference-m1"), "the Ingress restored")
+    kit.wait_state("m1", "running")
+    assert _routing(kit, "m1") == ("m1", None)
+
+
+def test_delete_leaves_nothing_in_the_namespace(kit: EndpointKit) -> None:
+    kit.put(
+        "m1",
+        replicas=1,
+        canary={"image": kit.cluster.image("v2"), "weight": 10},
+        autoscaling={"enabled": True, "min_replicas": 1, "max_replicas": 3},
+    )
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    assert kit.kube.get("HorizontalPodAutoscaler", "m1") is not None
+    assert kit.kube.get("Deployment", "m1-canary") is not None
+    kit.store.set_desired_state("m1", "deleted")
+    kit.wait(lambda: kit.store.get("m1") is None, "the item purged")
+
+    def leftovers() -> dict[str, list[str]]:
+        left = {}
+        for kind in WORKLOAD_KINDS:
+            names = sorted(i["metadata"]["name"] for i in kit.kube.items(kind) or [])
+            if names:
+                left[kind] = names
+        return left
+
+    kit.wait(lambda: not leftovers(), "an empty namespace")
+    assert leftovers() == {}
+
+
+def test_leader_hands_over_on_stop_and_the_standby_reconciles(kit: EndpointKit) -> None:
+    first = kit.start_daemon(POD_NAME="daemon-a")
+    wait_for(lambda: first.snapshot().leading, timeout=FAILOVER_SECONDS, what="a leads")
+    second = kit.start_daemon(POD_NAME="daemon-b")
+    kit.put("m1")
+    kit.wait_state("m1", "running")
+    assert not second.snapshot().leading
+    lease = kit.kube.get("Lease", LEASE_NAME)
+    assert lease is not None
+    assert lease["spec"]["holderIdentity"] == "daemon-a"
+    first.stop()
+    wait_for(lambda: second.snapshot().leading, timeout=FAILOVER_SECONDS, what="b leads")
+    assert kit.kube.get("Lease", LEASE_NAME)["spec"]["holderIdentity"] == "daemon-b"
+    kit.store.update_spec("m1", {"replicas": 2})
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "b reconciles")
+    status = kit.wait_state("m1", "running")
+    assert status.replicas_ready == 2
+
+
+def test_crashed_leader_is_replaced_after_its_lease_expires(kit: EndpointKit) -> None:
+    first = kit.start_daemon(POD_NAME="daemon-a")
+    wait_for(lambda: first.snapshot().leading, timeout=FAILOVER_SECONDS, what="a leads")
+    second = kit.start_daemon(POD_NAME="daemon-b")
+    kit.put("m1")
+    kit.wait_state("m1", "running")
+    first.stop(release=False)
+    assert kit.kube.get("Lease", LEASE_NAME)["spec"]["holderIdentity"] == "daemon-a"
+    wait_for(lambda: second.snapshot().leading, timeout=FAILOVER_SECONDS, what="b leads")
+    kit.store.update_spec("m1", {"replicas": 2})
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "b reconciles")
