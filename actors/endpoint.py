@@ -134,6 +134,11 @@ class EndpointActor(pykka.ThreadingActor):
     # -- lifecycle ---------------------------------------------------------
 
     def on_start(self) -> None:
+        # Bound in the actor's own thread: every line logged while it works (the gateway's
+        # and the store's included) carries the endpoint and lands in its log stream.
+        structlog.contextvars.bind_contextvars(
+            endpoint=self.slot.name, region=self.ctx.region, cluster=self.ctx.cluster
+        )
         self.log = log.bind(
             endpoint=self.slot.name,
             region=self.ctx.region,

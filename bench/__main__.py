@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen benchmarks; returns 1 if any crashed, else 0."""
     args = parse(sys.argv[1:] if argv is None else argv)
     # The daemon's in-process loggers (isolation) would drown the tables.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(50))
     options = Options(quick=args.quick, endpoints=args.endpoints)
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
     host = machine()

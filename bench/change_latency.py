@@ -175,12 +175,7 @@ def run(options: Options) -> Section:
         every = names(endpoints)
         kit.fill(every)
         kit.spawn(RECONCILE_INTERVAL_SECONDS=str(INTERVAL))
-        wait_until(
-            lambda: all(s == "running" for s in kit.states().values()),
-            timeout=60 + endpoints * 0.1,
-            period=1.0,
-            what="convergence",
-        )
+        kit.wait_all_running(timeout=60 + endpoints * 0.1, what="convergence")
         targets = every[:: max(1, endpoints // UPDATES)][:UPDATES]
         timings = update_at_random_times(kit, targets, window, NEW_IMAGE)
     add_latency_figures(

@@ -68,6 +68,7 @@ def _figures(section: Section, result: ScaleRun) -> None:
     target, met = ("", None)
     if n == 1000:
         target, met = "<= 60 s", at_most(result.running_seconds, 60)
+    section.add(f"{n} endpoints: daemon process up (/healthz)", result.process_ready_seconds, "s")
     section.add(f"{n} endpoints: to all Deployments created", result.deployments_seconds, "s")
     section.add(
         f"{n} endpoints: to all running in the table",
@@ -82,6 +83,14 @@ def _figures(section: Section, result: ScaleRun) -> None:
     section.add(f"{n} endpoints: Kubernetes requests", k8s, "", note=_verbs(result))
     section.add(f"{n} endpoints: table reads (requests)", result.table_reads, "")
     section.add(f"{n} endpoints: table writes", result.table_writes, "")
+    section.add(
+        f"{n} endpoints: leadership changes during the start",
+        result.lease_transitions,
+        "",
+        target="1",
+        met=result.lease_transitions == 1,
+        note="" if result.lease_transitions == 1 else "the leader lost its lease and started over",
+    )
     section.series.setdefault("cold_start", []).append(
         {
             "endpoints": n,

@@ -30,10 +30,6 @@ TITLE = "failover"
 TARGETS = {"SIGTERM": 3.0, "SIGKILL": 20.0}
 
 
-def _converged(kit: Rig) -> bool:
-    return all(s == "running" for s in kit.states().values())
-
-
 def _handover(
     kit: Rig, leader: DaemonProcess, standby: DaemonProcess, signum: signal.Signals, image: str
 ) -> dict[str, float | None]:
@@ -81,10 +77,10 @@ def run(options: Options) -> Section:
         first = kit.spawn()
         wait_until(lambda: kit.lease_holder() == first.identity, timeout=30, what="a leader")
         second = kit.spawn()
-        wait_until(lambda: _converged(kit), timeout=60, period=0.5, what="convergence")
+        kit.wait_all_running(timeout=60, what="convergence")
         results = {"SIGTERM": _handover(kit, first, second, signal.SIGTERM, "repo/model:v2")}
         third = kit.spawn()
-        wait_until(lambda: _converged(kit), timeout=60, period=0.5, what="convergence again")
+        kit.wait_all_running(timeout=60, what="convergence again")
         time.sleep(2)
         results["SIGKILL"] = _handover(kit, second, third, signal.SIGKILL, "repo/model:v3")
     for how, times in results.items():

@@ -93,12 +93,7 @@ def run(options: Options) -> Section:
     with rig() as kit:
         kit.fill(good)
         baseline_daemon = kit.start_daemon(RECONCILE_INTERVAL_SECONDS=str(INTERVAL))
-        wait_until(
-            lambda: all(s == "running" for s in kit.states().values()),
-            timeout=120,
-            period=0.5,
-            what="baseline convergence",
-        )
+        kit.wait_all_running(timeout=120, what="baseline convergence")
         baseline = update_at_random_times(kit, good, window, "repo/model:v2", seed=1)
         baseline_daemon.stop()
         kit.daemons.remove(baseline_daemon)
@@ -154,6 +149,9 @@ def run(options: Options) -> Section:
         "restarts in 10 min of fake time (policy replay)",
         replayed,
         "",
-        note=f"5 then parked, retried at the 5 min cap; parked at the end: {parked}",
+        note=(
+            "5 with backoff 0.5-8 s, then parked and retried at the 5 min cap; "
+            f"parked at the end: {parked}"
+        ),
     )
     return section

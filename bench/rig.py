@@ -211,6 +211,20 @@ class Rig:
             result[loaded.name] = None if status is None else status.state
         return result
 
+    def wait_all_running(self, *, timeout: float, what: str = "every item running") -> None:
+        """Scan until every item reports `running`. The pause after each scan is 4x its
+        duration (at least 0.2 s), so these scans take at most ~20 % of the moto server,
+        which the daemon's own scans share."""
+        deadline = time.monotonic() + timeout
+        while True:
+            began = time.monotonic()
+            if all(state == "running" for state in self.states().values()):
+                return
+            took = time.monotonic() - began
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(max(0.2, 4 * took))
+
     # -- cluster (read in memory: no API request, nothing counted) ---------
 
     def deployment(self, name: str) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ class ScaleRun:
     hwm_kib: int = 0
     threads: int = 0
     actors_alive: float = 0.0
+    lease_transitions: float = 0.0
     error: str = ""
 
 
@@ -83,12 +84,7 @@ def _measure(kit: Rig, endpoints: int, *, timeout: float, qps: str, burst: str) 
                 what="every Deployment ready in the sim",
             )
             # Scans cost the moto server ~0.5 ms per item: only start once the cluster is ready.
-            wait_until(
-                lambda: all(s == "running" for s in kit.states().values()),
-                timeout=timeout,
-                period=0.2,
-                what=f"{endpoints} items reporting running",
-            )
+            kit.wait_all_running(timeout=timeout, what=f"{endpoints} items reporting running")
             run.running_seconds = time.monotonic() - started
         else:
             wait_until(
@@ -101,6 +97,7 @@ def _measure(kit: Rig, endpoints: int, *, timeout: float, qps: str, burst: str) 
         run.k8s_requests = kit.sim.counters()
         run.table_reads, run.table_writes = table_split(counts)
         run.actors_alive = counts.get("actors_alive", 0.0)
+        run.lease_transitions = counts.get("lease_transitions_total", 0.0)
         status = process.status()
         run.rss_kib, run.hwm_kib, run.threads = status["VmRSS"], status["VmHWM"], status["Threads"]
     except TimeoutError as error:

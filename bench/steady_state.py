@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from bench.rig import Options, Section, at_most, diff, names, rig, table_split, wait_until
+from bench.rig import Options, Section, at_most, diff, names, rig, table_split
 from bench.scale import SETTLE_SECONDS
 
 TITLE = "steady state"
@@ -42,12 +42,7 @@ def _measure(section: Section, endpoints: int, window: float) -> None:
         wanted = names(endpoints)
         kit.fill(wanted)
         process = kit.spawn(RECONCILE_INTERVAL_SECONDS=INTERVAL)
-        wait_until(
-            lambda: all(s == "running" for s in kit.states().values()),
-            timeout=60 + endpoints * 0.1,
-            period=1.0,
-            what="convergence",
-        )
+        kit.wait_all_running(timeout=60 + endpoints * 0.1, what="convergence")
         time.sleep(SETTLE_SECONDS)
         kit.sim.reset_counters()
         before = process.counts()

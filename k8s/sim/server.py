@@ -107,7 +107,6 @@ class _HttpServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that remembers its open connections so stop() can close them."""
 
     daemon_threads = True
-    block_on_close = True
     # Benchmarks open many connections at once; the default backlog of 5 refuses bursts.
     request_queue_size = 128
     cluster: SimCluster
@@ -115,13 +114,30 @@ class _HttpServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], cluster: SimCluster) -> None:
         self.cluster = cluster
         self.connections: set[socket.socket] = set()
+        self.threads: set[threading.Thread] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        # socketserver does not join daemon threads on close; track them to join in stop().
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name=f"k8s-sim-conn-{client_address[1]}",
+            daemon=True,
+        )
         with self.connections_lock:
             self.connections.add(request)
-        super().process_request(request, client_address)
+            self.threads = {t for t in self.threads if t.is_alive()}
+            self.threads.add(thread)
+        thread.start()
+
+    def join_threads(self) -> None:
+        """Waits for every connection thread (after close_connections())."""
+        with self.connections_lock:
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join()
 
     def shutdown_request(self, request: Any) -> None:
         with self.connections_lock:
@@ -696,6 +712,7 @@ class SimCluster:
             self._server.shutdown()
             self._server.close_connections()
             self._server.server_close()
+            self._server.join_threads()
             self._server = None
         if self._thread is not None:
             self._thread.join()

@@ -64,3 +64,25 @@ def test_predecessor_objects_are_adopted_in_place(kit: Harness) -> None:
     assert adopted["metadata"]["uid"] == old["metadata"]["uid"], "adopted, not recreated"
     assert adopted["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "inference-supervisor"
     assert adopted["spec"]["template"]["spec"]["containers"][0]["image"] == "repo/model:v1"
+
+
+def test_a_status_write_that_fails_for_one_endpoint_does_not_hold_up_the_others(
+    kit: Harness,
+) -> None:
+    """Defect 16: an error writing one status aborted the whole cycle for everyone."""
+    kit.put("m2")
+    table = boto3.resource(
+        "dynamodb", endpoint_url=kit.dynamo_url, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    ).Table(kit.table_name)
+    # An older writer left region_status as a string: no status can be written into it.
+    table.put_item(Item={
+        "endpoint_name": "m1", "desired_state": "running", "target_regions": ["us-east-1"],
+        "namespace": NAMESPACE, "created_at": "2026-01-01T00:00:00+00:00",
+        "updated_at": "2026-01-01T00:00:00+00:00", "spec": {"image": "repo/model:v1"},
+        "region_status": "corrupt",
+    })
+    kit.start_daemon()
+    kit.wait_state("m2", "running")
+    wait_for(lambda: kit.kube.get("Deployment", "m1"), what="m1 still applied")
+    assert kit.item("m1").raw["region_status"] == "corrupt", "never rewritten"
