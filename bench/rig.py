@@ -37,8 +37,8 @@ from store.model import utc_timestamp
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 NAMESPACE = "gco-inference"
-#: Client-side Kubernetes rate limit of every benchmarked daemon (the default is client-go's
-#: 10 qps / burst 20, which caps a 1,000-endpoint cold start at ~300 s: see README).
+#: Client-side Kubernetes rate limit of every benchmarked daemon (the daemon's default,
+#: 10 qps / burst 100, caps a 1,000-endpoint cold start at ~290 s: see README).
 BENCH_QPS = "1000"
 BENCH_BURST = "1000"
 #: The sim's delay from a Deployment write to its pods being ready.
@@ -278,9 +278,12 @@ class Rig:
         self.daemons.append(daemon)
         return daemon
 
-    def spawn(self, **overrides: str) -> DaemonProcess:
-        """The real daemon as a subprocess (`python -m actors run`) with /metrics on a port."""
-        process = DaemonProcess(self.env(METRICS_PORT=str(free_port()), **overrides)).start()
+    def spawn(self, *, module: str = "actors", **overrides: str) -> DaemonProcess:
+        """The daemon as a subprocess (`python -m actors run`, or `python -m MODULE` for an
+        experiment) with /metrics on a port of its own."""
+        process = DaemonProcess(
+            self.env(METRICS_PORT=str(free_port()), **overrides), module=module
+        ).start()
         self.processes.append(process)
         return process
 
@@ -327,10 +330,12 @@ def diff(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str, f
 
 
 class DaemonProcess:
-    """`python -m actors run` in a process of its own: real signals, its own RSS."""
+    """`python -m actors run` (or an experiment's module) in a process of its own: real
+    signals, its own RSS."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], module: str = "actors") -> None:
         self.env = dict(env)
+        self.module = module
         self.port = int(env["METRICS_PORT"])
         self.log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix="bench-daemon-", suffix=".log", delete=False
@@ -341,7 +346,7 @@ class DaemonProcess:
         """Start the process (logs go to a temporary file) and wait for /healthz."""
         env = {**os.environ, **self.env, "PYTHONPATH": str(REPO_ROOT)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "actors", "run"],
+            [sys.executable, "-m", self.module, *(["run"] if self.module == "actors" else [])],
             cwd=REPO_ROOT,
             env=env,
             stdout=self.log_file,

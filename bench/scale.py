@@ -38,18 +38,25 @@ class ScaleRun:
     error: str = ""
 
 
-_RUNS: dict[tuple[int, str, str], ScaleRun] = {}
+_RUNS: dict[tuple[int, str, str, str], ScaleRun] = {}
 
 
 def scale_run(
-    endpoints: int, *, timeout: float, qps: str = BENCH_QPS, burst: str = BENCH_BURST
+    endpoints: int,
+    *,
+    timeout: float,
+    qps: str = BENCH_QPS,
+    burst: str = BENCH_BURST,
+    module: str = "actors",
 ) -> ScaleRun:
-    """The cold start at `endpoints` with the given client rate limit (measured once per
-    invocation, then cached)."""
-    key = (endpoints, qps, burst)
+    """The cold start at `endpoints` with the given client rate limit, of the daemon (or
+    of an experiment's `module`); measured once per invocation, then cached."""
+    key = (endpoints, qps, burst, module)
     if key not in _RUNS:
         with rig() as kit:
-            _RUNS[key] = _measure(kit, endpoints, timeout=timeout, qps=qps, burst=burst)
+            _RUNS[key] = _measure(
+                kit, endpoints, timeout=timeout, qps=qps, burst=burst, module=module
+            )
     return _RUNS[key]
 
 
@@ -61,12 +68,14 @@ def _all_ready(kit: Rig, wanted: list[str]) -> bool:
     return True
 
 
-def _measure(kit: Rig, endpoints: int, *, timeout: float, qps: str, burst: str) -> ScaleRun:
+def _measure(
+    kit: Rig, endpoints: int, *, timeout: float, qps: str, burst: str, module: str
+) -> ScaleRun:
     wanted = names(endpoints)
     fill = kit.fill(wanted)
     kit.sim.reset_counters()
     started = time.monotonic()
-    process = kit.spawn(K8S_QPS=qps, K8S_BURST=burst)
+    process = kit.spawn(module=module, K8S_QPS=qps, K8S_BURST=burst)
     run = ScaleRun(endpoints, fill, time.monotonic() - started)
     try:
         if endpoints:

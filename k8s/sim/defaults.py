@@ -3,7 +3,8 @@
 A client that compares its desired object with the live one sees these
 defaults in the live object (for example `imagePullPolicy`, `strategy`,
 Service `clusterIP`), so the sim adds the same ones a real server adds for the
-kinds and fields the daemon writes. Functions take a fresh object and fill it
+kinds and fields the daemon writes, and writes times back the way it does
+(Lease MicroTimes in UTC with `Z`). Functions take a fresh object and fill it
 in place; they never overwrite a value the client set.
 """
 
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 import itertools
 import threading
+from datetime import UTC, datetime
 from typing import Any
+
+from k8s.sim.errors import bad_request
 
 _cluster_ips = itertools.count(10)
 _ip_lock = threading.Lock()
@@ -131,6 +135,34 @@ def namespace(obj: dict[str, Any]) -> None:
     labels.setdefault("kubernetes.io/metadata.name", obj["metadata"]["name"])
 
 
+def micro_time(value: str) -> str:
+    """Returns a `MicroTime` as the server writes it back: UTC, six fractional digits, `Z`.
+
+    Raises:
+        ApiError: 400 when `value` is not an RFC 3339 time.
+    """
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as error:
+        raise bad_request(
+            f'Lease in version "v1" cannot be handled as a Lease: parsing time "{value}"'
+            f' as "2006-01-02T15:04:05.000000Z07:00": cannot parse'
+        ) from error
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def lease(obj: dict[str, Any]) -> None:
+    """Lease: `acquireTime` and `renewTime` normalised like any MicroTime the server stores."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for name in ("acquireTime", "renewTime"):
+        if isinstance(spec.get(name), str):
+            spec[name] = micro_time(spec[name])
+
+
 def apply_defaults(obj: dict[str, Any], previous: dict[str, Any] | None) -> None:
     """Fills the server defaults for `obj` (by kind) in place."""
     kind = obj.get("kind")
@@ -144,3 +176,5 @@ def apply_defaults(obj: dict[str, Any], previous: dict[str, Any] | None) -> None
         hpa(obj)
     elif kind == "Namespace":
         namespace(obj)
+    elif kind == "Lease":
+        lease(obj)

@@ -68,12 +68,19 @@ class ApiError(Exception):
         return body
 
 
+def _details(name: str, group: str, kind: str) -> dict[str, Any]:
+    """`Status.details`; the core group "" is left out, as Go's `omitempty` does."""
+    if group:
+        return {"name": name, "group": group, "kind": kind}
+    return {"name": name, "kind": kind}
+
+
 def not_found(qualified: str, name: str, *, group: str, plural: str) -> ApiError:
     """Returns the 404 for a missing object, e.g. `deployments.apps "m1" not found`."""
     return ApiError(
         404,
         f'{qualified} "{name}" not found',
-        details={"name": name, "group": group, "kind": plural},
+        details=_details(name, group, plural),
     )
 
 
@@ -83,7 +90,7 @@ def conflict(qualified: str, name: str, *, group: str, plural: str) -> ApiError:
         409,
         f'Operation cannot be fulfilled on {qualified} "{name}": the object has been modified;'
         " please apply your changes to the latest version and try again",
-        details={"name": name, "group": group, "kind": plural},
+        details=_details(name, group, plural),
     )
 
 
@@ -93,7 +100,7 @@ def already_exists(qualified: str, name: str, *, group: str, plural: str) -> Api
         409,
         f'{qualified} "{name}" already exists',
         reason="AlreadyExists",
-        details={"name": name, "group": group, "kind": plural},
+        details=_details(name, group, plural),
     )
 
 
@@ -105,7 +112,7 @@ def invalid(kind: str, name: str, causes: list[dict[str, str]], *, group: str) -
         f'{kind} "{name}" is invalid: [{summary}]'
         if len(causes) > 1
         else f'{kind} "{name}" is invalid: {summary}',
-        details={"name": name, "group": group, "kind": kind, "causes": causes},
+        details={**_details(name, group, kind), "causes": causes},
     )
 
 

@@ -45,6 +45,7 @@ log = structlog.get_logger(__name__)
 DEFAULT_NAMESPACE = "gco-inference"
 _JSON = "application/json"
 _TYPE_FIELDS = frozenset({"apiVersion", "kind"})
+_BY_KIND_NAME = {k.kind.lower(): k for k in BY_PLURAL.values()}
 
 
 def _dumps(value: Any) -> bytes:
@@ -787,14 +788,25 @@ class SimCluster:
         """Replaces the fault plan.
 
         `verbs` ("GET", "LIST", "WATCH", "CREATE", "UPDATE", "PATCH", "DELETE") and
-        `kinds` (plurals such as "deployments") select the requests; empty means all.
+        `kinds` (plurals such as "deployments", or kind names such as "Deployment")
+        select the requests; empty means all.
+
+        Raises:
+            ValueError: an unknown kind, a status other than 429/500/503/504, a rate
+                outside 0-1 or a negative latency.
         """
+        plurals = []
+        for name in kinds:
+            kind = BY_PLURAL.get(name) or _BY_KIND_NAME.get(name.lower())
+            if kind is None:
+                raise ValueError(f"unknown kind {name!r}; known: {sorted(BY_PLURAL)}")
+            plurals.append(kind.plural)
         self._faults = make_plan(
             latency=latency,
             error_rate=error_rate,
             error_status=error_status,
             verbs=verbs,
-            kinds=kinds,
+            kinds=plurals,
         )
 
     def clear_faults(self) -> None:

@@ -491,3 +491,20 @@ def test_kubectl_table_view(sim: Any, apps: client.AppsV1Api) -> None:
         "Age",
     ]
     assert table["rows"][0]["cells"][0] == "m1"
+
+
+def test_core_kind_status_details_omit_the_group(core: client.CoreV1Api) -> None:
+    with pytest.raises(ApiException) as caught:
+        core.read_namespaced_service("absent", NAMESPACE)
+    assert status_of(caught.value)["details"] == {"name": "absent", "kind": "services"}
+
+
+def test_lease_micro_times_are_stored_in_utc_with_z(sim: Any) -> None:
+    body = lease("leader")
+    body["spec"]["renewTime"] = "2026-01-02T04:04:05.123456+01:00"
+    code, _, created = raw_request(
+        sim.url, "POST", f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases", body
+    )
+    assert code == 201
+    assert created["spec"]["renewTime"] == "2026-01-02T03:04:05.123456Z"
+    assert created["spec"]["acquireTime"] == "2026-01-02T03:04:05.123456Z"

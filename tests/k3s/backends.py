@@ -10,8 +10,6 @@ fresh namespace per test.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import tarfile
 import time
@@ -55,6 +53,8 @@ DEFAULT_NAMESPACE = "gco-inference"
 # ReplicaSet cannot create pods until it exists.
 POD_SERVICE_ACCOUNT = "gco-service-account"
 REQUEST_TIMEOUT = 15
+# Real pods take tens of seconds per rollout; the project's 300 s default is for the sim.
+K3S_TIMEOUT_SECONDS = 900
 SIM_READY_DELAY = 0.2
 
 
@@ -251,17 +251,21 @@ class K3sSession:
                     out.write(chunk)
         finally:
             engine.close()
-        # put_archive takes a tar whose members land under the target directory.
-        bundle = io.BytesIO()
-        with tarfile.open(fileobj=bundle, mode="w") as tar:
+        # put_archive takes a tar whose members land under the target directory ("/"
+        # always exists; the k3s image is minimal).
+        bundle = self.workdir / "bundle.tar"
+        with tarfile.open(bundle, mode="w") as tar:
             tar.add(saved, arcname="model-server.tar")
-        if not self._container.get_wrapped_container().put_archive("/tmp", bundle.getvalue()):
+        with bundle.open("rb") as data:
+            copied = self._container.get_wrapped_container().put_archive("/", data)
+        if not copied:
             raise RuntimeError("could not copy the model server image into k3s")
-        self._exec(["k3s", "ctr", "images", "import", "/tmp/model-server.tar"])
+        ctr = ["k3s", "ctr", "--namespace", "k8s.io", "images"]
+        self._exec([*ctr, "import", "/model-server.tar"])
         # `docker save` names the image docker.io/<repo>:<tag>, as kubelet resolves it.
         source = f"docker.io/{first}"
         for tag in MODEL_TAGS[1:]:
-            self._exec(["k3s", "ctr", "images", "tag", source, f"docker.io/{MODEL_IMAGE}:{tag}"])
+            self._exec([*ctr, "tag", source, f"docker.io/{MODEL_IMAGE}:{tag}"])
 
     @contextmanager
     def cluster(self) -> Iterator[Cluster]:
@@ -269,31 +273,29 @@ class K3sSession:
         api = make_api_client(kubeconfig=str(self.kubeconfig))
         core = client.CoreV1Api(api)
         namespace = f"t-{uuid.uuid4().hex[:10]}"
-        core.create_namespace({"metadata": {"name": namespace}}, _request_timeout=REQUEST_TIMEOUT)
-        core.create_namespaced_service_account(
-            namespace, {"metadata": {"name": POD_SERVICE_ACCOUNT}}, _request_timeout=REQUEST_TIMEOUT
-        )
-        cluster = Cluster(
-            name="k3s",
-            kubeconfig=self.kubeconfig,
-            api=api,
-            namespace=namespace,
-            patience=240.0,
-            real=True,
-        )
+        created = False
         try:
-            yield cluster
+            core.create_namespace(
+                {"metadata": {"name": namespace}}, _request_timeout=REQUEST_TIMEOUT
+            )
+            created = True
+            core.create_namespaced_service_account(
+                namespace,
+                {"metadata": {"name": POD_SERVICE_ACCOUNT}},
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+            yield Cluster(
+                name="k3s",
+                kubeconfig=self.kubeconfig,
+                api=api,
+                namespace=namespace,
+                patience=240.0,
+                real=True,
+            )
         finally:
             try:
-                # Not waited for: the next test has its own namespace.
-                core.delete_namespace(namespace, _request_timeout=REQUEST_TIMEOUT)
+                if created:
+                    # Not waited for: the next test has its own namespace.
+                    core.delete_namespace(namespace, _request_timeout=REQUEST_TIMEOUT)
             finally:
                 api.close()
-
-
-def status_body(error: client.ApiException) -> dict[str, Any]:
-    """The JSON body of an API error (a `Status` object on real servers)."""
-    try:
-        return json.loads(error.body or "{}")
-    except ValueError:
-        return {"unparsed": error.body}

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.k3s.backends import Cluster, K3sSession, docker_unavailable_reason, sim_cluster
+from tests.k3s.backends import (
+    K3S_TIMEOUT_SECONDS,
+    Cluster,
+    K3sSession,
+    docker_unavailable_reason,
+    sim_cluster,
+)
 from tests.k3s.kit import EndpointKit, endpoint_kit
 
-# Real pods take tens of seconds per rollout; the project's 300 s default is for the sim.
-K3S_TIMEOUT_SECONDS = 900
 DEFAULT_SIM_HISTORY = 10000
 SKIP_PREFIX = "k3s backend needs a Docker engine: "
 

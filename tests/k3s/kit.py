@@ -90,23 +90,6 @@ class Objects:
         assert status == 200, body
         return body["items"]
 
-    def names(self, kind: str) -> set[str]:
-        """Names of the objects of `kind` in the namespace."""
-        return {i["metadata"]["name"] for i in self.items(kind) or []}
-
-    def merge_patch(self, kind: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        """Apply a JSON merge patch; returns the patched object."""
-        status, body = self._call(
-            kind,
-            "patch",
-            name,
-            self.namespace,
-            patch,
-            _content_type="application/merge-patch+json",
-        )
-        assert status == 200, body
-        return body
-
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
     """The first container of a Deployment's pod template."""

@@ -16,14 +16,16 @@ from tests.k3s.kit import rolled_out, wait_for
 # The sim of this module keeps 200 watch events, so a few hundred writes make RV "1"
 # too old (a real API server's watch cache starts well after RV 1 anyway).
 SIM_HISTORY = 200
-# Checks `k8s.sim` fails today: expected failures on the sim only (strict, so a fixed
-# sim turns them into errors until the entry is removed); k3s is the judge.
+# Checks `k8s.sim` fails today (test name -> how it differs from a real server): run as
+# strict expected failures on the sim only, so a fixed sim fails until the entry goes.
 SIM_DEVIATIONS = {
-    "test_status_details_of_a_core_kind_omit_the_group": (
-        'sim writes details.group "" for core kinds; real servers omit it (omitempty)'
+    "test_delete_of_a_deployment_answers_a_success_status": (
+        "sim answers a Deployment DELETE with the deleted object; real servers answer"
+        " Status Success with details name/group/kind/uid"
     ),
-    "test_lease_micro_time_is_written_back_in_utc_with_z": (
-        "sim echoes MicroTime with its offset (+00:00/+01:00); real servers write UTC with Z"
+    "test_rollout_keeps_within_max_surge_and_counts_updated_pods_before_they_are_ready": (
+        "sim surges every new pod at once (status.replicas 4 for 2 replicas, real: <= 3)"
+        " and counts only ready pods in updatedReplicas (real: all new pods)"
     ),
 }
 MODIFIED_MESSAGE = "the object has been modified; please apply your changes to the latest version"
@@ -370,6 +372,29 @@ def test_deleted_object_is_404_with_a_status_body(
     )
 
 
+def test_delete_of_a_deployment_answers_a_success_status(
+    backend: Cluster, apps: client.AppsV1Api
+) -> None:
+    """Deployment storage does not return the deleted object (no `ReturnDeletedObject`,
+    unlike pods): an immediate delete answers a Status naming what was deleted."""
+    ns = backend.namespace
+    created = _raw(apps.create_namespaced_deployment, ns, _deployment(backend, "f1"))
+    deleted = _raw(
+        apps.delete_namespaced_deployment, "f1", ns, body={"propagationPolicy": "Background"}
+    )
+    assert (deleted["kind"], deleted["apiVersion"], deleted["status"]) == (
+        "Status",
+        "v1",
+        "Success",
+    ), deleted
+    assert deleted["details"] == {
+        "name": "f1",
+        "group": "apps",
+        "kind": "deployments",
+        "uid": created["metadata"]["uid"],
+    }
+
+
 def test_status_details_of_a_core_kind_omit_the_group(
     backend: Cluster, core: client.CoreV1Api
 ) -> None:
@@ -569,11 +594,78 @@ def test_deployment_status_through_a_rollout(backend: Cluster, apps: client.Apps
     assert final["Available"]["status"] == "True"
 
 
-def test_never_ready_deployment_reports_minimum_replicas_unavailable(
+def test_rollout_keeps_within_max_surge_and_counts_updated_pods_before_they_are_ready(
+    backend: Cluster, apps: client.AppsV1Api
+) -> None:
+    """Default RollingUpdate of 2 replicas: maxSurge 25 % rounds up to 1 and
+    maxUnavailable 25 % rounds down to 0, so there are never more than 3 pods and never
+    fewer than 2 available; `updatedReplicas` counts new pods whether ready or not."""
+    ns = backend.namespace
+    _raw(apps.create_namespaced_deployment, ns, _deployment(backend, "f1", replicas=2))
+    wait_for(
+        lambda: rolled_out(_raw(apps.read_namespaced_deployment, "f1", ns), 2),
+        timeout=backend.patience,
+        what="the first rollout",
+    )
+    changed = _raw(
+        apps.patch_namespaced_deployment,
+        "f1",
+        ns,
+        {"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}},
+        _content_type=STRATEGIC,
+    )
+    versions = _watch_until(
+        backend, "f1", changed["metadata"]["resourceVersion"], lambda d: rolled_out(d, 2)
+    )
+    during = [
+        d["status"]
+        for d in versions
+        if d["status"].get("observedGeneration") == 2 and not rolled_out(d, 2)
+    ]
+    assert during, "the rollout was never observed in progress"
+    for status in during:
+        assert status.get("replicas", 0) <= 3, status
+        assert status.get("availableReplicas", 0) >= 2, status
+    assert any(
+        s.get("updatedReplicas", 0) > 0 and s.get("readyReplicas", 0) < s.get("replicas", 0)
+        for s in during
+    ), during
+
+
+def test_scaled_to_zero_deployment_stays_available_with_zero_fields_omitted(
+    backend: Cluster, apps: client.AppsV1Api
+) -> None:
+    ns = backend.namespace
+    _raw(apps.create_namespaced_deployment, ns, _deployment(backend, "f1", replicas=1))
+    wait_for(
+        lambda: rolled_out(_raw(apps.read_namespaced_deployment, "f1", ns), 1),
+        timeout=backend.patience,
+        what="one ready replica",
+    )
+    _raw(
+        apps.patch_namespaced_deployment,
+        "f1",
+        ns,
+        {"spec": {"replicas": 0}},
+        _content_type=MERGE,
+    )
+    scaled = wait_for(
+        lambda: (d := _raw(apps.read_namespaced_deployment, "f1", ns)) and rolled_out(d, 0) and d,
+        timeout=backend.patience,
+        what="zero replicas",
+    )
+    for field in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"):
+        assert field not in scaled["status"], f"{field} should be omitted at 0: {scaled['status']}"
+    available = _conditions(scaled)["Available"]
+    assert (available["status"], available["reason"]) == ("True", "MinimumReplicasAvailable")
+
+
+def test_never_ready_deployment_is_unavailable_then_exceeds_its_progress_deadline(
     backend: Cluster, apps: client.AppsV1Api
 ) -> None:
     ns = backend.namespace
     deployment = _deployment(backend, "f1", replicas=1)
+    deployment["spec"]["progressDeadlineSeconds"] = 2
     deployment["spec"]["template"] = {
         "metadata": {"labels": {"app": "f1"}},
         **backend.pod_template(healthy=False),
@@ -591,9 +683,19 @@ def test_never_ready_deployment_reports_minimum_replicas_unavailable(
     assert (available["status"], available["reason"]) == ("False", "MinimumReplicasUnavailable")
     assert not found["status"].get("readyReplicas")
     assert not found["status"].get("availableReplicas")
-    progressing = _conditions(found)["Progressing"]
-    assert progressing["status"] == "True"
-    assert progressing["reason"] in ("NewReplicaSetCreated", "ReplicaSetUpdated")
+    assert found["status"].get("updatedReplicas") == 1, "the new pod counts, ready or not"
+    # Past progressDeadlineSeconds the controller marks the rollout as failed.
+    stuck = wait_for(
+        lambda: (
+            (d := _raw(apps.read_namespaced_deployment, "f1", ns))
+            and _conditions(d)["Progressing"]["status"] == "False"
+            and d
+        ),
+        timeout=backend.patience,
+        what="ProgressDeadlineExceeded",
+    )
+    assert _conditions(stuck)["Progressing"]["reason"] == "ProgressDeadlineExceeded"
+    assert _conditions(stuck)["Available"]["status"] == "False"
 
 
 # selector -> the Services it selects, of those created by `test_label_selectors`.

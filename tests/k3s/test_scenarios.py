@@ -7,14 +7,34 @@ it would in production; the test reads the cluster with the real kubernetes clie
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from tests.k3s.kit import WORKLOAD_KINDS, EndpointKit, container, rolled_out, wait_for
+import pytest
+import yaml
+from kubernetes import client
+
+from k8s.daemon_manifests import APP_NAME, build_daemon_manifests
+from tests.k3s.backends import K3S_TIMEOUT_SECONDS, REQUEST_TIMEOUT
+from tests.k3s.kit import (
+    REGION,
+    WORKLOAD_KINDS,
+    EndpointKit,
+    container,
+    rolled_out,
+    wait_for,
+)
 
 WEIGHTED_ACTION = "alb.ingress.kubernetes.io/actions.weighted-routing"
 LEASE_NAME = "inference-monitor-leader"
 # Leadership moves on lease timings (3 s in the kit), not on pods: the same bound on both.
 FAILOVER_SECONDS = 15
+# With an HPA on a real cluster: requests large enough that an idle model server stays
+# far below the 70 % CPU / 60 % memory targets, so the HPA holds its minimum.
+HPA_RESOURCES = {
+    "requests": {"cpu": "250m", "memory": "128Mi"},
+    "limits": {"cpu": "500m", "memory": "256Mi"},
+}
 
 
 def _ready_pods(kit: EndpointKit, app: str, image: str, count: int) -> bool:
@@ -107,7 +127,12 @@ def test_stop_scales_to_zero_and_start_brings_the_pods_back(kit: EndpointKit) ->
 
 
 def test_autoscaling_on_creates_the_hpa_and_off_restores_replicas(kit: EndpointKit) -> None:
-    kit.put("m1", replicas=1, autoscaling={"enabled": True, "min_replicas": 2, "max_replicas": 4})
+    kit.put(
+        "m1",
+        replicas=1,
+        resources=HPA_RESOURCES,
+        autoscaling={"enabled": True, "min_replicas": 2, "max_replicas": 4},
+    )
     kit.start_daemon()
     hpa = kit.wait(lambda: kit.kube.get("HorizontalPodAutoscaler", "m1"), "the HPA")
     assert hpa["spec"]["scaleTargetRef"] == {
@@ -226,6 +251,7 @@ def test_delete_leaves_nothing_in_the_namespace(kit: EndpointKit) -> None:
     kit.put(
         "m1",
         replicas=1,
+        resources=HPA_RESOURCES,
         canary={"image": kit.cluster.image("v2"), "weight": 10},
         autoscaling={"enabled": True, "min_replicas": 1, "max_replicas": 3},
     )
@@ -278,3 +304,85 @@ def test_crashed_leader_is_replaced_after_its_lease_expires(kit: EndpointKit) ->
     wait_for(lambda: second.snapshot().leading, timeout=FAILOVER_SECONDS, what="b leads")
     kit.store.update_spec("m1", {"replicas": 2})
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "b reconciles")
+
+
+def _service_account_kubeconfig(kit: EndpointKit, path: Path) -> Path:
+    """A kubeconfig for the same server that authenticates as the daemon's
+    ServiceAccount (a short-lived token from the TokenRequest API)."""
+    core = client.CoreV1Api(kit.cluster.api)
+    request = core.create_namespaced_service_account_token(
+        APP_NAME,
+        kit.cluster.namespace,
+        {"spec": {"expirationSeconds": 3600}},
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    config = yaml.safe_load(kit.cluster.kubeconfig.read_text())
+    for user in config["users"]:
+        user["user"] = {"token": request.status.token}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    "backend_kind",
+    [
+        pytest.param(
+            "k3s", id="k3s", marks=[pytest.mark.k3s, pytest.mark.timeout(K3S_TIMEOUT_SECONDS)]
+        )
+    ],
+    indirect=True,
+)
+def test_daemon_manifests_are_accepted_and_their_rbac_is_enough(
+    kit: EndpointKit, tmp_path: Path
+) -> None:
+    """k3s only: the sim has no authorization and serves only the daemon's own kinds."""
+    manifests = build_daemon_manifests(
+        image="inference-supervisor:test",
+        region=REGION,
+        cluster_name="k3s-cluster",
+        namespace=kit.cluster.namespace,
+        table_name=kit.table_name,
+    )
+    by_kind = {m["kind"]: m for m in manifests}
+    assert set(by_kind) == {
+        "Namespace",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+    }
+    ns = kit.cluster.namespace
+    api = kit.cluster.api
+    rbac = client.RbacAuthorizationV1Api(api)
+    client.CoreV1Api(api).create_namespaced_service_account(
+        ns, by_kind["ServiceAccount"], _request_timeout=REQUEST_TIMEOUT
+    )
+    rbac.create_namespaced_role(ns, by_kind["Role"], _request_timeout=REQUEST_TIMEOUT)
+    rbac.create_namespaced_role_binding(
+        ns, by_kind["RoleBinding"], _request_timeout=REQUEST_TIMEOUT
+    )
+    # The daemon's own pods need its image, which this harness does not build: the
+    # server validates (and admits) them without creating anything.
+    for create, kind in (
+        (client.AppsV1Api(api).create_namespaced_deployment, "Deployment"),
+        (client.PolicyV1Api(api).create_namespaced_pod_disruption_budget, "PodDisruptionBudget"),
+        (client.CoreV1Api(api).create_namespaced_service, "Service"),
+    ):
+        create(ns, by_kind[kind], dry_run="All", _request_timeout=REQUEST_TIMEOUT)
+
+    kubeconfig = _service_account_kubeconfig(kit, tmp_path / "daemon-kubeconfig.yaml")
+    kit.put(
+        "m1",
+        resources=HPA_RESOURCES,
+        autoscaling={"enabled": True, "min_replicas": 1, "max_replicas": 2},
+    )
+    daemon = kit.start_daemon(KUBECONFIG=str(kubeconfig), POD_NAME="daemon-rbac")
+    wait_for(lambda: daemon.snapshot().leading, timeout=FAILOVER_SECONDS, what="it leads")
+    kit.wait_state("m1", "running")
+    kit.store.update_spec("m1", {"autoscaling": {"enabled": False}, "replicas": 2})
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the update")
+    kit.store.set_desired_state("m1", "deleted")
+    kit.wait(lambda: kit.store.get("m1") is None, "the item purged")
+    assert kit.kube.get("Deployment", "m1") is None
