@@ -238,27 +238,42 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(settings: Settings) -> int:
-    """--check: the configuration parsed; now reach the table and the namespace."""
+    """--check: the configuration parsed; now reach the table, list and watch every kind
+    in the namespace (proves those RBAC verbs) and read the Lease. Exit 0 when all work."""
     problems: list[str] = []
-    store = DynamoEndpointStore(
+    with DynamoEndpointStore(
         settings.table_name,
         region_name=settings.table_region or settings.region,
         endpoint_url=settings.dynamodb_endpoint_url,
-    )
-    if not store.reachable():
-        problems.append(f"table {settings.table_name} is not reachable")
+    ) as store:
+        if not store.reachable():
+            problems.append(f"table {settings.table_name} is not reachable")
     try:
         api_client = make_api_client(
             url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=_in_cluster(settings)
         )
-        gateway = ClusterGateway(
-            api_client, GatewaySettings(namespace=settings.namespace, timeout=settings.k8s_timeout)
-        )
-        gateway.get_lease(settings.lease_name, timeout=settings.k8s_timeout)
     except Exception as error:
         problems.append(f"Kubernetes API: {error}")
+    else:
+        gateway = ClusterGateway(
+            api_client,
+            GatewaySettings(
+                namespace=settings.namespace, timeout=settings.k8s_timeout, max_retries=1
+            ),
+        )
+        try:
+            gateway.start(lambda _event: None)
+            gateway.get_lease(settings.lease_name, timeout=settings.k8s_timeout)
+        except Exception as error:
+            problems.append(f"Kubernetes API in namespace {settings.namespace}: {error}")
+        finally:
+            gateway.stop()
+            api_client.close()
     for problem in problems:
         print(f"check failed: {problem}")
     if not problems:
-        print("configuration, table and Kubernetes API: ok")
+        print(
+            f"ok: table {settings.table_name} reachable; list/watch and Lease read allowed "
+            f"in namespace {settings.namespace}"
+        )
     return 1 if problems else 0

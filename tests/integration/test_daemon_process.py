@@ -128,3 +128,26 @@ def test_bad_setting_stops_start_up_with_one_line(
     assert len(lines) == 1, lines
     assert message in lines[0]
     assert "Traceback" not in result.stderr.decode()
+
+
+def test_check_reports_connectivity_and_exits(kit: Harness) -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "actors", "run", "--check"],
+        env=_env(kit),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert b"ok: table" in ok.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "actors", "run", "--check", "--table", "no-such-table"],
+        env=_env(kit),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert b"check failed: table no-such-table is not reachable" in missing.stdout

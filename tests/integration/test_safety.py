@@ -34,8 +34,11 @@ def test_vanished_item_is_cleaned_up_only_after_two_scans_agree(kit: Harness) ->
     kit.wait_state("m1", "running")
     kit.wait_state("m2", "running")
     table = boto3.resource(
-        "dynamodb", endpoint_url=kit.dynamo_url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "dynamodb",
+        endpoint_url=kit.dynamo_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     ).Table(kit.table_name)
     scans_before = scan_count(daemon)
     table.delete_item(Key={"endpoint_name": "m1"})
@@ -47,16 +50,22 @@ def test_vanished_item_is_cleaned_up_only_after_two_scans_agree(kit: Harness) ->
 
 def test_predecessor_objects_are_adopted_in_place(kit: Harness) -> None:
     labels = {"app": "m1", "project": "gco", "gco.io/type": "inference"}
-    old = kit.kube.create("Deployment", {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "m1", "namespace": NAMESPACE, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "m1"}},
-            "template": {"metadata": {"labels": labels},
-                         "spec": {"containers": [{"name": "inference", "image": "old:1"}]}},
+    old = kit.kube.create(
+        "Deployment",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "m1", "namespace": NAMESPACE, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "m1"}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "inference", "image": "old:1"}]},
+                },
+            },
         },
-    })
+    )
     kit.put("m1", image="repo/model:v1")
     kit.start_daemon()
     kit.wait_state("m1", "running")
@@ -72,16 +81,25 @@ def test_a_status_write_that_fails_for_one_endpoint_does_not_hold_up_the_others(
     """Defect 16: an error writing one status aborted the whole cycle for everyone."""
     kit.put("m2")
     table = boto3.resource(
-        "dynamodb", endpoint_url=kit.dynamo_url, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "dynamodb",
+        endpoint_url=kit.dynamo_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     ).Table(kit.table_name)
     # An older writer left region_status as a string: no status can be written into it.
-    table.put_item(Item={
-        "endpoint_name": "m1", "desired_state": "running", "target_regions": ["us-east-1"],
-        "namespace": NAMESPACE, "created_at": "2026-01-01T00:00:00+00:00",
-        "updated_at": "2026-01-01T00:00:00+00:00", "spec": {"image": "repo/model:v1"},
-        "region_status": "corrupt",
-    })
+    table.put_item(
+        Item={
+            "endpoint_name": "m1",
+            "desired_state": "running",
+            "target_regions": ["us-east-1"],
+            "namespace": NAMESPACE,
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "updated_at": "2026-01-01T00:00:00+00:00",
+            "spec": {"image": "repo/model:v1"},
+            "region_status": "corrupt",
+        }
+    )
     kit.start_daemon()
     kit.wait_state("m2", "running")
     wait_for(lambda: kit.kube.get("Deployment", "m1"), what="m1 still applied")

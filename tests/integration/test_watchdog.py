@@ -33,9 +33,13 @@ def fake_time_kit(dynamo_url: str, table_name: str, clock: FakeClock) -> Iterato
 
 
 def _start(kit: Harness, clock: FakeClock, identity: str):
-    return kit.start_daemon(clock=clock, POD_NAME=identity, RECONCILE_INTERVAL_SECONDS="5",
-                            INFERENCE_UNHEALTHY_THRESHOLD_SECONDS=str(THRESHOLD),
-                            **FAKE_TIME_LEASE)
+    return kit.start_daemon(
+        clock=clock,
+        POD_NAME=identity,
+        RECONCILE_INTERVAL_SECONDS="5",
+        INFERENCE_UNHEALTHY_THRESHOLD_SECONDS=str(THRESHOLD),
+        **FAKE_TIME_LEASE,
+    )
 
 
 def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failover(
@@ -45,8 +49,13 @@ def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failo
     kit.put("m1", image="repo/model:crashloop", canary={"image": "repo/model:v2", "weight": 10})
     first = _start(kit, clock, "daemon-a")
     drive(clock, lambda: kit.kube.get("Ingress", "inference-m1"), what="Ingress created")
-    drive(clock, lambda: (kit.kube.get("Deployment", "m1-canary") or {}).get("status", {})
-          .get("readyReplicas"), what="canary ready")
+    drive(
+        clock,
+        lambda: (
+            (kit.kube.get("Deployment", "m1-canary") or {}).get("status", {}).get("readyReplicas")
+        ),
+        what="canary ready",
+    )
     # Half the threshold: still serving.
     for _ in range(THRESHOLD // 2 // 5):
         clock.advance(5)
@@ -55,8 +64,13 @@ def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failo
     first.stop()
     failover_at = clock.time()
     _start(kit, clock, "daemon-b")
-    status = drive(clock, lambda: kit.kube.get("Ingress", "inference-m1") is None
-                   and kit.status("m1"), step=5, timeout=60, what="Ingress removed")
+    status = drive(
+        clock,
+        lambda: kit.kube.get("Ingress", "inference-m1") is None and kit.status("m1"),
+        step=5,
+        timeout=60,
+        what="Ingress removed",
+    )
     assert status.state == "error"
     assert "traffic stopped" in (status.error or "")
     assert clock.time() - failover_at < THRESHOLD * 0.75, "the failover reset the clock"
