@@ -131,6 +131,8 @@ def test_leader_steps_down_at_once_when_another_holder_appears() -> None:
     a, changes = _keeper(records, clock, "a")
     a.tick()
     records.lease["spec"]["holderIdentity"] = "intruder"
+    records.rv += 1
+    records.lease["metadata"]["resourceVersion"] = str(records.rv)
     a.tick()
     assert not a.leading
     assert changes == [True, False]
@@ -168,3 +170,37 @@ def test_bad_lease_timings_are_refused(duration: float, deadline: float, retry: 
             renew_deadline=deadline,
             retry_period=retry,
         )
+
+
+def test_the_leader_renews_with_one_write_and_no_read() -> None:
+    """client-go's fast path: half the requests of GET + PUT every retry period."""
+    records, clock = LeaseRecords(), FakeClock()
+    calls: list[str] = []
+    for method in ("get_lease", "create_lease", "replace_lease"):
+        original = getattr(records, method)
+
+        def counted(*args, _name=method, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        setattr(records, method, counted)
+    a, _ = _keeper(records, clock, "a")
+    a.tick()
+    calls.clear()
+    for _ in range(3):
+        clock.advance(2)
+        a.tick()
+    assert calls == ["replace_lease"] * 3
+    assert a.may_write()
+
+
+def test_a_stale_cached_record_falls_back_to_reading_the_lease() -> None:
+    records, clock = LeaseRecords(), FakeClock()
+    a, _ = _keeper(records, clock, "a")
+    a.tick()
+    records.rv += 1
+    records.lease["metadata"]["resourceVersion"] = str(records.rv)  # someone touched it
+    clock.advance(2)
+    a.tick()
+    assert a.leading
+    assert records.holder == "a"
