@@ -32,6 +32,8 @@ BENCHMARKS = {
     "faults": "bench.faults",
     "bounded": "bench.bounded",
 }
+#: Not DESIGN targets: sizing a suggested fix. Left out of --quick unless named.
+EXPERIMENTS = frozenset({"bounded"})
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -69,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections: list[Section] = []
     failed = False
     started = time.monotonic()
-    for name in args.benchmarks or list(BENCHMARKS):
+    chosen = args.benchmarks or [n for n in BENCHMARKS if not (args.quick and n in EXPERIMENTS)]
+    for name in chosen:
         module = importlib.import_module(BENCHMARKS[name])
         began = time.monotonic()
         try:

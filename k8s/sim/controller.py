@@ -2,17 +2,29 @@
 
 After each write of a Deployment the store tells the controller, which
 recomputes that Deployment's `status` at once (so `observedGeneration` catches
-up) and again whenever a simulated pod becomes ready. The pod model:
+up) and again whenever a simulated pod becomes ready. The pod model follows the
+real controller's ReplicaSets:
 
-- creating a Deployment or changing its pod template makes `spec.replicas` new
-  pods that become ready `ready_delay` seconds later; until then the pods of
-  the previous template stay available (a rolling update), and
-  `updatedReplicas` counts the new pods once ready;
+- creating a Deployment makes `spec.replicas` pods that become ready
+  `ready_delay` seconds later;
+- changing the pod template starts a rollout. RollingUpdate (the default)
+  resolves `maxSurge` (rounded up, default 25%) and `maxUnavailable` (rounded
+  down, default 25%; 1 when both come to 0) against `spec.replicas`, then
+  repeats the real sync: create new pods while all pods < replicas + maxSurge,
+  delete old pods that are not ready, then old ready pods while available pods
+  stay >= replicas - maxUnavailable. Recreate deletes every old pod first and
+  then creates all the new ones. Going back to an older template reuses its
+  pods, as the real controller reuses the old ReplicaSet;
 - a container image containing `never_ready_pattern` gives pods that exist
-  (`replicas`, `updatedReplicas`) but never become ready or available;
-- scaling adds pods that become ready after the delay, or removes pods.
+  (`replicas`, `updatedReplicas`) but never become ready or available, so a
+  rolling update to it stalls with the old pods serving and at most maxSurge
+  new pods;
+- scaling adds pods that become ready after the delay, or removes pods (not
+  ready ones first).
 
-Status follows the real controller: zero counts omitted, `Available` True when
+Status follows the real controller: `replicas` counts every pod, old and new,
+`updatedReplicas` every new pod whether ready or not, `readyReplicas` and
+`availableReplicas` the ready ones, zero counts omitted, `Available` True when
 `availableReplicas >= replicas - maxUnavailable`, `Progressing` with
 `NewReplicaSetCreated` / `ReplicaSetUpdated` / `NewReplicaSetAvailable` /
 `ProgressDeadlineExceeded`, timestamps from the injected wall clock.
@@ -52,31 +64,77 @@ def template_hash(template: Any) -> str:
 
 
 @dataclass(slots=True)
-class _Rollout:
-    """What the controller remembers of one Deployment's simulated pods."""
+class _Pod:
+    """One simulated pod: the template it runs and when it becomes ready."""
 
     template: Any
     hash: str
-    ready_at: list[float]
+    ready_at: float
+    serial: int
+    crashing: bool
+
+    def ready(self, now: float) -> bool:
+        """True once the pod is ready (and so available: minReadySeconds is not modelled)."""
+        return self.ready_at <= now
+
+
+@dataclass(slots=True)
+class _Rollout:
+    """What the controller remembers of one Deployment: its current template and the
+    pods of that template (`new`, the new ReplicaSet) and of older ones (`old`)."""
+
+    template: Any
+    hash: str
     never_ready: bool
-    old_ready: int = 0
-    old_hash: str = ""
+    last_progress: float
+    new: list[_Pod] = field(default_factory=list)
+    old: list[_Pod] = field(default_factory=list)
+    replaced: bool = False
+    serials: int = 0
     rolled_out: bool = False
-    last_progress: float = field(default_factory=time.monotonic)
-    last_ready: int = -1
+    progress_mark: tuple[int, int, int] | None = None
 
 
-def _max_unavailable(spec: dict[str, Any], desired: int) -> int:
-    strategy = spec.get("strategy") or {}
-    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
-        return 0
-    value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+def _scaled(value: Any, desired: int, *, round_up: bool) -> int:
+    """An int-or-percent rolling-update field resolved against `desired` replicas."""
     if isinstance(value, str) and value.endswith("%"):
-        return math.floor(desired * int(value[:-1]) / 100)
+        try:
+            percent = int(value[:-1])
+        except ValueError:
+            return 0
+        share = desired * percent
+        return -(-share // 100) if round_up else share // 100
     try:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+def rolling_bounds(spec: dict[str, Any], desired: int) -> tuple[int, int]:
+    """Returns (maxSurge, maxUnavailable) of a Deployment spec for `desired` replicas.
+
+    As the real controller resolves them: maxSurge rounds up, maxUnavailable rounds
+    down, both default to 25%; when both come to 0, maxUnavailable becomes 1 (the
+    controller's fencepost rule); maxUnavailable never exceeds `desired`. A Recreate
+    Deployment has (0, 0).
+    """
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return 0, 0
+    rolling = strategy.get("rollingUpdate") or {}
+    surge = _scaled(rolling.get("maxSurge", "25%"), desired, round_up=True)
+    unavailable = _scaled(rolling.get("maxUnavailable", "25%"), desired, round_up=False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, min(unavailable, desired)
+
+
+def _without_unready_first(pods: list[_Pod], count: int, now: float) -> list[_Pod]:
+    """`pods` less `count` of them, not-ready ones first, as a ReplicaSet scales down."""
+    if count <= 0:
+        return pods
+    doomed = sorted(pods, key=lambda p: (p.ready(now), -p.ready_at))[:count]
+    return [p for p in pods if not any(p is d for d in doomed)]
 
 
 class DeploymentController:

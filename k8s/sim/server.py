@@ -340,7 +340,10 @@ class _Handler(BaseHTTPRequestHandler):
                     405, "DELETE is not supported on a subresource", reason="MethodNotAllowed"
                 )
             options = self._read_json() or {}
-            return 200, store.delete(kind, namespace, r.name, options)
+            deleted = store.delete(kind, namespace, r.name, options)
+            if kind is DEPLOYMENTS:
+                return 200, _deleted_status(kind, deleted)
+            return 200, deleted
         raise ApiError(405, f"{method} is not supported", reason="MethodNotAllowed")
 
     def _read_raw(self) -> bytes:
@@ -590,6 +593,24 @@ def _verb(method: str, r: _Route, query: dict[str, str]) -> str:
     return {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "PATCH", "DELETE": "DELETE"}.get(
         method, method
     )
+
+
+def _deleted_status(kind: ResourceKind, deleted: dict[str, Any]) -> dict[str, Any]:
+    """Returns the `Status` Success a real server answers to a DELETE of a kind whose
+    storage does not return the deleted object (Deployments; pods, services, ingresses,
+    HPAs, leases and namespaces return the object instead)."""
+    meta = deleted["metadata"]
+    details: dict[str, Any] = {"name": meta["name"]}
+    if kind.group:
+        details["group"] = kind.group
+    details |= {"kind": kind.plural, "uid": meta["uid"]}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    }
 
 
 def _bookmark(kind: ResourceKind, rv: int, *, initial_events_end: bool = False) -> bytes:

@@ -170,17 +170,20 @@ class Harness:
             }
         )
 
-    def put_raw(self, name: str, **spec: Any) -> None:
-        """Write an item with plain boto3, unvalidated: what a buggy or older writer leaves."""
-        table = boto3.resource(
+    def raw_table(self) -> Any:
+        """The table through plain boto3, for writes our store would refuse or never make."""
+        return boto3.resource(
             "dynamodb",
             endpoint_url=self.dynamo_url,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         ).Table(self.table_name)
+
+    def put_raw(self, name: str, **spec: Any) -> None:
+        """Write an item with plain boto3, unvalidated: what a buggy or older writer leaves."""
         now = utc_timestamp()
-        table.put_item(
+        self.raw_table().put_item(
             Item={
                 "endpoint_name": name,
                 "desired_state": "running",

@@ -4,8 +4,6 @@ scans agree; objects the old reconciler created are adopted in place."""
 
 from __future__ import annotations
 
-import boto3
-
 from tests.integration.harness import NAMESPACE, Harness, wait_for
 from tests.integration.test_endpoint_lifecycle import scan_count
 
@@ -33,13 +31,7 @@ def test_vanished_item_is_cleaned_up_only_after_two_scans_agree(kit: Harness) ->
     daemon = kit.start_daemon()
     kit.wait_state("m1", "running")
     kit.wait_state("m2", "running")
-    table = boto3.resource(
-        "dynamodb",
-        endpoint_url=kit.dynamo_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).Table(kit.table_name)
+    table = kit.raw_table()
     scans_before = scan_count(daemon)
     table.delete_item(Key={"endpoint_name": "m1"})
     wait_for(lambda: kit.kube.get("Deployment", "m1") is None, what="orphan removed")
@@ -80,13 +72,7 @@ def test_a_status_write_that_fails_for_one_endpoint_does_not_hold_up_the_others(
 ) -> None:
     """Defect 16: an error writing one status aborted the whole cycle for everyone."""
     kit.put("m2")
-    table = boto3.resource(
-        "dynamodb",
-        endpoint_url=kit.dynamo_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).Table(kit.table_name)
+    table = kit.raw_table()
     # An older writer left region_status as a string: no status can be written into it.
     table.put_item(
         Item={

@@ -5,7 +5,6 @@ reads of the cluster through the real kubernetes client."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +15,7 @@ from actors.config import load_settings
 from actors.daemon import Daemon
 from store.dynamo import DynamoEndpointStore
 from store.model import RegionStatus, utc_timestamp
+from tests.integration.harness import wait_for
 from tests.k3s.backends import BASE_SPEC, REQUEST_TIMEOUT, Cluster
 
 REGION = "us-east-1"
@@ -39,19 +39,6 @@ WORKLOAD_KINDS = (
     "Ingress",
     "HorizontalPodAutoscaler",
 )
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    """Poll `predicate` until it returns something truthy and return that; fail after
-    `timeout` seconds naming `what` and the last value seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}: {last!r}")
 
 
 class Objects:
