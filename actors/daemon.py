@@ -101,6 +101,8 @@ class Daemon:
         elif kind in ("leading", "standby"):
             self.metrics.leader.set(1 if kind == "leading" else 0)
             self.metrics.lease_transitions.inc()
+        elif kind == "status_written":
+            self.metrics.status_writes.inc()
         elif kind == "gauges":
             self.metrics.actors_alive.set(fields["alive"])
             self.metrics.parked_endpoints.set(fields["parked"])

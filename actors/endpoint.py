@@ -103,6 +103,8 @@ class EndpointContext:
     unhealthy_threshold: float = 300.0
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     on_reconciled: Callable[[str, float], None] | None = None
+    #: Told of notable events (`status_written`), for metrics; called on the actor's thread.
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
 
 
 class EndpointActor(pykka.ThreadingActor):
@@ -331,6 +333,8 @@ class EndpointActor(pykka.ThreadingActor):
             error=status.error,
         )
         if self.ctx.store.write_region_status(self.slot.name, self.ctx.region, stamped):
+            if self.ctx.on_event is not None:
+                self.ctx.on_event("status_written", {"endpoint": self.slot.name})
             self.log.info(
                 "status written",
                 state=status.state,

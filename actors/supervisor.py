@@ -239,6 +239,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 may_write=self.keeper.may_write,
                 unhealthy_threshold=self.config.unhealthy_threshold,
                 on_reconciled=self.on_reconciled,
+                on_event=self.notify,
             )
             self.poller = PollerActor.start(self.store, self.config.region, self.actor_ref)
             poller = self.poller
@@ -408,7 +409,8 @@ class SupervisorActor(pykka.ThreadingActor):
             error=f"parked after {deaths} restarts in 10 minutes; last error: {error}"[:500],
         )
         try:
-            self.store.write_region_status(name, self.config.region, status)
+            if self.store.write_region_status(name, self.config.region, status):
+                self.notify("status_written", {"endpoint": name})
         except StoreError as write_error:
             self.log.warning("parked status not written", endpoint=name, error=str(write_error))
 

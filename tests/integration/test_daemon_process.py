@@ -96,6 +96,7 @@ def test_health_metrics_and_sigterm(kit: Harness, daemon_process) -> None:
     assert _metric(metrics, "k8s_requests_total", verb="create") >= before + 3
     assert _metric(metrics, "leader") == 1
     assert _metric(metrics, "reconcile_duration_seconds_count") > 0
+    assert _metric(metrics, "status_writes_total") >= 2, "creating, then running"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
     lease = kit.kube.get("Lease", "inference-monitor-leader")
