@@ -153,6 +153,8 @@ class DeploymentController:
         self._cond = threading.Condition(threading.Lock())
         self._due: dict[Key, float] = {}
         self._rollouts: dict[Key, _Rollout] = {}
+        # Guards `_rollouts` between the controller thread and requests listing pods.
+        self._pods_lock = threading.Lock()
         # HPA (namespace, name) -> target Deployment key, and the reverse index.
         self._hpa_target: dict[Key, Key] = {}
         self._hpas_of: dict[Key, set[str]] = {}
@@ -224,48 +226,99 @@ class DeploymentController:
     def _track(self, key: Key, spec: dict[str, Any], now: float) -> _Rollout:
         """Updates the pod model of `key` for its current spec; returns it."""
         template = spec.get("template") or {}
-        desired = int(spec.get("replicas", 1) or 0)
         state = self._rollouts.get(key)
-        if state is None or (state.template != template and not spec.get("paused")):
-            never = self._never_ready(template)
-            ready_at = math.inf if never else now + self.ready_delay
-            fresh = _Rollout(
+        if state is None:
+            state = _Rollout(
                 template=template,
                 hash=template_hash(template),
-                ready_at=[ready_at] * desired,
-                never_ready=never,
+                never_ready=self._never_ready(template),
                 last_progress=now,
             )
-            if state is not None:
-                # The pods of the old template keep serving until the new ones are ready.
-                ready_now = sum(1 for t in state.ready_at if t <= now)
-                serving = ready_now + min(state.old_ready, max(0, len(state.ready_at) - ready_now))
-                fresh.old_ready = min(serving, desired)
-                fresh.old_hash = state.hash
-            self._rollouts[key] = fresh
-            return fresh
-        if len(state.ready_at) < desired:
-            ready_at = math.inf if state.never_ready else now + self.ready_delay
-            state.ready_at.extend([ready_at] * (desired - len(state.ready_at)))
+            self._rollouts[key] = state
+        elif state.template != template and not spec.get("paused"):
+            # A new ReplicaSet, or an older one again when the template goes back to it.
+            pods = [*state.old, *state.new]
+            state.template = template
+            state.hash = template_hash(template)
+            state.never_ready = self._never_ready(template)
+            state.new = [p for p in pods if p.hash == state.hash]
+            state.old = [p for p in pods if p.hash != state.hash]
+            state.replaced = True
             state.last_progress = now
-        elif len(state.ready_at) > desired:
-            state.ready_at = sorted(state.ready_at)[:desired]
+        self._sync(state, spec, now)
         return state
+
+    def _sync(self, state: _Rollout, spec: dict[str, Any], now: float) -> None:
+        """Creates and deletes pods as the real controller's sync would, until stable."""
+        desired = int(spec.get("replicas", 1) or 0)
+        if not state.old or spec.get("paused"):
+            # Scaling only: a paused Deployment scales but does not roll.
+            if not state.old:
+                self._scale_new(state, desired, now)
+            return
+        if (spec.get("strategy") or {}).get("type") == "Recreate":
+            state.old = []  # every old pod goes before any new one is created
+            self._scale_new(state, desired, now)
+            return
+        surge, unavailable = rolling_bounds(spec, desired)
+        min_available = desired - unavailable
+        while True:
+            before = (len(state.new), len(state.old))
+            # Scaled down mid-rollout: shed what exceeds the surge bound (simplified from
+            # the real proportional scaling) and any new pods beyond `desired`.
+            state.new = _without_unready_first(state.new, len(state.new) - desired, now)
+            excess = len(state.new) + len(state.old) - desired - surge
+            state.old = _without_unready_first(state.old, excess, now)
+            # reconcileNewReplicaSet: new pods while all pods stay within replicas + maxSurge.
+            room = desired + surge - len(state.new) - len(state.old)
+            grow = min(room, desired - len(state.new))
+            if grow > 0:
+                self._scale_new(state, len(state.new) + grow, now)
+            # reconcileOldReplicaSets: unhealthy old pods first, then ready ones while
+            # available pods stay >= replicas - maxUnavailable.
+            new_unavailable = sum(1 for p in state.new if not p.ready(now))
+            budget = len(state.new) + len(state.old) - min_available - new_unavailable
+            if budget > 0:
+                unhealthy = sum(1 for p in state.old if not p.ready(now))
+                state.old = _without_unready_first(state.old, min(budget, unhealthy), now)
+                available = sum(1 for p in [*state.new, *state.old] if p.ready(now))
+                state.old = _without_unready_first(state.old, available - min_available, now)
+            if (len(state.new), len(state.old)) == before:
+                return
+
+    def _scale_new(self, state: _Rollout, count: int, now: float) -> None:
+        """Scales the new ReplicaSet to `count` pods (created pods are ready after the delay)."""
+        if len(state.new) > count:
+            state.new = _without_unready_first(state.new, len(state.new) - count, now)
+        ready_at = math.inf if state.never_ready else now + self.ready_delay
+        while len(state.new) < count:
+            state.serials += 1
+            state.new.append(
+                _Pod(
+                    template=state.template,
+                    hash=state.hash,
+                    ready_at=ready_at,
+                    serial=state.serials,
+                    crashing=state.never_ready,
+                )
+            )
 
     def _reconcile(self, key: Key) -> None:
         try:
             deployment = self._store.get(DEPLOYMENTS, key[0], key[1])
         except ApiError:
-            self._rollouts.pop(key, None)
+            with self._pods_lock:
+                self._rollouts.pop(key, None)
             return
         if self._autoscale(key, deployment):
             return  # the replicas write comes back as a new reconcile
         spec = deployment.get("spec") or {}
         now = time.monotonic()
-        state = self._track(key, spec, now)
-        status = self._status(deployment, state, now)
+        with self._pods_lock:
+            state = self._track(key, spec, now)
+            status = self._status(deployment, state, now)
+            pending = [p.ready_at for p in [*state.new, *state.old] if now < p.ready_at < math.inf]
         self._store.write_status(DEPLOYMENTS, key, status)
-        pending = [t for t in state.ready_at if now < t < math.inf]
         deadline = state.last_progress + float(spec.get("progressDeadlineSeconds", 600) or 600)
         if pending:
             self._schedule(key, min(pending))
@@ -348,19 +401,20 @@ class DeploymentController:
     def _status(self, deployment: dict[str, Any], state: _Rollout, now: float) -> dict[str, Any]:
         spec = deployment.get("spec") or {}
         desired = int(spec.get("replicas", 1) or 0)
-        new_ready = sum(1 for t in state.ready_at if t <= now)
-        if new_ready >= desired:
-            state.old_ready = 0
-        old_kept = min(state.old_ready, max(0, desired - new_ready))
-        available = new_ready + old_kept
-        total = len(state.ready_at) + old_kept
-        complete = new_ready >= desired and old_kept == 0
-        if complete:
-            state.rolled_out = True
-        updated = len(state.ready_at) if (state.never_ready or state.rolled_out) else new_ready
-        if new_ready != state.last_ready:
-            state.last_ready = new_ready
+        new_ready = sum(1 for p in state.new if p.ready(now))
+        available = new_ready + sum(1 for p in state.old if p.ready(now))
+        total = len(state.new) + len(state.old)
+        complete = len(state.new) == desired and new_ready == desired and not state.old
+        state.rolled_out = complete
+        # Progress as the real controller counts it: more new pods, more ready pods, or
+        # fewer old pods than at the last look.
+        mark = (len(state.new), available, len(state.old))
+        previous_mark = state.progress_mark
+        if previous_mark is None or (
+            mark[0] > previous_mark[0] or mark[1] > previous_mark[1] or mark[2] < previous_mark[2]
+        ):
             state.last_progress = now
+        state.progress_mark = mark
         deadline = float(spec.get("progressDeadlineSeconds", 600) or 600)
         rs_name = f"{deployment['metadata']['name']}-{state.hash}"
         if complete:
@@ -375,11 +429,11 @@ class DeploymentController:
                 "ProgressDeadlineExceeded",
                 f'ReplicaSet "{rs_name}" has timed out progressing.',
             )
-        elif new_ready == 0 and not state.old_hash:
+        elif new_ready == 0 and not state.replaced:
             progressing = ("True", "NewReplicaSetCreated", f'Created new replica set "{rs_name}"')
         else:
             progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
-        is_available = available >= desired - _max_unavailable(spec, desired)
+        is_available = available >= desired - rolling_bounds(spec, desired)[1]
         available_cond = (
             ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
             if is_available
@@ -400,7 +454,7 @@ class DeploymentController:
         status: dict[str, Any] = {"observedGeneration": deployment["metadata"].get("generation", 1)}
         for name, value in (
             ("replicas", total),
-            ("updatedReplicas", updated),
+            ("updatedReplicas", len(state.new)),
             ("readyReplicas", available),
             ("availableReplicas", available),
             ("unavailableReplicas", max(0, total - available)),
@@ -412,31 +466,15 @@ class DeploymentController:
 
     def pods(self, namespace: str | None) -> list[dict[str, Any]]:
         """Returns the simulated Pods of every Deployment (in one namespace or all)."""
-        pods: list[dict[str, Any]] = []
+        deployments = self._store.all_deployments(namespace)
         now = time.monotonic()
-        for deployment in self._store.all_deployments(namespace):
+        with self._pods_lock:
+            members = {key: [*state.old, *state.new] for key, state in self._rollouts.items()}
+        pods: list[dict[str, Any]] = []
+        for deployment in deployments:
             meta = deployment["metadata"]
-            state = self._rollouts.get((meta["namespace"], meta["name"]))
-            if state is None:
-                continue
-            old_kept = min(
-                state.old_ready,
-                max(0, len(state.ready_at) - sum(1 for t in state.ready_at if t <= now)),
-            )
-            members = [(state.hash, t) for t in state.ready_at]
-            members += [(state.old_hash, 0.0)] * old_kept
-            template = state.template
-            for index, (pod_hash, ready_at) in enumerate(members):
-                pods.append(
-                    _pod(
-                        deployment,
-                        template,
-                        pod_hash=pod_hash,
-                        index=index,
-                        ready=ready_at <= now,
-                        crashing=state.never_ready and pod_hash == state.hash,
-                    )
-                )
+            for pod in members.get((meta["namespace"], meta["name"]), []):
+                pods.append(_pod(deployment, pod, ready=pod.ready(now)))
         return pods
 
 
@@ -460,17 +498,10 @@ def _condition(
     }
 
 
-def _pod(
-    deployment: dict[str, Any],
-    template: dict[str, Any],
-    *,
-    pod_hash: str,
-    index: int,
-    ready: bool,
-    crashing: bool,
-) -> dict[str, Any]:
+def _pod(deployment: dict[str, Any], pod: _Pod, *, ready: bool) -> dict[str, Any]:
     meta = deployment["metadata"]
-    suffix = template_hash([meta["uid"], pod_hash, index])[:5]
+    template, pod_hash, crashing = pod.template, pod.hash, pod.crashing
+    suffix = template_hash([meta["uid"], pod_hash, pod.serial])[:5]
     name = f"{meta['name']}-{pod_hash}-{suffix}"
     spec = dict(template.get("spec") or {})
     spec["nodeName"] = "sim-node"
@@ -519,7 +550,7 @@ def _pod(
                 {"type": "Ready", "status": ready_text},
                 {"type": "ContainersReady", "status": ready_text},
             ],
-            "podIP": f"10.244.0.{index % 250 + 2}",
+            "podIP": f"10.244.0.{pod.serial % 250 + 2}",
             "containerStatuses": [
                 {
                     "name": c.get("name", ""),

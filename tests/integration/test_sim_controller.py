@@ -1,6 +1,7 @@
 """The simulated Deployment controller: status catches up with the spec, pods
-become ready after the delay, a crash-looping image never does, rollouts and
-scale-to-zero show the status fields a real controller writes."""
+become ready after the delay, a crash-looping image never does, rollouts keep
+within maxSurge/maxUnavailable and, like scale-to-zero, show the status fields a
+real controller writes."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import pytest
 from kubernetes import client
 
 from k8s.sim import SimCluster
+from k8s.sim.controller import rolling_bounds
 from k8s.sim.testing import NAMESPACE, api_client, deployment, wait_for
 
 MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
 
 
 @pytest.fixture
@@ -98,29 +101,144 @@ def test_crashloop_image_never_becomes_ready(apps: client.AppsV1Api) -> None:
     assert conditions(bad)["Available"] == ("False", "MinimumReplicasUnavailable")
 
 
-def test_template_change_starts_a_rollout(apps: client.AppsV1Api) -> None:
+def change_image(apps: client.AppsV1Api, image: str, name: str = "m1") -> Any:
+    """Patches the server container's image (a template change); returns the Deployment."""
+    return apps.patch_namespaced_deployment(
+        name,
+        NAMESPACE,
+        {"spec": {"template": {"spec": {"containers": [{"name": "server", "image": image}]}}}},
+        _content_type=STRATEGIC,
+    )
+
+
+def statuses_until(
+    apps: client.AppsV1Api, resource_version: str, done: Any, name: str = "m1"
+) -> list[dict[str, Any]]:
+    """Every status of `name` watched from `resource_version` up to the first for which
+    `done(status)` holds (each with `generation`, as `status()` gives)."""
+    seen: list[dict[str, Any]] = []
+    stream = apps.list_namespaced_deployment(
+        NAMESPACE,
+        watch=True,
+        resource_version=resource_version,
+        field_selector=f"metadata.name={name}",
+        timeout_seconds=10,
+        _preload_content=False,
+    )
+    try:
+        for line in stream:
+            obj = json.loads(line)["object"]
+            seen.append({"generation": obj["metadata"]["generation"], **obj.get("status", {})})
+            if done(seen[-1]):
+                return seen
+    finally:
+        stream.release_conn()
+    raise AssertionError(f"the watch ended before the rollout did: {seen}")
+
+
+def test_template_change_rolls_within_max_surge_and_counts_unready_new_pods(
+    apps: client.AppsV1Api,
+) -> None:
+    """2 replicas: maxSurge 25% rounds up to 1, maxUnavailable 25% down to 0."""
     apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=2))
     wait_for(lambda: rollout_complete(status(apps), 2), what="first rollout")
-    patched = apps.patch_namespaced_deployment(
-        "m1",
-        NAMESPACE,
-        {
-            "spec": {
-                "template": {"spec": {"containers": [{"name": "server", "image": "nginx:1.26"}]}}
-            }
-        },
-        _content_type="application/strategic-merge-patch+json",
-    )
+    patched = change_image(apps, "nginx:1.26")
     assert patched.metadata.generation == 2
-    during = wait_for(lambda: status_when(apps, lambda s: s.get("observedGeneration") == 2))
-    # The old pods keep serving while the new ones start.
-    assert during.get("updatedReplicas", 0) < 2
-    assert during["availableReplicas"] == 2
-    assert conditions(during)["Available"] == ("True", "MinimumReplicasAvailable")
-    done = wait_for(
-        lambda: status_when(apps, lambda s: rollout_complete(s, 2)), what="second rollout"
+    seen = statuses_until(apps, patched.metadata.resource_version, lambda s: rollout_complete(s, 2))
+    during = [s for s in seen if s.get("observedGeneration") == 2 and not rollout_complete(s, 2)]
+    assert during, "the rollout was never observed in progress"
+    for s in during:
+        assert s.get("replicas", 0) <= 3, s
+        assert s.get("availableReplicas", 0) >= 2, s
+        assert s.get("readyReplicas", 0) == s.get("availableReplicas", 0), s
+        assert conditions(s)["Available"] == ("True", "MinimumReplicasAvailable"), s
+    # The first new pod counts as updated while it is still starting.
+    assert during[0] == {
+        **during[0],
+        "replicas": 3,
+        "updatedReplicas": 1,
+        "availableReplicas": 2,
+        "unavailableReplicas": 1,
+    }
+    assert conditions(during[0])["Progressing"] == ("True", "ReplicaSetUpdated")
+    assert seen[-1]["replicas"] == 2
+    assert conditions(seen[-1])["Progressing"] == ("True", "NewReplicaSetAvailable")
+
+
+def test_four_replicas_roll_one_surge_one_unavailable(apps: client.AppsV1Api) -> None:
+    apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=4))
+    wait_for(lambda: rollout_complete(status(apps), 4), what="first rollout")
+    patched = change_image(apps, "nginx:1.26")
+    seen = statuses_until(apps, patched.metadata.resource_version, lambda s: rollout_complete(s, 4))
+    during = [s for s in seen if s.get("observedGeneration") == 2 and not rollout_complete(s, 4)]
+    assert during
+    for s in during:
+        assert s.get("replicas", 0) <= 5, s
+        assert s.get("availableReplicas", 0) >= 3, s
+    # One old pod goes at once (maxUnavailable 1) so two new pods start together.
+    assert during[0] == {**during[0], "replicas": 5, "updatedReplicas": 2, "availableReplicas": 3}
+
+
+def test_rollout_to_a_never_ready_image_stalls_with_the_old_pods_serving(
+    apps: client.AppsV1Api,
+) -> None:
+    core = client.CoreV1Api(apps.api_client)
+    apps.create_namespaced_deployment(NAMESPACE, deployment("m1", replicas=2))
+    wait_for(lambda: rollout_complete(status(apps), 2), what="first rollout")
+    change_image(apps, "example.com/crashloop:2")
+    stalled = {"replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}
+    wait_for(
+        lambda: status_when(
+            apps, lambda s: s.get("observedGeneration") == 2 and s == {**s, **stalled}
+        )
     )
-    assert done["replicas"] == 2
+    # Well past the ready delay of another Deployment, nothing has moved.
+    apps.create_namespaced_deployment(NAMESPACE, deployment("good", replicas=1))
+    wait_for(lambda: rollout_complete(status(apps, "good"), 1), what="good rollout")
+    after = status(apps)
+    assert after == {**after, **stalled, "readyReplicas": 2, "unavailableReplicas": 1}
+    assert conditions(after)["Available"] == ("True", "MinimumReplicasAvailable")
+    pods = core.list_namespaced_pod(NAMESPACE, label_selector="app=m1").items
+    by_image = sorted(
+        (p.spec.containers[0].image, p.status.container_statuses[0].ready) for p in pods
+    )
+    assert by_image == [
+        ("example.com/crashloop:2", False),
+        ("nginx:1.25", True),
+        ("nginx:1.25", True),
+    ]
+
+
+def test_recreate_removes_every_old_pod_before_the_new_ones(apps: client.AppsV1Api) -> None:
+    body = deployment("m1", replicas=2)
+    body["spec"]["strategy"] = {"type": "Recreate"}
+    apps.create_namespaced_deployment(NAMESPACE, body)
+    wait_for(lambda: rollout_complete(status(apps), 2), what="first rollout")
+    patched = change_image(apps, "nginx:1.26")
+    seen = statuses_until(apps, patched.metadata.resource_version, lambda s: rollout_complete(s, 2))
+    during = [s for s in seen if s.get("observedGeneration") == 2 and not rollout_complete(s, 2)]
+    assert during
+    for s in during:
+        assert s.get("replicas", 0) == s.get("updatedReplicas", 0) == 2, s
+    assert "availableReplicas" not in during[0]
+    assert conditions(during[0])["Available"] == ("False", "MinimumReplicasUnavailable")
+
+
+@pytest.mark.parametrize(
+    ("strategy", "replicas", "expected"),
+    [
+        ({}, 2, (1, 0)),
+        ({}, 4, (1, 1)),
+        ({}, 10, (3, 2)),
+        ({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "10%"}}, 5, (0, 1)),
+        ({"rollingUpdate": {"maxSurge": "50%", "maxUnavailable": 3}}, 2, (1, 2)),
+        ({"type": "Recreate"}, 4, (0, 0)),
+    ],
+)
+def test_rolling_bounds_round_like_the_real_controller(
+    strategy: dict[str, Any], replicas: int, expected: tuple[int, int]
+) -> None:
+    assert rolling_bounds({"strategy": strategy}, replicas) == expected
 
 
 def test_scale_to_zero_keeps_available_true(apps: client.AppsV1Api) -> None:

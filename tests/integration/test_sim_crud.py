@@ -219,15 +219,37 @@ def test_main_resource_write_ignores_status(apps: client.AppsV1Api) -> None:
     assert replaced.status is None or replaced.status.replicas != 99
 
 
-def test_delete_returns_object_then_404(apps: client.AppsV1Api) -> None:
-    apps.create_namespaced_deployment(NAMESPACE, deployment("m1"))
+def test_deployment_delete_answers_a_success_status_then_404(apps: client.AppsV1Api) -> None:
+    """Like a real server, a Deployment DELETE answers a `Status`, not the deleted object."""
+    created = apps.create_namespaced_deployment(NAMESPACE, deployment("m1"))
     deleted = apps.delete_namespaced_deployment("m1", NAMESPACE, _preload_content=False)
-    assert json.loads(deleted.data)["metadata"]["name"] == "m1"
+    assert json.loads(deleted.data) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {
+            "name": "m1",
+            "group": "apps",
+            "kind": "deployments",
+            "uid": created.metadata.uid,
+        },
+    }
     with pytest.raises(ApiException) as on_get:
         apps.read_namespaced_deployment("m1", NAMESPACE)
     assert on_get.value.status == 404
     with pytest.raises(ApiException) as on_second_delete:
         apps.delete_namespaced_deployment("m1", NAMESPACE)
+    assert on_second_delete.value.status == 404
+
+
+def test_service_delete_returns_the_deleted_object(core: client.CoreV1Api) -> None:
+    created = core.create_namespaced_service(NAMESPACE, service("s1"))
+    deleted = core.delete_namespaced_service("s1", NAMESPACE, _preload_content=False)
+    body = json.loads(deleted.data)
+    assert (body["kind"], body["metadata"]["uid"]) == ("Service", created.metadata.uid)
+    with pytest.raises(ApiException) as on_second_delete:
+        core.delete_namespaced_service("s1", NAMESPACE)
     assert on_second_delete.value.status == 404
 
 

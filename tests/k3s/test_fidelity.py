@@ -18,16 +18,7 @@ from tests.k3s.kit import rolled_out, wait_for
 SIM_HISTORY = 200
 # Checks `k8s.sim` fails today (test name -> how it differs from a real server): run as
 # strict expected failures on the sim only, so a fixed sim fails until the entry goes.
-SIM_DEVIATIONS = {
-    "test_delete_of_a_deployment_answers_a_success_status": (
-        "sim answers a Deployment DELETE with the deleted object; real servers answer"
-        " Status Success with details name/group/kind/uid"
-    ),
-    "test_rollout_keeps_within_max_surge_and_counts_updated_pods_before_they_are_ready": (
-        "sim surges every new pod at once (status.replicas 4 for 2 replicas, real: <= 3)"
-        " and counts only ready pods in updatedReplicas (real: all new pods)"
-    ),
-}
+SIM_DEVIATIONS: dict[str, str] = {}
 MODIFIED_MESSAGE = "the object has been modified; please apply your changes to the latest version"
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
