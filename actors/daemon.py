@@ -78,7 +78,14 @@ class Daemon:
             endpoint_url=settings.dynamodb_endpoint_url,
             on_request=self._count_dynamodb,
         )
-        self.lease_gateway = self._new_gateway()
+        # The lease has its own client and connection pool: a renewal must never queue
+        # behind endpoint calls (fencing starts 10 s after the last renewal).
+        self.lease_api_client = make_api_client(
+            url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=_in_cluster(settings)
+        )
+        self.lease_gateway = ClusterGateway(
+            self.lease_api_client, self.gateway_settings, on_request=self._count_k8s
+        )
         self.scheduler = Scheduler(self.clock)
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.health: HealthServer | None = None
@@ -199,6 +206,7 @@ class Daemon:
             self.health.stop()
         self.store.close()
         self.api_client.close()
+        self.lease_api_client.close()
         log.info("daemon stopped")
 
 

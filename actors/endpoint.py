@@ -49,6 +49,9 @@ from store.model import Endpoint, RegionStatus
 
 log = structlog.get_logger(__name__)
 
+#: Endpoint actors allowed to run a handler at the same time (see `EndpointContext.permits`).
+HANDLER_PERMITS = 32
+
 
 class Fenced(Exception):
     """A write was refused: leadership lost or this actor was abandoned by the supervisor."""
@@ -103,6 +106,13 @@ class EndpointContext:
     unhealthy_threshold: float = 300.0
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     on_reconciled: Callable[[str, float], None] | None = None
+    #: Bounds how many endpoint actors handle a message at once. Each actor is a thread;
+    #: thousands of runnable threads doing blocking I/O starve the GIL, and with it the
+    #: scheduler thread that renews the lease (measured: a 5,000-endpoint cold start lost
+    #: the lease without a bound).
+    permits: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(HANDLER_PERMITS)
+    )
     #: Told of notable events (`status_written`), for metrics; called on the actor's thread.
     on_event: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -166,6 +176,10 @@ class EndpointActor(pykka.ThreadingActor):
             self.log.warning("supervisor gone; death not reported")
 
     def on_receive(self, message: Any) -> None:
+        with self.ctx.permits:
+            self._receive(message)
+
+    def _receive(self, message: Any) -> None:
         self.slot.busy_since = time.monotonic()
         try:
             self._handle(message)

@@ -98,6 +98,11 @@ class LeadershipChanged:
 
 
 @dataclass(frozen=True)
+class Resync:
+    """Supervisor: ask every endpoint actor to reconcile (a lost event is repaired here)."""
+
+
+@dataclass(frozen=True)
 class Sweep:
     """Supervisor: look for actors that died silently or hang in a handler."""
 

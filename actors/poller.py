@@ -30,14 +30,17 @@ def _targets(item: LoadedItem) -> list[str]:
     return [r for r in regions if isinstance(r, str)] if isinstance(regions, list) else []
 
 
-def change_key(item: LoadedItem) -> str:
-    """What must differ for an item to count as changed: its content, plus - once it is
-    being deleted - every region's status (the purge waits for all of them)."""
-    key = item.content_hash
+def change_key(item: LoadedItem, region: str) -> str:
+    """What must differ for an item to count as changed: its content; this region's status
+    entry (so a status write that was lost, or landed out of order, is seen and repaired by
+    the actor at the next scan); and - once it is being deleted - every region's state (the
+    purge waits for all of them)."""
+    own = item.region_status.get(region)
+    key = item.content_hash + repr(own.to_item() if own is not None else None)
     if item.endpoint is not None and item.endpoint.desired_state == "deleted":
         states = {r: s.state for r, s in sorted(item.region_status.items())}
-        key += hashlib.sha256(json.dumps(states).encode()).hexdigest()[:16]
-    return key
+        key += json.dumps(states)
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def classify(
@@ -76,7 +79,7 @@ class PollerActor(pykka.ThreadingActor):
             log.warning("table scan failed; next poll retries", error=str(error))
             return
         active, retiring = classify(items, self.region)
-        keys = {item.name: change_key(item) for item in items}
+        keys = {item.name: change_key(item, self.region) for item in items}
         changed = frozenset(n for n, k in keys.items() if self.keys.get(n) != k)
         self.keys = keys
         self.supervisor.tell(

@@ -35,6 +35,7 @@ from actors.messages import (
     LeadershipChanged,
     Poll,
     RestartDue,
+    Resync,
     Retire,
     Retired,
     Scanned,
@@ -70,6 +71,9 @@ class SupervisorConfig:
     unhealthy_threshold: float = 300.0
     handler_timeout: float = 60.0
     sweep_period: float = 1.0
+    #: Every this many seconds each endpoint actor reconciles even without a change, like
+    #: an informer's resync: costs no request (the gateway compares against its cache).
+    resync_period: float = 300.0
 
 
 def endpoint_names_of(kind: str, obj: dict) -> list[str]:
@@ -119,6 +123,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.poller: pykka.ActorRef[Any] | None = None
         self.timers: list[Timer] = []
         self.poll_timer: Timer | None = None
+        self.resync_timer: Timer | None = None
         self.slots: dict[str, EndpointSlot] = {}
         self.items: dict[str, LoadedItem] = {}
         self.policies: dict[str, RestartPolicy] = {}
@@ -191,6 +196,9 @@ class SupervisorActor(pykka.ThreadingActor):
                 _safe_tell(slot.ref, InjectCrash(message.reason))
         elif isinstance(message, Sweep):
             self._sweep()
+        elif isinstance(message, Resync):
+            for slot in self.slots.values():
+                slot.poke()
         elif isinstance(message, Snapshot):
             return self._view()
         elif isinstance(message, Shutdown):
@@ -246,6 +254,9 @@ class SupervisorActor(pykka.ThreadingActor):
             self.poll_timer = self.scheduler.call_every(
                 self.config.reconcile_interval, lambda: _safe_tell(poller, Poll())
             )
+            self.resync_timer = self.scheduler.call_every(
+                self.config.resync_period, self._tell(Resync()), first=self.config.resync_period
+            )
             self.notify("leading", {})
         elif not leading and self.gateway is not None:
             self.log.warning("not leading: stopping every endpoint actor")
@@ -253,9 +264,10 @@ class SupervisorActor(pykka.ThreadingActor):
             self.notify("standby", {})
 
     def _stop_children(self) -> None:
-        if self.poll_timer is not None:
-            self.poll_timer.cancel()
-            self.poll_timer = None
+        for timer in (self.poll_timer, self.resync_timer):
+            if timer is not None:
+                timer.cancel()
+        self.poll_timer = self.resync_timer = None
         if self.poller is not None:
             _safe_stop(self.poller)
             self.poller = None

@@ -31,6 +31,7 @@ from k8s.sim import SimCluster
 from k8s.sim.errors import ApiError
 from k8s.sim.kinds import DEPLOYMENTS, LEASES, ResourceKind
 from store.dynamo import DynamoEndpointStore
+from store.errors import StoreError
 from store.local import LocalDynamo
 from store.model import utc_timestamp
 
@@ -218,8 +219,11 @@ class Rig:
         deadline = time.monotonic() + timeout
         while True:
             began = time.monotonic()
-            if all(state == "running" for state in self.states().values()):
-                return
+            try:
+                if all(state == "running" for state in self.states().values()):
+                    return
+            except StoreError:
+                pass  # an overloaded moto server timed out: scan again after the pause
             took = time.monotonic() - began
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")

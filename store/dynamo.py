@@ -196,6 +196,9 @@ class DynamoEndpointStore:
                     connect_timeout=timeout,
                     read_timeout=timeout,
                     retries={"max_attempts": max_attempts, "mode": "standard"},
+                    # Endpoint actors write statuses concurrently; botocore's default pool
+                    # of 10 would open and drop a connection per call beyond that.
+                    max_pool_connections=64,
                 ),
                 **credentials,
             )
