@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from typing import Any
 
 import pykka
@@ -57,6 +58,18 @@ def classify(
     return active, retiring
 
 
+def request_poll(poller: pykka.ActorRef[Any], queued: threading.Event) -> None:
+    """Queue one `Poll` unless one is already waiting: a scan slower than the interval
+    must not pile ticks up in the mailbox."""
+    if queued.is_set():
+        return
+    queued.set()
+    try:
+        poller.tell(Poll())
+    except pykka.ActorDeadError:
+        queued.clear()
+
+
 class PollerActor(pykka.ThreadingActor):
     """Scans the table on every `Poll` and tells the supervisor a `Scanned` view."""
 
@@ -73,6 +86,7 @@ class PollerActor(pykka.ThreadingActor):
         if not isinstance(message, Poll):
             log.warning("unexpected message", message=repr(message))
             return
+        self.queued.clear()
         try:
             items = self.store.scan()
         except StoreError as error:

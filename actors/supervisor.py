@@ -15,6 +15,7 @@ this region is never touched.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ from actors.messages import (
     CrashEndpoint,
     InjectCrash,
     LeadershipChanged,
-    Poll,
     RestartDue,
     Resync,
     Retire,
@@ -45,7 +45,7 @@ from actors.messages import (
     SupervisorView,
     Sweep,
 )
-from actors.poller import PollerActor
+from actors.poller import PollerActor, request_poll
 from actors.scheduler import Scheduler, Timer
 from k8s.gateway import ClusterGateway, WatchEvent
 from k8s.workload import INSTANCE_LABEL
@@ -249,10 +249,11 @@ class SupervisorActor(pykka.ThreadingActor):
                 on_reconciled=self.on_reconciled,
                 on_event=self.notify,
             )
-            self.poller = PollerActor.start(self.store, self.config.region, self.actor_ref)
-            poller = self.poller
+            queued = threading.Event()
+            poller = PollerActor.start(self.store, self.config.region, self.actor_ref, queued)
+            self.poller = poller
             self.poll_timer = self.scheduler.call_every(
-                self.config.reconcile_interval, lambda: _safe_tell(poller, Poll())
+                self.config.reconcile_interval, lambda: request_poll(poller, queued)
             )
             self.resync_timer = self.scheduler.call_every(
                 self.config.resync_period, self._tell(Resync()), first=self.config.resync_period
