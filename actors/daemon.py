@@ -175,6 +175,9 @@ class Daemon:
         return self.supervisor.ask(Snapshot(), timeout=timeout)
 
     def _healthy(self) -> tuple[bool, str]:
+        if self.supervisor is None or not self.supervisor.is_alive():
+            # A dead supervisor leads nothing and never will: let Kubernetes restart us.
+            return False, "supervisor actor is not running"
         silent = self.clock.monotonic() - self.scheduler.last_tick
         if silent > 3 * max(self.settings.retry_period, 1.0):
             return False, f"scheduler has not ticked for {silent:.0f}s"

@@ -74,12 +74,17 @@ class PollerActor(pykka.ThreadingActor):
     """Scans the table on every `Poll` and tells the supervisor a `Scanned` view."""
 
     def __init__(
-        self, store: DynamoEndpointStore, region: str, supervisor: pykka.ActorRef[Any]
+        self,
+        store: DynamoEndpointStore,
+        region: str,
+        supervisor: pykka.ActorRef[Any],
+        queued: threading.Event,
     ) -> None:
         super().__init__()
         self.store = store
         self.region = region
         self.supervisor = supervisor
+        self.queued = queued
         self.keys: dict[str, str] = {}
 
     def on_receive(self, message: Any) -> None:
