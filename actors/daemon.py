@@ -15,6 +15,7 @@ from typing import Any
 
 import pykka
 import structlog
+from kubernetes.client import ApiClient
 
 from actors.clock import Clock, SystemClock
 from actors.config import Settings, add_run_arguments, load_settings
@@ -56,9 +57,7 @@ class Daemon:
         self.serve_http = serve_http
         self.user_on_event = on_event
         self.view = SupervisorView(leading=False, alive=frozenset(), parked=frozenset())
-        self.api_client = make_api_client(
-            url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=_in_cluster(settings)
-        )
+        self.api_client = _api_client(settings)
         retries = {}
         if gateway_retries is not None:
             # (max retries, first delay, largest delay): tests shorten the real-time waits.
@@ -72,17 +71,10 @@ class Daemon:
             burst=settings.k8s_burst,
             **retries,
         )
-        self.store = DynamoEndpointStore(
-            settings.table_name,
-            region_name=settings.table_region or settings.region,
-            endpoint_url=settings.dynamodb_endpoint_url,
-            on_request=self._count_dynamodb,
-        )
+        self.store = _table(settings, on_request=self._count_dynamodb)
         # The lease has its own client and connection pool: a renewal must never queue
         # behind endpoint calls (fencing starts 10 s after the last renewal).
-        self.lease_api_client = make_api_client(
-            url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=_in_cluster(settings)
-        )
+        self.lease_api_client = _api_client(settings)
         self.lease_gateway = ClusterGateway(
             self.lease_api_client, self.gateway_settings, on_request=self._count_k8s
         )
@@ -213,11 +205,28 @@ class Daemon:
         log.info("daemon stopped")
 
 
-def _in_cluster(settings: Settings) -> bool:
-    return (
+def _api_client(settings: Settings) -> ApiClient:
+    """A Kubernetes client from the settings: an explicit URL, a kubeconfig, or the pod's
+    in-cluster configuration."""
+    in_cluster = (
         settings.k8s_url is None
         and settings.kubeconfig is None
         and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    )
+    return make_api_client(
+        url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=in_cluster
+    )
+
+
+def _table(
+    settings: Settings, *, on_request: Callable[[str, str], None] | None = None
+) -> DynamoEndpointStore:
+    """The endpoints table the settings name."""
+    return DynamoEndpointStore(
+        settings.table_name,
+        region_name=settings.table_region or settings.region,
+        endpoint_url=settings.dynamodb_endpoint_url,
+        on_request=on_request,
     )
 
 
@@ -254,17 +263,11 @@ def _check(settings: Settings) -> int:
     """--check: the configuration parsed; now reach the table, list and watch every kind
     in the namespace (proves those RBAC verbs) and read the Lease. Exit 0 when all work."""
     problems: list[str] = []
-    with DynamoEndpointStore(
-        settings.table_name,
-        region_name=settings.table_region or settings.region,
-        endpoint_url=settings.dynamodb_endpoint_url,
-    ) as store:
+    with _table(settings) as store:
         if not store.reachable():
             problems.append(f"table {settings.table_name} is not reachable")
     try:
-        api_client = make_api_client(
-            url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=_in_cluster(settings)
-        )
+        api_client = _api_client(settings)
     except Exception as error:
         problems.append(f"Kubernetes API: {error}")
     else:

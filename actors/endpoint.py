@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,11 @@ class EndpointSlot:
     seen_dead: int = 0
     last_error: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def alive(self) -> bool:
+        """The actor of this generation is started and not stopped."""
+        return self.ref is not None and self.ref.is_alive()
 
     def poke(self) -> None:
         """Ask the actor to reconcile, unless a request is already queued."""
@@ -151,13 +156,9 @@ class EndpointActor(pykka.ThreadingActor):
         structlog.contextvars.bind_contextvars(
             endpoint=self.slot.name, region=self.ctx.region, cluster=self.ctx.cluster
         )
-        self.log = log.bind(
-            endpoint=self.slot.name,
-            region=self.ctx.region,
-            cluster=self.ctx.cluster,
-            generation=self.slot.generation,
-        )
+        self.log = log.bind(generation=self.slot.generation)
         self.log.info("endpoint actor started", retiring=self.retiring)
+        # The supervisor sets `ref` when start() returns, which may be after this runs.
         if self.slot.ref is None:
             self.slot.ref = self.actor_ref
         self.slot.poke()
@@ -274,12 +275,7 @@ class EndpointActor(pykka.ThreadingActor):
                 self.log.info(
                     "object applied", kind=obj["kind"], name=obj["metadata"]["name"], result=result
                 )
-        wanted = {object_key(obj) for obj in desired}
-        for kind, obj_name in owned_names(name):
-            if (kind, obj_name) not in wanted and gateway.cached(kind, obj_name) is not None:
-                self._fence()
-                if gateway.remove(kind, obj_name):
-                    self.log.info("object removed", kind=kind, name=obj_name)
+        self._remove_owned(name, keep={object_key(obj) for obj in desired})
         if not decision.serve_traffic:
             self.log.warning("watchdog: primary unready past threshold, Ingress removed")
         self._arm_watchdog(decision.next_check, now)
@@ -292,14 +288,17 @@ class EndpointActor(pykka.ThreadingActor):
             )
         )
 
-    def _remove_all(self, name: str) -> list[str]:
-        """Delete every object endpoint `name` owns here; returns the ones still present."""
+    def _remove_owned(self, name: str, *, keep: Collection[tuple[str, str]] = ()) -> list[str]:
+        """Delete the objects endpoint `name` owns here, except those in `keep` (kind,
+        name); returns the ones still present."""
         left: list[str] = []
         for kind, obj_name in owned_names(name):
-            if self.ctx.gateway.cached(kind, obj_name) is None:
+            if (kind, obj_name) in keep or self.ctx.gateway.cached(kind, obj_name) is None:
                 continue
             self._fence()
-            if not self.ctx.gateway.remove(kind, obj_name):
+            if self.ctx.gateway.remove(kind, obj_name):
+                self.log.info("object removed", kind=kind, name=obj_name)
+            else:
                 left.append(f"{kind} {obj_name}")
         return left
 
@@ -307,7 +306,7 @@ class EndpointActor(pykka.ThreadingActor):
         name = endpoint.endpoint_name
         if self.last_reported is None or self.last_reported.state not in ("deleted", "deleting"):
             self._report(RegionStatus(state="deleting"))
-        left = self._remove_all(name)
+        left = self._remove_owned(name)
         if left:
             raise _Permanent(f"delete incomplete, still present: {', '.join(left)}")
         self._report(RegionStatus(state="deleted"))
@@ -321,7 +320,7 @@ class EndpointActor(pykka.ThreadingActor):
 
     def _retire(self) -> None:
         name = self.slot.name
-        left = self._remove_all(name)
+        left = self._remove_owned(name)
         if left:
             raise _Permanent(f"cleanup incomplete, still present: {', '.join(left)}")
         if self.item is not None and self.ctx.region in self.item.region_status:

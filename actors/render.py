@@ -8,7 +8,6 @@ one endpoint in one region - the operator's dry run. Nothing is written anywhere
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 from actors.cli import UsageError
 from actors.desired import workload_for
 from k8s.manifests import ManifestError, build_objects
+from store.cli import BadInput, read_spec_file
 from store.dynamo import DynamoEndpointStore
 from store.errors import InvalidEndpoint, StoreError
 from store.model import parse_endpoint
@@ -72,12 +72,9 @@ def _from_table(args: argparse.Namespace) -> dict[str, Any]:
 
 def _from_file(path: Path, name: str | None) -> dict[str, Any]:
     try:
-        text = path.read_text()
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as error:
-        raise UsageError(f"cannot read {path}: {error}") from error
-    if not isinstance(document, dict):
-        raise UsageError(f"{path} must hold a mapping (an item or a spec)")
+        document = read_spec_file(path)
+    except BadInput as error:
+        raise UsageError(str(error)) from error
     if "spec" in document:
         return document
     endpoint_name = name or path.stem

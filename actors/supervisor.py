@@ -47,8 +47,7 @@ from actors.messages import (
 )
 from actors.poller import PollerActor, request_poll
 from actors.scheduler import Scheduler, Timer
-from k8s.gateway import ClusterGateway, WatchEvent
-from k8s.workload import INSTANCE_LABEL
+from k8s.gateway import ClusterGateway, WatchEvent, endpoint_candidates
 from store.dynamo import DynamoEndpointStore, LoadedItem
 from store.errors import StoreError
 from store.model import RegionStatus
@@ -74,21 +73,6 @@ class SupervisorConfig:
     #: Every this many seconds each endpoint actor reconciles even without a change, like
     #: an informer's resync: costs no request (the gateway compares against its cache).
     resync_period: float = 300.0
-
-
-def endpoint_names_of(kind: str, obj: dict) -> list[str]:
-    """Which endpoint(s) an object belongs to: our instance label, else its name's pattern
-    (the predecessor's objects carry no instance label)."""
-    meta = obj.get("metadata") or {}
-    instance = (meta.get("labels") or {}).get(INSTANCE_LABEL)
-    if instance:
-        return [instance]
-    name = meta.get("name") or ""
-    if kind == "Ingress":
-        return [name.removeprefix("inference-")] if name.startswith("inference-") else []
-    if name.endswith("-canary"):
-        return [name, name.removesuffix("-canary")]
-    return [name]
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -207,12 +191,13 @@ class SupervisorActor(pykka.ThreadingActor):
             self.log.warning("unexpected message", message=repr(message))
         return None
 
+    def _alive(self) -> frozenset[str]:
+        return frozenset(name for name, slot in self.slots.items() if slot.alive)
+
     def _view(self) -> SupervisorView:
         return SupervisorView(
             leading=self.keeper.leading,
-            alive=frozenset(
-                n for n, s in self.slots.items() if s.ref is not None and s.ref.is_alive()
-            ),
+            alive=self._alive(),
             parked=frozenset(self.parked),
             restarts=dict(self.restarts),
             generations={n: s.generation for n, s in self.slots.items()},
@@ -274,7 +259,7 @@ class SupervisorActor(pykka.ThreadingActor):
             self.poller = None
         futures = []
         for slot in self.slots.values():
-            if slot.ref is not None and slot.ref.is_alive():
+            if slot.ref is not None and slot.alive:
                 futures.append((slot, slot.ref.stop(block=False)))
         for slot, future in futures:
             try:
@@ -306,7 +291,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _route(self, event: WatchEvent) -> None:
         """Called on watch threads: poke the owning endpoint actor(s)."""
-        for name in endpoint_names_of(event.kind, event.obj):
+        for name in endpoint_candidates(event.kind, event.obj):
             slot = self.slots.get(name)
             if slot is not None:
                 slot.poke()
@@ -377,8 +362,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.generations[name] = generation
         slot = EndpointSlot(name=name, generation=generation)
         self.slots[name] = slot
+        # The actor asks for its first reconcile itself, in on_start.
         slot.ref = self.actor_factory.start(self.ctx, slot, item, self.actor_ref, retiring=retiring)
-        slot.poke()
 
     # -- deaths and restarts -----------------------------------------------
 
@@ -446,7 +431,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 _safe_stop(slot.ref)
                 limit = self.config.handler_timeout
                 self._on_death(name, slot.generation, f"message handler hung for over {limit:g}s")
-            elif not slot.ref.is_alive():
+            elif not slot.alive:
                 # A failing handler reports itself from on_failure just after it dies;
                 # only a death still unreported one sweep later is a silent one.
                 slot.seen_dead += 1
@@ -456,9 +441,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.notify(
             "gauges",
             {
-                "alive": sum(
-                    1 for s in self.slots.values() if s.ref is not None and s.ref.is_alive()
-                ),
+                "alive": len(self._alive()),
                 "parked": len(self.parked),
                 "mailbox": self.actor_inbox.qsize(),  # type: ignore[attr-defined]
             },

@@ -249,7 +249,7 @@ class ClusterGateway:
                     if instance:
                         names.add(instance)
                 elif drift.is_adoptable(obj):
-                    predecessor.add(_predecessor_endpoint(kind, obj))
+                    predecessor.add(endpoint_candidates(kind, obj)[0])
         for name in predecessor:
             base = name.removesuffix(CANARY_SUFFIX)
             if name != base and (base in predecessor or base in names):
@@ -553,16 +553,25 @@ class ClusterGateway:
             informer.discard(name)
 
 
-def _predecessor_endpoint(kind: str, obj: dict[str, Any]) -> str:
-    """The endpoint a predecessor object belongs to: its `app` label, else its name
-    (without the Ingress's `inference-` prefix)."""
-    app = _labels(obj).get(PREDECESSOR_APP_LABEL)
-    if app:
-        return app
-    name = str((obj.get("metadata") or {}).get("name", ""))
-    if kind == "Ingress":
-        return name.removeprefix(INGRESS_PREFIX)
-    return name
+def endpoint_candidates(kind: str, obj: dict[str, Any]) -> list[str]:
+    """The endpoint(s) an object may belong to, the most specific first.
+
+    Ours name it in `app.kubernetes.io/instance`. The predecessor's name it in their
+    `app` label, else their name (without the Ingress's `inference-` prefix); a
+    `{name}-canary` may be endpoint `{name}`'s canary or an endpoint of that name,
+    so both are given.
+    """
+    labels = _labels(obj)
+    instance = labels.get(INSTANCE_LABEL)
+    if instance:
+        return [instance]
+    name = labels.get(PREDECESSOR_APP_LABEL)
+    if not name:
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        if kind == "Ingress":
+            name = name.removeprefix(INGRESS_PREFIX)
+    base = name.removesuffix(CANARY_SUFFIX)
+    return [name, base] if base != name else [name]
 
 
 def _stop_all(informers: dict[str, KindInformer]) -> None:

@@ -337,7 +337,7 @@ def _add_spec_flags(parser: argparse.ArgumentParser) -> None:
 
 def _item_to_create(args: argparse.Namespace) -> dict[str, Any]:
     """The new item from --file and the flags (flags win), in the predecessor's format."""
-    document = _read_file(args.file) if args.file else {}
+    document = read_spec_file(args.file) if args.file else {}
     whole_item = "spec" in document
     spec = dict(document.get("spec") or {}) if whole_item else dict(document)
     name = args.name or document.get("endpoint_name")
@@ -477,7 +477,12 @@ def _read(store: DynamoEndpointStore, name: str) -> LoadedItem:
     return entry
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def read_spec_file(path: Path) -> dict[str, Any]:
+    """The map in a JSON (by its `.json` suffix) or YAML file: a spec, or a whole item.
+
+    Raises:
+        BadInput: the file cannot be read or parsed, or holds no map.
+    """
     try:
         text = path.read_text()
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
