@@ -112,6 +112,14 @@ RULES: dict[str, _Rule] = {
     "k8s_qps": _POSITIVE,
     "k8s_burst": _Rule(int, lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
     "handler_timeout": _POSITIVE,
+    "status_heartbeat": _Rule(
+        float,
+        lambda v: isinstance(v, int | float) and math.isfinite(v) and v >= 0,
+        "must be a number of seconds >= 0",
+    ),
+    "max_orphan_deletes": _Rule(
+        int, lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0"
+    ),
 }
 
 
@@ -270,7 +278,28 @@ class Settings:
         60.0,
         env="HANDLER_TIMEOUT_SECONDS",
         flag="--handler-timeout",
-        doc="seconds a message handler may run before its actor counts as hung (default 60)",
+        doc=(
+            "seconds a message handler may run its own code before its actor counts as "
+            "hung; time waiting on the Kubernetes API or the table does not count (default 60)"
+        ),
+    )
+    status_heartbeat: float = _setting(
+        300.0,
+        env="STATUS_HEARTBEAT_SECONDS",
+        flag="--status-heartbeat",
+        doc=(
+            "seconds between refreshes of a region's last_sync when nothing changes, plus "
+            "up to 20 percent per endpoint so writes spread; 0 = only on change (default 300)"
+        ),
+    )
+    max_orphan_deletes: int = _setting(
+        5,
+        env="MAX_ORPHAN_DELETES",
+        flag="--max-orphan-deletes",
+        doc=(
+            "most endpoints absent from the table whose objects one scan may delete; more "
+            "(or more than 20 percent of those present) deletes none and is reported (default 5)"
+        ),
     )
 
     def __post_init__(self) -> None:

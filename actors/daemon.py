@@ -19,14 +19,17 @@ from kubernetes.client import ApiClient
 
 from actors.clock import Clock, SystemClock
 from actors.config import Settings, add_run_arguments, load_settings
-from actors.endpoint import EndpointActor
+from actors.endpoint import HANDLER_PERMITS, EndpointActor
 from actors.http_server import HealthServer
 from actors.lease import LeaseSettings
 from actors.logsetup import configure_logging
 from actors.messages import Shutdown, Snapshot, SupervisorView
 from actors.metrics import Metrics
+from actors.orphans import OrphanRules
+from actors.permits import HandlerPermits
 from actors.scheduler import Scheduler
 from actors.supervisor import SupervisorActor, SupervisorConfig
+from k8s.fence import FenceSource
 from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 from store.dynamo import DynamoEndpointStore
 
@@ -34,6 +37,9 @@ log = structlog.get_logger(__name__)
 
 #: Stack size of every thread started after start-up: one per endpoint actor, so small.
 THREAD_STACK_BYTES = 512 * 1024
+#: How long /readyz reuses its table check (a DescribeTable): probes, scrapers and people
+#: may ask often; a table that stops answering shows within this many seconds.
+READY_TABLE_CHECK_SECONDS = 5.0
 
 
 class Daemon:
@@ -71,7 +77,11 @@ class Daemon:
             burst=settings.k8s_burst,
             **retries,
         )
+        # One set of handler permits; the gateway and the store give a handler's permit
+        # back while it waits on them (see actors.permits).
+        self.permits = HandlerPermits(HANDLER_PERMITS, monotonic=self.clock.monotonic)
         self.store = _table(settings, on_request=self._count_dynamodb)
+        self.store.waiting = self.permits.waiting
         # The lease has its own client and connection pool: a renewal must never queue
         # behind endpoint calls (fencing starts 10 s after the last renewal).
         self.lease_api_client = _api_client(settings)
@@ -82,11 +92,21 @@ class Daemon:
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.health: HealthServer | None = None
         self.stopped = threading.Event()
+        # /readyz's last table check: (answer, clock.monotonic() when asked), or None.
+        # Replaced whole (one atomic assignment): the HTTP threads need no lock.
+        self._table_check: tuple[bool, float] | None = None
 
     # -- wiring ------------------------------------------------------------
 
-    def _new_gateway(self) -> ClusterGateway:
-        return ClusterGateway(self.api_client, self.gateway_settings, on_request=self._count_k8s)
+    def _new_gateway(self, *, fence: FenceSource | None = None) -> ClusterGateway:
+        """The endpoints' gateway for one term of leadership, fenced by the lease."""
+        return ClusterGateway(
+            self.api_client,
+            self.gateway_settings,
+            on_request=self._count_k8s,
+            waiting=self.permits.waiting,
+            fence=fence,
+        )
 
     def _count_k8s(self, verb: str, kind: str, outcome: str) -> None:
         self.metrics.k8s_requests.labels(verb=verb, kind=kind, outcome=outcome).inc()
@@ -97,11 +117,16 @@ class Daemon:
     def _on_event(self, kind: str, fields: dict[str, Any]) -> None:
         if kind == "died":
             self.metrics.actor_restarts.labels(endpoint=fields["endpoint"]).inc()
+        elif kind == "retired":
+            # The endpoint left this region: its per-endpoint series go with it.
+            self.metrics.forget_endpoint(fields["endpoint"])
         elif kind in ("leading", "standby"):
             self.metrics.leader.set(1 if kind == "leading" else 0)
             self.metrics.lease_transitions.inc()
         elif kind == "status_written":
             self.metrics.status_writes.inc()
+        elif kind == "orphans_refused":
+            self.metrics.orphan_deletes_refused.set(fields["count"])
         elif kind == "gauges":
             self.metrics.actors_alive.set(fields["alive"])
             self.metrics.parked_endpoints.set(fields["parked"])
@@ -134,6 +159,8 @@ class Daemon:
             reconcile_interval=s.reconcile_interval,
             unhealthy_threshold=s.unhealthy_threshold,
             handler_timeout=s.handler_timeout,
+            orphans=OrphanRules(max_deletes=s.max_orphan_deletes),
+            status_heartbeat=s.status_heartbeat,
         )
         self.supervisor = SupervisorActor.start(
             config,
@@ -142,6 +169,7 @@ class Daemon:
             gateway_factory=self._new_gateway,
             scheduler=self.scheduler,
             clock=self.clock,
+            permits=self.permits,
             actor_factory=self.actor_factory,
             on_event=self._on_event,
             on_reconciled=self._on_reconciled,
@@ -176,13 +204,28 @@ class Daemon:
         return True, "ok"
 
     def _ready(self) -> tuple[bool, str]:
-        if not self.store.reachable():
+        """/readyz: the role, plus the supervisor's detail when it has one (e.g. a refused
+        mass deletion: ready still, but an operator must look); 503 when the table is
+        unreachable or the supervisor does not answer."""
+        if not self._table_reachable():
             return False, f"table {self.settings.table_name} not reachable"
         try:
-            role = "leader" if self.snapshot(timeout=2).leading else "standby"
+            view = self.snapshot(timeout=2)
         except Exception as error:
             return False, f"supervisor not answering: {error}"
-        return True, role
+        role = "leader" if view.leading else "standby"
+        detail = getattr(view, "detail", "")
+        return True, f"{role}: {detail}" if detail else role
+
+    def _table_reachable(self) -> bool:
+        """`store.reachable()` (a DescribeTable), asked at most once per
+        READY_TABLE_CHECK_SECONDS on the daemon's clock; the answer is reused meanwhile."""
+        cached = self._table_check
+        if cached is not None and self.clock.monotonic() - cached[1] < READY_TABLE_CHECK_SECONDS:
+            return cached[0]
+        reachable = self.store.reachable()
+        self._table_check = (reachable, self.clock.monotonic())
+        return reachable
 
     def stop(self, *, release: bool = True) -> None:
         """Stop every actor, release the lease (unless `release` is False: a simulated
@@ -213,9 +256,12 @@ def _api_client(settings: Settings) -> ApiClient:
         and settings.kubeconfig is None
         and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
     )
-    return make_api_client(
+    api_client = make_api_client(
         url=settings.k8s_url, kubeconfig=settings.kubeconfig, in_cluster=in_cluster
     )
+    # Which daemon sent a request, in the API server's audit log (and the sim's request log).
+    api_client.user_agent = f"inference-supervisor/{settings.identity}"
+    return api_client
 
 
 def _table(

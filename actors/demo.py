@@ -17,7 +17,6 @@ import threading
 import time
 from typing import Any
 
-from k8s.gateway import GatewaySettings, make_api_client
 from kubernetes import client
 
 from actors.cli import UsageError
@@ -25,6 +24,7 @@ from actors.config import load_settings
 from actors.daemon import Daemon
 from actors.logsetup import close_log_files, configure_logging
 from actors.messages import CrashEndpoint
+from k8s.gateway import GatewaySettings, make_api_client
 from store.dynamo import DynamoEndpointStore
 from store.model import utc_timestamp
 

@@ -8,10 +8,12 @@ times as epoch seconds) and returns plain values.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from k8s.manifests import canary_name, ingress_name
-from k8s.workload import Autoscaling, CanaryWorkload, HpaMetric, Workload
+from k8s.workload import Autoscaling, CanaryWorkload, HpaMetric, Toleration, Workload
 from store.model import Endpoint, RegionStatus
 
 
@@ -27,14 +29,36 @@ def owned_names(name: str) -> list[tuple[str, str]]:
     ]
 
 
+def _label_text(value: Any) -> str:
+    """An item label value as text: strings as they are, anything else as JSON (5, true)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+def _toleration(entry: dict[str, Any]) -> Toleration:
+    seconds = entry.get("tolerationSeconds")
+    return Toleration(
+        key=entry.get("key") or None,
+        operator=entry.get("operator") or None,
+        value=entry.get("value") or None,
+        effect=entry.get("effect") or None,
+        toleration_seconds=None if seconds is None else int(seconds),
+    )
+
+
 def workload_for(
-    endpoint: Endpoint, region: str, *, serve_traffic: bool = True, canary_healthy: bool = True
+    endpoint: Endpoint,
+    region: str,
+    *,
+    serve_traffic: bool = True,
+    canary_healthy: bool = True,
+    gpu_metric: str | None = None,
 ) -> Workload:
     """The workload endpoint `endpoint` needs in `region`.
 
     The region's image override applies to the primary only (the canary runs
     its own image); a stopped endpoint runs 0 replicas and no HPA; an unhealthy
-    canary keeps running but gets weight 0.
+    canary keeps running but gets weight 0. `gpu_metric` names the per-pod metric a
+    `gpu` autoscaling metric scales on (None: `k8s.manifests.GPU_METRIC_NAME`).
     """
     spec = endpoint.spec
     stopped = endpoint.desired_state == "stopped"
@@ -44,6 +68,7 @@ def workload_for(
             min_replicas=spec.autoscaling.min_replicas,
             max_replicas=spec.autoscaling.max_replicas,
             metrics=tuple(HpaMetric(m.type, m.target) for m in spec.autoscaling.metrics),
+            gpu_metric_name=gpu_metric,
         )
     canary = None
     if spec.canary is not None:
@@ -76,12 +101,14 @@ def workload_for(
         model_source=spec.model_source,
         node_selector=tuple(sorted(spec.node_selector.items())),
         capacity_type=spec.capacity_type,
+        gpu_type=spec.gpu_type,
+        tolerations=tuple(_toleration(t) for t in spec.tolerations),
         ingress_path=endpoint.ingress_path,
         autoscaling=autoscaling,
         canary=canary,
         stopped=stopped,
         serve_traffic=serve_traffic,
-        labels=tuple(sorted((str(k), str(v)) for k, v in endpoint.labels.items())),
+        labels=tuple(sorted((str(k), _label_text(v)) for k, v in endpoint.labels.items())),
     )
 
 

@@ -12,6 +12,7 @@ other exception kills the actor and the supervisor restarts it.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -39,17 +40,20 @@ from actors.messages import (
     Retired,
     SpecChanged,
 )
+from actors.permits import HandlerPermits, Permit
 from actors.scheduler import Scheduler, Timer
-from k8s.errors import ApiError, Retryable
+from k8s.errors import ApiError, NotSynced, Retryable
+from k8s.errors import Fenced as RequestFenced
+from k8s.fence import Fence, FenceSource
 from k8s.gateway import ClusterGateway
 from k8s.manifests import ManifestError, build_objects, object_key
 from store.dynamo import DynamoEndpointStore, LoadedItem
-from store.errors import StoreError
-from store.model import Endpoint, RegionStatus
+from store.errors import StoreError, Superseded
+from store.model import Endpoint, RegionStatus, parse_timestamp
 
 log = structlog.get_logger(__name__)
 
-#: Endpoint actors allowed to run a handler at the same time (see `EndpointContext.permits`).
+#: Endpoint actors allowed to run a handler at the same time (see `actors.permits`).
 HANDLER_PERMITS = 32
 
 
@@ -62,7 +66,8 @@ class EndpointSlot:
     """What the supervisor, the watch router and one actor generation share.
 
     `pending` coalesces watch events: one `Reconcile` in the mailbox at a time.
-    `busy_since` lets the supervisor spot a handler that hangs. `revoked` fences
+    `permit` is the running handler's (None between messages): its hang clock lets
+    the supervisor spot a handler that hangs and take the slot back. `revoked` fences
     an abandoned generation off every write.
     """
 
@@ -70,7 +75,7 @@ class EndpointSlot:
     generation: int
     ref: pykka.ActorRef[Any] | None = None
     pending: bool = False
-    busy_since: float | None = None
+    permit: Permit | None = None
     revoked: bool = False
     death_handled: bool = False
     retiring: bool = False
@@ -108,18 +113,19 @@ class EndpointContext:
     scheduler: Scheduler
     clock: Clock
     may_write: Callable[[], bool]
+    #: Bounds how many endpoint actors run handler code at once (see `actors.permits`);
+    #: the same object is the `waiting` hook of the gateway and the store.
+    permits: HandlerPermits
     unhealthy_threshold: float = 300.0
+    #: `last_sync` is refreshed about this often even when nothing changes (0 = never).
+    heartbeat: float = 300.0
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     on_reconciled: Callable[[str, float], None] | None = None
-    #: Bounds how many endpoint actors handle a message at once. Each actor is a thread;
-    #: thousands of runnable threads doing blocking I/O starve the GIL, and with it the
-    #: scheduler thread that renews the lease (measured: a 5,000-endpoint cold start lost
-    #: the lease without a bound).
-    permits: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(HANDLER_PERMITS)
-    )
     #: Told of notable events (`status_written`), for metrics; called on the actor's thread.
     on_event: Callable[[str, dict[str, Any]], None] | None = None
+    #: The lease's write window and epoch (`LeaseKeeper.fence`); table writes carry the
+    #: epoch in their condition. None: only `may_write` is checked, writes carry no epoch.
+    fence: FenceSource | None = None
 
 
 class EndpointActor(pykka.ThreadingActor):
@@ -146,6 +152,7 @@ class EndpointActor(pykka.ThreadingActor):
         )
         self._retry_timer: Timer | None = None
         self._watchdog_timer: Timer | None = None
+        self._heartbeat_timer: Timer | None = None
         self.log = log
 
     # -- lifecycle ---------------------------------------------------------
@@ -177,11 +184,13 @@ class EndpointActor(pykka.ThreadingActor):
             self.log.warning("supervisor gone; death not reported")
 
     def on_receive(self, message: Any) -> None:
-        with self.ctx.permits:
+        with self.ctx.permits.held(self._set_permit):
             self._receive(message)
 
+    def _set_permit(self, permit: Permit | None) -> None:
+        self.slot.permit = permit
+
     def _receive(self, message: Any) -> None:
-        self.slot.busy_since = time.monotonic()
         try:
             self._handle(message)
         except Fenced as reason:
@@ -196,8 +205,6 @@ class EndpointActor(pykka.ThreadingActor):
         except Exception as error:
             self.slot.last_error = f"{type(error).__name__}: {error}"
             raise
-        finally:
-            self.slot.busy_since = None
 
     def _handle(self, message: Any) -> None:
         if isinstance(message, Reconcile):
@@ -246,6 +253,9 @@ class EndpointActor(pykka.ThreadingActor):
             else:
                 self._converge(self.item.endpoint)
             self.failures = 0
+        except RequestFenced as fenced:
+            # The gateway refused to send (the lease's deadline passed): not a failure.
+            raise Fenced(str(fenced)) from fenced
         except (ApiError, StoreError, ManifestError, _Permanent) as error:
             self._failed(error)
 
@@ -287,45 +297,82 @@ class EndpointActor(pykka.ThreadingActor):
                 threshold=self.ctx.unhealthy_threshold,
             )
         )
+        self._mark_running(endpoint)
 
-    def _remove_owned(self, name: str, *, keep: Collection[tuple[str, str]] = ()) -> list[str]:
+    def _remove_owned(
+        self, name: str, *, keep: Collection[tuple[str, str]] = (), from_server: bool = False
+    ) -> tuple[list[str], list[str]]:
         """Delete the objects endpoint `name` owns here, except those in `keep` (kind,
-        name); returns the ones still present."""
+        name). With `from_server`, each object is read from the API server first (not the
+        cache), so nothing is deleted on a stale view.
+
+        Returns:
+            (terminating, left): objects whose deletion is under way (finalizers), and
+            objects still present that could not be deleted.
+        """
+        gateway = self.ctx.gateway
+        terminating: list[str] = []
         left: list[str] = []
         for kind, obj_name in owned_names(name):
-            if (kind, obj_name) in keep or self.ctx.gateway.cached(kind, obj_name) is None:
+            if (kind, obj_name) in keep:
+                continue
+            live = gateway.read(kind, obj_name) if from_server else gateway.cached(kind, obj_name)
+            if live is None:
+                continue
+            if _terminating(live):
+                terminating.append(f"{kind} {obj_name}")
                 continue
             self._fence()
-            if self.ctx.gateway.remove(kind, obj_name):
+            if gateway.remove(kind, obj_name, owner=name):
                 self.log.info("object removed", kind=kind, name=obj_name)
+            elif _terminating(gateway.cached(kind, obj_name)):
+                terminating.append(f"{kind} {obj_name}")
             else:
                 left.append(f"{kind} {obj_name}")
-        return left
+        return terminating, left
 
     def _delete(self, endpoint: Endpoint) -> None:
         name = endpoint.endpoint_name
         if self.last_reported is None or self.last_reported.state not in ("deleted", "deleting"):
             self._report(RegionStatus(state="deleting"))
-        left = self._remove_owned(name)
+        terminating, left = self._remove_owned(name)
         if left:
             raise _Permanent(f"delete incomplete, still present: {', '.join(left)}")
+        if terminating:
+            # Finalizers (the ALB controller's on an Ingress) run; their DELETED event
+            # brings us back. Until then the endpoint is deleting, not failing.
+            self.log.info("waiting for objects to terminate", objects=terminating)
+            self._schedule_retry(self.ctx.retry_backoff.delay(self.failures))
+            return
         self._report(RegionStatus(state="deleted"))
         statuses = dict(self.item.region_status if self.item else {})
         statuses[self.ctx.region] = RegionStatus(state="deleted")
         regions = list(endpoint.target_regions)
         if regions and all(r in statuses and statuses[r].state == "deleted" for r in regions):
-            self._fence()
-            if self.ctx.store.purge_if_deleted(name, regions):
+            fence = self._fence()
+            if self.ctx.store.purge_if_deleted(
+                name, regions, region=self.ctx.region, **_epoch(fence)
+            ):
                 self.log.info("every target region reports deleted: item removed")
 
     def _retire(self) -> None:
         name = self.slot.name
-        left = self._remove_owned(name)
+        # An endpoint gone from the table (no item) is judged on the server's view only.
+        terminating, left = self._remove_owned(name, from_server=self.item is None)
         if left:
             raise _Permanent(f"cleanup incomplete, still present: {', '.join(left)}")
+        if terminating:
+            self.log.info("waiting for objects to terminate", objects=terminating)
+            self._schedule_retry(self.ctx.retry_backoff.delay(self.failures))
+            return
         if self.item is not None and self.ctx.region in self.item.region_status:
-            self._fence()
-            self.ctx.store.write_region_status(name, self.ctx.region, None)
+            fence = self._fence()
+            try:
+                self.ctx.store.write_region_status(name, self.ctx.region, None, **_epoch(fence))
+            except Superseded as refused:
+                self.log.warning(
+                    "status entry not removed: a newer leader owns it", error=str(refused)
+                )
         self.log.info("endpoint retired from this region")
         self.slot.retiring = True
         self.supervisor.tell(Retired(name, self.slot.generation))
@@ -334,10 +381,11 @@ class EndpointActor(pykka.ThreadingActor):
     # -- status, fencing, timers ------------------------------------------
 
     def _report(self, status: RegionStatus) -> None:
-        """Write this region's status entry, only when it says something new."""
-        if same_report(status, self.last_reported):
+        """Write this region's status entry, only when it says something new or its
+        heartbeat is due (`last_sync` is refreshed every `heartbeat` seconds or so)."""
+        if same_report(status, self.last_reported) and not self._heartbeat_due():
             return
-        self._fence()
+        fence = self._fence()
         stamped = RegionStatus(
             state=status.state,
             replicas_ready=status.replicas_ready,
@@ -345,7 +393,16 @@ class EndpointActor(pykka.ThreadingActor):
             last_sync=iso_now(self.ctx.clock.time()),
             error=status.error,
         )
-        if self.ctx.store.write_region_status(self.slot.name, self.ctx.region, stamped):
+        try:
+            written = self.ctx.store.write_region_status(
+                self.slot.name, self.ctx.region, stamped, **_epoch(fence)
+            )
+        except Superseded as refused:
+            # A fencing outcome, not a failure: a newer leader wrote this entry. Not
+            # retried (this status is taken as reported); the lease decides what is next.
+            self.log.warning("status write refused: a newer leader owns it", error=str(refused))
+            written = False
+        if written:
             if self.ctx.on_event is not None:
                 self.ctx.on_event("status_written", {"endpoint": self.slot.name})
             self.log.info(
@@ -356,17 +413,71 @@ class EndpointActor(pykka.ThreadingActor):
                 desired=status.replicas_desired,
             )
         self.last_reported = stamped
+        self._arm_heartbeat()
 
-    def _fence(self) -> None:
+    def _heartbeat_period(self) -> float:
+        """`heartbeat` seconds plus up to 20 % more, fixed per endpoint: the writes of
+        many endpoints spread out instead of landing together."""
+        digest = hashlib.sha256(self.slot.name.encode()).digest()
+        return self.ctx.heartbeat * (1 + 0.2 * digest[0] / 255)
+
+    def _heartbeat_due(self) -> bool:
+        if self.ctx.heartbeat <= 0 or self.last_reported is None:
+            return False
+        written = parse_timestamp(self.last_reported.last_sync)
+        if written is None:
+            return True
+        return self.ctx.clock.time() - written >= self._heartbeat_period()
+
+    def _arm_heartbeat(self) -> None:
+        if self._heartbeat_timer is not None:
+            self._heartbeat_timer.cancel()
+            self._heartbeat_timer = None
+        if self.ctx.heartbeat > 0:
+            # A margin past the period, so the poke finds the heartbeat due.
+            self._heartbeat_timer = self.ctx.scheduler.call_later(
+                self._heartbeat_period() + 0.01, self.slot.poke
+            )
+
+    def _mark_running(self, endpoint: Endpoint) -> None:
+        """`deploying` becomes `running` once every target region reports `running`."""
+        if endpoint.desired_state != "deploying" or self.item is None:
+            return
+        statuses = dict(self.item.region_status)
+        if self.last_reported is not None:
+            statuses[self.ctx.region] = self.last_reported
+        regions = list(endpoint.target_regions)
+        if not regions or any(
+            r not in statuses or statuses[r].state != "running" for r in regions
+        ):
+            return
+        fence = self._fence()
+        if self.ctx.store.mark_running(
+            endpoint.endpoint_name, regions, region=self.ctx.region, **_epoch(fence)
+        ):
+            self.log.info("every target region runs it: desired_state is now running")
+
+    def _fence(self) -> Fence | None:
+        """Raise `Fenced` unless this actor may write now; returns the lease's window
+        (None without a fence source), whose epoch conditional table writes carry."""
         if self.slot.revoked:
             raise Fenced("abandoned by the supervisor")
-        if not self.ctx.may_write():
+        fence = self.ctx.fence() if self.ctx.fence is not None else None
+        if (self.ctx.fence is not None and (fence is None or not fence.open)) or (
+            not self.ctx.may_write()
+        ):
             raise Fenced("not the leader (or lease not renewed in time)")
+        return fence
 
     def _failed(self, error: Exception) -> None:
         delay = self.ctx.retry_backoff.delay(self.failures)
         self.failures += 1
         transient = isinstance(error, Retryable | StoreError)
+        if isinstance(error, NotSynced):
+            # Our own cache is relisting: nothing is wrong with the endpoint.
+            self.log.info("cache not synced; retrying", retry_in=round(delay, 2))
+            self._schedule_retry(delay)
+            return
         self.log.warning(
             "reconcile failed",
             error=str(error),
@@ -394,9 +505,18 @@ class EndpointActor(pykka.ThreadingActor):
             self._watchdog_timer = self.ctx.scheduler.call_later(at - now + 0.01, self.slot.poke)
 
     def _cancel_timers(self) -> None:
-        for timer in (self._retry_timer, self._watchdog_timer):
+        for timer in (self._retry_timer, self._watchdog_timer, self._heartbeat_timer):
             if timer is not None:
                 timer.cancel()
+
+
+def _terminating(obj: dict[str, Any] | None) -> bool:
+    return obj is not None and bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _epoch(fence: Fence | None) -> dict[str, Any]:
+    """The epoch arguments of a conditional table write (none without a fence)."""
+    return {} if fence is None else {"epoch": fence.epoch, "holder": fence.holder}
 
 
 class _Permanent(Exception):

@@ -3,9 +3,11 @@
 `/healthz` answers whether the process is alive and working (the daemon's
 `healthy` callable decides, e.g. "the scheduler ticked within 3 periods");
 Kubernetes restarts the pod when it fails. `/readyz` answers with the role
-("leader" or "standby") or why the pod cannot serve (e.g. the table is
-unreachable). Both callables return `(ok, text)` and are called per request on
-the server's threads, so they must be cheap and thread-safe.
+("leader" or "standby", followed by `: detail` when the supervisor has something an
+operator must see, e.g. a refused mass deletion) or why the pod cannot serve (e.g.
+the table is unreachable). Both callables return `(ok, text)` and are called per
+request on the server's threads, so they must be cheap and thread-safe (the daemon
+reuses its table check for a few seconds rather than asking DynamoDB per request).
 """
 
 from __future__ import annotations

@@ -8,7 +8,11 @@ last seen to change, never by timestamps another machine wrote, and with the
 
 Fencing: `may_write()` is true only while the last successful renewal is
 younger than the renew deadline, so writes stop by the deadline even if the
-thread that renews is stuck.
+thread that renews is stuck. `fence()` hands the same window to the endpoints'
+Kubernetes transport (send deadline = last renew + renew deadline, expiry = last
+renew + duration, both from the start of the renewing attempt) together with the
+epoch, the Lease's `leaseTransitions` and our identity, which conditional table
+writes carry. `close_fence()` shuts the window for good before a release.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Protocol
 import structlog
 
 from actors.clock import Clock
+from k8s.fence import Fence
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +74,14 @@ class LeaseSettings:
         return max(1.0, self.renew_deadline / 2)
 
 
+def _transitions(record: dict | None) -> int:
+    """`spec.leaseTransitions` of a Lease record (0 when absent or malformed)."""
+    try:
+        return int(((record or {}).get("spec") or {}).get("leaseTransitions") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _microtime(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -95,6 +108,8 @@ class LeaseKeeper:
         self._observed_at = 0.0
         self._held_by_other = False
         self._record: dict | None = None
+        self._epoch = 0
+        self._fence_closed = False
         self.transitions = 0
 
     @property
@@ -105,11 +120,37 @@ class LeaseKeeper:
     def leading(self) -> bool:
         return self._leading
 
+    @property
+    def epoch(self) -> int:
+        """The Lease's `leaseTransitions` as of our last acquire or renew."""
+        return self._epoch
+
     def may_write(self) -> bool:
         """True while we lead and the last renewal is younger than the renew deadline."""
-        return self._leading and (
-            self._clock.monotonic() - self._renewed_at < self._settings.renew_deadline
+        fence = self.fence()
+        return fence is not None and fence.open
+
+    def fence(self) -> Fence | None:
+        """The current write window, or None when not leading (or the fence is closed).
+
+        Read without the keeper's lock, so a renewal stuck on a slow API never blocks
+        a writer's check; the values read are each replaced atomically.
+        """
+        renewed_at = self._renewed_at
+        if not self._leading or self._fence_closed or renewed_at == float("-inf"):
+            return None
+        s = self._settings
+        return Fence(
+            now=self._clock.monotonic(),
+            send_deadline=renewed_at + s.renew_deadline,
+            expiry=renewed_at + s.duration,
+            epoch=self._epoch,
+            holder=s.identity,
         )
+
+    def close_fence(self) -> None:
+        """Refuse every write from now on, leading or not (before a graceful release)."""
+        self._fence_closed = True
 
     def tick(self) -> None:
         """One attempt to acquire or renew; never raises (errors count as a failed attempt)."""
@@ -122,12 +163,15 @@ class LeaseKeeper:
                 log.warning("lease attempt failed", lease=self._settings.name, error=str(error))
                 ok = False
             if ok:
+                self._epoch = _transitions(self._record)
                 self._renewed_at = started
                 self._set_leading(True)
             elif self._leading and self._held_by_other:
                 log.error("lease taken by another holder: stepping down")
                 self._set_leading(False)
-            elif self._leading and not self.may_write():
+            elif self._leading and (
+                self._clock.monotonic() - self._renewed_at >= self._settings.renew_deadline
+            ):
                 log.error("lease not renewed by the renew deadline: stepping down")
                 self._set_leading(False)
 

@@ -54,7 +54,8 @@ class Scanned:
 
     active: items this region must serve (valid or not: invalid ones get an error status).
     retiring: items that name this region in `region_status` but no longer target it.
-    changed: names whose content changed since the previous scan.
+    changed: names whose item changed since the previous scan (this region's status
+        entry included, so a lost status write is seen and repaired).
     present: every endpoint name in the table, whatever its regions.
     """
 
@@ -130,3 +131,5 @@ class SupervisorView:
     parked: frozenset[str]
     restarts: dict[str, int] = field(default_factory=dict)
     generations: dict[str, int] = field(default_factory=dict)
+    #: What an operator must know now ("" when nothing): e.g. a refused mass deletion.
+    detail: str = ""

@@ -8,6 +8,8 @@ Actors and gateways update the public metric attributes directly
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # The text exposition format Prometheus has scraped since 2014; every scraper reads it.
@@ -24,7 +26,8 @@ class Metrics:
         registry: the registry holding exactly these series.
         actors_alive: gauge, endpoint actors currently running.
         actor_restarts: counter `actor_restarts_total{endpoint}`, endpoint actors restarted
-            by the supervisor after a crash or hang.
+            by the supervisor after a crash or hang; an endpoint's series is dropped when
+            it is retired (`forget_endpoint`).
         parked_endpoints: gauge, endpoints whose actor crashed too often and is parked
             (not restarted until its item changes).
         reconcile_duration: histogram `reconcile_duration_seconds`, one endpoint reconcile.
@@ -86,6 +89,21 @@ class Metrics:
         self.status_writes = Counter(
             "status_writes", "Region status writes to the table.", registry=self.registry
         )
+        self.orphan_deletes_refused = Gauge(
+            "inference_supervisor_orphan_deletes_refused",
+            "Endpoints absent from the table whose deletion the mass-deletion guard holds "
+            "back (non-zero: check the table and REGION; /readyz says more).",
+            registry=self.registry,
+        )
+
+    def forget_endpoint(self, name: str) -> None:
+        """Drop every series labelled with endpoint `name` (called when the endpoint is
+        retired from this region), so label sets do not grow with endpoint churn. A name
+        with no series is a no-op. Should the endpoint come back, its counters start
+        again from 0, which Prometheus reads as a counter reset."""
+        for metric in (self.actor_restarts,):
+            with contextlib.suppress(KeyError):
+                metric.remove(name)
 
     def render(self) -> bytes:
         """All series in the Prometheus text format (version 0.0.4), as served on /metrics."""

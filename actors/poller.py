@@ -25,20 +25,18 @@ log = structlog.get_logger(__name__)
 
 
 def _targets(item: LoadedItem) -> list[str]:
-    if item.endpoint is not None:
-        return list(item.endpoint.target_regions)
-    regions = item.raw.get("target_regions")
-    return [r for r in regions if isinstance(r, str)] if isinstance(regions, list) else []
+    # An invalid item's regions are read leniently, so they report its problem.
+    return list(item.target_regions)
 
 
 def change_key(item: LoadedItem, region: str) -> str:
     """What must differ for an item to count as changed: its content; this region's status
     entry (so a status write that was lost, or landed out of order, is seen and repaired by
-    the actor at the next scan); and - once it is being deleted - every region's state (the
-    purge waits for all of them)."""
+    the actor at the next scan); and - while it is deploying or being deleted - every
+    region's state (the move to `running` and the purge wait for all of them)."""
     own = item.region_status.get(region)
     key = item.content_hash + repr(own.to_item() if own is not None else None)
-    if item.endpoint is not None and item.endpoint.desired_state == "deleted":
+    if item.endpoint is not None and item.endpoint.desired_state in ("deleted", "deploying"):
         states = {r: s.state for r, s in sorted(item.region_status.items())}
         key += json.dumps(states)
     return hashlib.sha256(key.encode()).hexdigest()

@@ -3,22 +3,26 @@ and one `EndpointActor` per endpoint.
 
 It learns of every death of an endpoint actor (a failure in a message is
 reported by the actor's `on_failure`; a failure in `on_start`, a silent stop or
-a handler that hangs past `handler_timeout` is found by the periodic sweep) and
-restarts that actor alone after an exponential backoff; too many deaths park
-the endpoint with an `error` status, retried at the cap.
+a handler that runs its own code past `handler_timeout` is found by the periodic
+sweep) and restarts that actor alone after an exponential backoff; too many
+deaths park the endpoint with an `error` status, retried at the cap, until a
+person changes its item. Time a handler spends waiting on the API or the table
+is not "hung" (see `actors.permits`): a slow API is waited out, not restarted.
+The poller is supervised the same way (a dead poller would leave a leader that
+does nothing).
 
-Deletions are guarded against an implausible view of the table (DESIGN 11.11):
-objects of an endpoint that is absent from the table are removed only after two
-consecutive scans agree, and an endpoint whose item exists but never targeted
-this region is never touched.
+The lease is renewed on a thread of its own, so it never queues behind other
+timers. Deletions are guarded against an implausible view of the table
+(`actors.orphans`); an endpoint whose item exists but never targeted this
+region is never touched.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -45,17 +49,17 @@ from actors.messages import (
     SupervisorView,
     Sweep,
 )
+from actors.orphans import OrphanRules, plan_orphans
+from actors.permits import HandlerPermits
 from actors.poller import PollerActor, request_poll
 from actors.scheduler import Scheduler, Timer
+from k8s.errors import NotSynced
 from k8s.gateway import ClusterGateway, WatchEvent, endpoint_candidates
 from store.dynamo import DynamoEndpointStore, LoadedItem
 from store.errors import StoreError
 from store.model import RegionStatus
 
 log = structlog.get_logger(__name__)
-
-#: Scans in a row that must agree an endpoint is gone before its objects are deleted.
-ABSENCE_CONFIRMATIONS = 2
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,12 @@ class SupervisorConfig:
     reconcile_interval: float = 15.0
     unhealthy_threshold: float = 300.0
     handler_timeout: float = 60.0
+    status_heartbeat: float = 300.0
     sweep_period: float = 1.0
     #: Every this many seconds each endpoint actor reconciles even without a change, like
     #: an informer's resync: costs no request (the gateway compares against its cache).
     resync_period: float = 300.0
+    orphans: OrphanRules = field(default_factory=OrphanRules)
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -84,9 +90,10 @@ class SupervisorActor(pykka.ThreadingActor):
         *,
         store: DynamoEndpointStore,
         lease_client: LeaseClient,
-        gateway_factory: Callable[[], ClusterGateway],
+        gateway_factory: Callable[..., ClusterGateway],
         scheduler: Scheduler,
         clock: Clock,
+        permits: HandlerPermits,
         actor_factory: type[EndpointActor] = EndpointActor,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         on_reconciled: Callable[[str, float], None] | None = None,
@@ -98,6 +105,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self.gateway_factory = gateway_factory
         self.scheduler = scheduler
         self.clock = clock
+        self.permits = permits
+        # The lease keeper's own timer thread: a renewal never waits behind another timer.
+        self.lease_scheduler = Scheduler(clock, name="lease")
         self.actor_factory = actor_factory
         self.notify = on_event or (lambda _kind, _fields: None)
         self.on_reconciled = on_reconciled
@@ -111,10 +121,15 @@ class SupervisorActor(pykka.ThreadingActor):
         self.slots: dict[str, EndpointSlot] = {}
         self.items: dict[str, LoadedItem] = {}
         self.policies: dict[str, RestartPolicy] = {}
-        self.generations: dict[str, int] = {}
+        # One counter for all: a generation is never reused, even by a re-added endpoint.
+        self.generation_counter = itertools.count(1)
         self.restarts: dict[str, int] = {}
-        self.parked: set[str] = set()
+        #: Parked endpoint -> the content hash of the item it was parked on.
+        self.parked: dict[str, str] = {}
         self.absent: dict[str, int] = {}
+        self.refused_detail = ""
+        self.poller_policy = RestartPolicy()
+        self.poller_restart_due = False
         self.warned_region = False
         self.shutting_down = False
         self.log = log
@@ -127,8 +142,9 @@ class SupervisorActor(pykka.ThreadingActor):
             cluster=self.config.cluster,
             identity=self.config.lease.identity,
         )
+        self.lease_scheduler.start()
         self.timers.append(
-            self.scheduler.call_every(self.config.lease.retry_period, self.keeper.tick)
+            self.lease_scheduler.call_every(self.config.lease.retry_period, self.keeper.tick)
         )
         self.timers.append(
             self.scheduler.call_every(
@@ -172,7 +188,7 @@ class SupervisorActor(pykka.ThreadingActor):
             slot = self.slots.get(message.name)
             if slot is not None and slot.generation == message.generation:
                 del self.slots[message.name]
-                self.items.pop(message.name, None)
+                self._forget(message.name)
                 self.notify("retired", {"endpoint": message.name})
         elif isinstance(message, CrashEndpoint):
             slot = self.slots.get(message.name)
@@ -187,6 +203,8 @@ class SupervisorActor(pykka.ThreadingActor):
             return self._view()
         elif isinstance(message, Shutdown):
             self._shutdown(release=message.release)
+        elif isinstance(message, _Run):
+            message.action()
         else:
             self.log.warning("unexpected message", message=repr(message))
         return None
@@ -201,6 +219,7 @@ class SupervisorActor(pykka.ThreadingActor):
             parked=frozenset(self.parked),
             restarts=dict(self.restarts),
             generations={n: s.generation for n, s in self.slots.items()},
+            detail=self.refused_detail,
         )
 
     # -- leadership --------------------------------------------------------
@@ -210,7 +229,8 @@ class SupervisorActor(pykka.ThreadingActor):
             return
         if leading and self.gateway is None and self.keeper.leading:
             self.log.info("leading: starting watches, poller and endpoint actors")
-            gateway = self.gateway_factory()
+            # Fenced by the lease: nothing is sent past the renew deadline (DESIGN 4).
+            gateway = self.gateway_factory(fence=self.keeper.fence)
             try:
                 gateway.start(self._route)
             except Exception as error:
@@ -230,16 +250,14 @@ class SupervisorActor(pykka.ThreadingActor):
                 scheduler=self.scheduler,
                 clock=self.clock,
                 may_write=self.keeper.may_write,
+                fence=self.keeper.fence,
+                permits=self.permits,
                 unhealthy_threshold=self.config.unhealthy_threshold,
+                heartbeat=self.config.status_heartbeat,
                 on_reconciled=self.on_reconciled,
                 on_event=self.notify,
             )
-            queued = threading.Event()
-            poller = PollerActor.start(self.store, self.config.region, self.actor_ref, queued)
-            self.poller = poller
-            self.poll_timer = self.scheduler.call_every(
-                self.config.reconcile_interval, lambda: request_poll(poller, queued)
-            )
+            self._start_poller()
             self.resync_timer = self.scheduler.call_every(
                 self.config.resync_period, self._tell(Resync()), first=self.config.resync_period
             )
@@ -248,6 +266,33 @@ class SupervisorActor(pykka.ThreadingActor):
             self.log.warning("not leading: stopping every endpoint actor")
             self._stop_children()
             self.notify("standby", {})
+
+    def _start_poller(self) -> None:
+        queued = threading.Event()
+        poller = PollerActor.start(self.store, self.config.region, self.actor_ref, queued)
+        self.poller = poller
+        self.poll_timer = self.scheduler.call_every(
+            self.config.reconcile_interval, lambda: request_poll(poller, queued)
+        )
+
+    def _check_poller(self) -> None:
+        """Restart a dead poller (with backoff): without it a leader does nothing."""
+        if self.poller is None or self.poller.is_alive() or self.poller_restart_due:
+            return
+        if self.poll_timer is not None:
+            self.poll_timer.cancel()
+        decision = self.poller_policy.record_death(self.clock.monotonic())
+        self.restarts["(poller)"] = self.restarts.get("(poller)", 0) + 1
+        self.log.error("poller died: restarting", restart_in=round(decision.delay, 2))
+        self.notify("poller_died", {"restart_in": decision.delay})
+        self.poller_restart_due = True
+
+        def restart() -> None:
+            self.poller_restart_due = False
+            if self.gateway is not None and self.poller is not None:
+                self._start_poller()
+
+        self.scheduler.call_later(decision.delay, self._tell(_Run(restart)))
 
     def _stop_children(self) -> None:
         for timer in (self.poll_timer, self.resync_timer):
@@ -270,6 +315,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.slots.clear()
         self.items.clear()
         self.absent.clear()
+        self.refused_detail = ""
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
@@ -281,10 +327,18 @@ class SupervisorActor(pykka.ThreadingActor):
         self.shutting_down = True
         for timer in self.timers:
             timer.cancel()
+        # Nothing of this term is sent from now on, abandoned (hung) actors included.
+        self.keeper.close_fence()
+        gateway = self.gateway
         self._stop_children()
-        # Release only after the guarded work has stopped (client-go's rule).
+        # Release only after the guarded work has stopped (client-go's rule), and only
+        # once no request of ours is in flight: each attempt's timeout ends by the lease's
+        # expiry, so this wait is bounded by the lease duration.
         if release:
+            if gateway is not None and not gateway.quiesce(self.config.lease.duration):
+                self.log.warning("requests still in flight at release")
             self.keeper.release()
+        self.lease_scheduler.stop()
         self.log.info("supervisor shut down")
 
     # -- routing -----------------------------------------------------------
@@ -312,41 +366,65 @@ class SupervisorActor(pykka.ThreadingActor):
         elif scan.active:
             self.warned_region = False
         for name, item in scan.active.items():
-            self.absent.pop(name, None)
             self.items[name] = item
             slot = self.slots.get(name)
-            if name in self.parked and name in scan.changed:
-                self.log.info("spec changed: unparking", endpoint=name)
-                self.parked.discard(name)
+            parked_on = self.parked.get(name)
+            if parked_on is not None and parked_on != item.content_hash:
+                # A person changed the item (never our own status write): try again.
+                self.log.info("item changed: unparking", endpoint=name)
+                del self.parked[name]
                 self.policies.pop(name, None)
                 self._start(name, item)
             elif slot is None:
-                if name not in self.parked and not self._restart_pending(name):
+                if parked_on is None and not self._restart_pending(name):
                     self._start(name, item)
             elif name in scan.changed and slot.ref is not None:
                 _safe_tell(slot.ref, SpecChanged(item))
         for name, item in scan.retiring.items():
-            self.absent.pop(name, None)
             self._retire(name, item)
-        gone = (set(self.slots) | self.gateway.instances()) - set(scan.present)
-        for name in gone:
-            self.absent[name] = self.absent.get(name, 0) + 1
-            if self.absent[name] >= ABSENCE_CONFIRMATIONS:
-                self._retire(name, None)
-            else:
-                self.log.warning(
-                    "endpoint missing from the table: confirming on the next scan before "
-                    "deleting its objects",
-                    endpoint=name,
-                    empty_scan=scan.total == 0,
-                )
-        for name in set(self.absent) - gone:
-            del self.absent[name]
-        for name in set(self.slots) - set(scan.active) - set(scan.retiring) - gone:
+        missing = self._plan_orphans(scan)
+        for name in set(self.slots) - set(scan.active) - set(scan.retiring) - missing:
             # Still in the table but not for this region, and no status here: not ours.
             slot = self.slots.pop(name)
             if slot.ref is not None:
                 _safe_stop(slot.ref)
+            self._forget(name)
+
+    def _plan_orphans(self, scan: Scanned) -> set[str]:
+        """Count endpoints absent from the table and retire those the rules allow;
+        returns the absent ones."""
+        assert self.gateway is not None
+        try:
+            here = set(self.slots) | self.gateway.instances()
+        except NotSynced:
+            # A relisting cache cannot say what exists here: count nothing this scan.
+            return set(self.slots) - set(scan.present)
+        missing = here - set(scan.present)
+        plan = plan_orphans(
+            self.absent,
+            missing,
+            scan_total=scan.total,
+            present=len(here),
+            rules=self.config.orphans,
+        )
+        self.absent = dict(plan.absent)
+        for name, count in plan.waiting.items():
+            self.log.warning(
+                "endpoint missing from the table: waiting for more scans to agree before "
+                "deleting its objects",
+                endpoint=name,
+                scans=count,
+                needed=self.config.orphans.confirmations,
+                empty_scan=scan.total == 0,
+            )
+        if plan.refused and plan.reason != self.refused_detail:
+            self.log.error(plan.reason, endpoints=sorted(plan.refused))
+        self.refused_detail = plan.reason
+        self.notify("orphans_refused", {"count": len(plan.refused)})
+        for name in plan.delete:
+            self.log.warning("endpoint absent from the table: deleting its objects", endpoint=name)
+            self._retire(name, None)
+        return missing
 
     def _retire(self, name: str, item: LoadedItem | None) -> None:
         slot = self.slots.get(name)
@@ -356,10 +434,17 @@ class SupervisorActor(pykka.ThreadingActor):
         elif slot.ref is not None and not slot.retiring:
             _safe_tell(slot.ref, Retire(item))
 
+    def _forget(self, name: str) -> None:
+        """Drop what the supervisor keeps about an endpoint it no longer serves."""
+        self.items.pop(name, None)
+        self.policies.pop(name, None)
+        self.restarts.pop(name, None)
+        self.parked.pop(name, None)
+        self.absent.pop(name, None)
+
     def _start(self, name: str, item: LoadedItem | None, *, retiring: bool = False) -> None:
         assert self.ctx is not None
-        generation = self.generations.get(name, 0) + 1
-        self.generations[name] = generation
+        generation = next(self.generation_counter)
         slot = EndpointSlot(name=name, generation=generation)
         self.slots[name] = slot
         # The actor asks for its first reconcile itself, in on_start.
@@ -381,7 +466,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.restarts[name] = self.restarts.get(name, 0) + 1
         self.notify("died", {"endpoint": name, "error": error, "restart_in": decision.delay})
         if decision.parked:
-            self.parked.add(name)
+            item = self.items.get(name)
+            self.parked[name] = item.content_hash if item is not None else ""
             self.log.error(
                 "endpoint parked: too many restarts",
                 endpoint=name,
@@ -399,7 +485,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.scheduler.call_later(decision.delay, self._tell(RestartDue(name, generation)))
 
     def _write_parked(self, name: str, deaths: int, error: str) -> None:
-        if not self.keeper.may_write():
+        fence = self.keeper.fence()
+        if fence is None or not fence.open:
             return
         status = RegionStatus(
             state="error",
@@ -407,7 +494,9 @@ class SupervisorActor(pykka.ThreadingActor):
             error=f"parked after {deaths} restarts in 10 minutes; last error: {error}"[:500],
         )
         try:
-            if self.store.write_region_status(name, self.config.region, status):
+            if self.store.write_region_status(
+                name, self.config.region, status, epoch=fence.epoch, holder=fence.holder
+            ):
                 self.notify("status_written", {"endpoint": name})
         except StoreError as write_error:
             self.log.warning("parked status not written", endpoint=name, error=str(write_error))
@@ -417,17 +506,21 @@ class SupervisorActor(pykka.ThreadingActor):
         if slot is None or slot.generation != message.generation or self.ctx is None:
             return
         item = self.items.get(message.name)
-        self.parked.discard(message.name)
+        self.parked.pop(message.name, None)
         self._start(message.name, item, retiring=slot.retiring)
 
     def _sweep(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
+        self._check_poller()
         for name, slot in list(self.slots.items()):
             if slot.death_handled or slot.retiring or slot.ref is None:
                 continue
-            busy = slot.busy_since
-            if busy is not None and now - busy > self.config.handler_timeout:
+            permit = slot.permit
+            busy = permit.busy_since if permit is not None else None
+            if permit is not None and busy is not None and now - busy > self.config.handler_timeout:
+                # Fence it off and take its slot back: the thread runs on, harmless.
                 slot.revoked = True
+                permit.reclaim()
                 _safe_stop(slot.ref)
                 limit = self.config.handler_timeout
                 self._on_death(name, slot.generation, f"message handler hung for over {limit:g}s")
@@ -460,3 +553,10 @@ def _safe_stop(ref: pykka.ActorRef[Any]) -> None:
         ref.stop(block=False)
     except pykka.ActorDeadError:
         return
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Supervisor: run `action` on the supervisor's thread (a timer's follow-up)."""
+
+    action: Callable[[], None]

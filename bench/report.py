@@ -69,7 +69,7 @@ def plot(path: Path, sections: list[Section]) -> bool:
         import matplotlib  # noqa: PLC0415 - optional, bench-only dependency
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional, bench-only dependency
     except ImportError:
         return False
     series: dict[str, Any] = {}

@@ -26,8 +26,12 @@ RUN_AS_ID = 10001
 DEFAULT_MEMORY_LIMIT = "1Gi"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Verbs on the endpoint objects the daemon owns: read, watch and write all of them.
-_OWNER_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+# Verbs on the endpoint objects the daemon owns, exactly those k8s/gateway.py sends: list
+# and watch (informers), get (re-read after a conflict, confirm a delete), create, update
+# (conditional replace, never patch) and delete. tests/integration/test_rbac_used.py runs
+# a full lifecycle against the sim and fails on a verb granted but unused, or used but
+# not granted.
+_OWNER_VERBS = ["get", "list", "watch", "create", "update", "delete"]
 # Env names the builder sets itself; `extra_env` may not override them silently.
 _RESERVED_ENV = frozenset(
     {
@@ -57,8 +61,10 @@ def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
 def role_rules(lease_name: str = DEFAULT_LEASE_NAME) -> list[dict[str, Any]]:
     """The Role's rules: exactly the kinds and verbs the daemon uses, nothing cluster-wide.
 
-    Endpoint objects: full control. Leases: create (which cannot be limited by
-    name) plus get/update of the leader lease only. Pods: read-only, for health.
+    Endpoint objects: read, watch, create, replace and delete (no patch: writes are
+    conditional replaces). Leases: create (which cannot be limited by name) plus
+    get/update of the leader lease only. No pods: health comes from the Deployments'
+    status. No namespaces: the daemon (and `run --check`) never reads or creates one.
     """
     return [
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": list(_OWNER_VERBS)},
@@ -80,7 +86,6 @@ def role_rules(lease_name: str = DEFAULT_LEASE_NAME) -> list[dict[str, Any]]:
             "resourceNames": [lease_name],
             "verbs": ["get", "update"],
         },
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     ]
 
 

@@ -3,14 +3,24 @@
 "Fields we own" are the keys present in the desired object's labels, annotations
 and spec. The live object is compared as a superset of them, so the API server's
 defaults (extra keys such as `terminationMessagePath`, `clusterIP`, `behavior`)
-never count as drift and a steady state writes nothing. Objects are plain dicts
-in the API's JSON shape (camelCase keys).
+never count as drift and a steady state writes nothing. The comparison follows
+the server's omission rules: an empty string, list or map we send is stored as
+absent (Go `omitempty`, e.g. an empty `env[].value`), so absent matches it.
+
+Some places we own entirely (`OWNED_PLACES`): a Deployment's pod spec and each
+of its containers. There a key we did not set is drift too - a `hostNetwork`, a
+`securityContext` with `privileged`, a `command` added by hand - unless it is one
+the API server fills in itself, with its default value (`dnsPolicy:
+ClusterFirst`, `terminationMessagePath`, `securityContext: {}`, ...).
+
+Objects are plain dicts in the API's JSON shape (camelCase keys).
 """
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,7 +32,14 @@ from k8s.manifests import (
 )
 from k8s.workload import MANAGED_BY_LABEL, MANAGED_BY_VALUE, REPLICAS_OWNER_ANNOTATION
 
-__all__ = ["is_adoptable", "is_managed", "needs_update", "replacement"]
+__all__ = [
+    "OWNED_PLACES",
+    "foreign_keys",
+    "is_adoptable",
+    "is_managed",
+    "needs_update",
+    "replacement",
+]
 
 # Annotation keys under our own prefix are ours even if a later version stops writing them.
 _OWN_PREFIX = "inference-supervisor.io/"
@@ -46,6 +63,100 @@ _SUFFIX_FACTORS = {
     "E": Decimal("1e18"),
     **{f"{p}i": Decimal(1024) ** (i + 1) for i, p in enumerate("KMGTPE")},
 }
+
+
+# Values Go's `omitempty` drops when the server writes an object back: sent, they
+# come back absent.
+_OMITTED: tuple[Any, ...] = ({}, [], "")
+
+
+def _any(_value: Any, _place: dict[str, Any]) -> bool:
+    return True
+
+
+def _equals(default: Any) -> Callable[[Any, dict[str, Any]], bool]:
+    def check(value: Any, _place: dict[str, Any]) -> bool:
+        return bool(value == default)
+
+    return check
+
+
+def _same_service_account(value: Any, place: dict[str, Any]) -> bool:
+    # The deprecated alias the server keeps equal to serviceAccountName.
+    return bool(value == place.get("serviceAccountName"))
+
+
+# What the API server adds to a place we own entirely: key -> is this value its default.
+Defaults = dict[str, Callable[[Any, dict[str, Any]], bool]]
+_POD_SPEC_DEFAULTS: Defaults = {
+    "restartPolicy": _equals("Always"),
+    "terminationGracePeriodSeconds": _equals(30),
+    "dnsPolicy": _equals("ClusterFirst"),
+    "securityContext": _equals({}),
+    "schedulerName": _equals("default-scheduler"),
+    "serviceAccount": _same_service_account,
+    "enableServiceLinks": _equals(True),
+}
+_CONTAINER_DEFAULTS: Defaults = {
+    # Its default depends on the image tag (and admission may force Always): any value.
+    "imagePullPolicy": _any,
+    "terminationMessagePath": _equals("/dev/termination-log"),
+    "terminationMessagePolicy": _equals("File"),
+    "resources": _equals({}),
+}
+# Places we own entirely, by kind: (path from the object, is it a list of places,
+# the server's defaults there).
+OWNED_PLACES: dict[str, tuple[tuple[tuple[str, ...], bool, Defaults], ...]] = {
+    "Deployment": (
+        (("spec", "template", "spec"), False, _POD_SPEC_DEFAULTS),
+        (("spec", "template", "spec", "containers"), True, _CONTAINER_DEFAULTS),
+        (("spec", "template", "spec", "initContainers"), True, _CONTAINER_DEFAULTS),
+    ),
+}
+
+
+def _at(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _extra_keys(live: Any, desired: Any, defaults: Defaults) -> list[str]:
+    """Keys of `live` that `desired` lacks and that are not a server default."""
+    if not isinstance(live, dict):
+        return []
+    want = desired if isinstance(desired, dict) else {}
+    return [
+        key
+        for key, value in live.items()
+        if key not in want
+        and value not in _OMITTED[1:]  # an empty list or string there is no field at all
+        and not (key in defaults and defaults[key](value, live))
+    ]
+
+
+def foreign_keys(live: dict[str, Any], desired: dict[str, Any]) -> list[str]:
+    """Paths of the keys `live` carries in a place we own entirely that we did not set
+    and the server does not default (`spec.template.spec.hostNetwork`, ...)."""
+    found: list[str] = []
+    for path, many, defaults in OWNED_PLACES.get(str(desired.get("kind")), ()):
+        live_place, desired_place = _at(live, path), _at(desired, path)
+        if many:
+            pairs = list(
+                zip(
+                    live_place if isinstance(live_place, list) else [],
+                    desired_place if isinstance(desired_place, list) else [],
+                    strict=False,
+                )
+            )
+        else:
+            pairs = [(live_place, desired_place)]
+        for index, (live_item, desired_item) in enumerate(pairs):
+            where = ".".join(path) + (f"[{index}]" if many else "")
+            found += [f"{where}.{key}" for key in _extra_keys(live_item, desired_item, defaults)]
+    return found
 
 
 def _labels(obj: dict[str, Any]) -> dict[str, str]:
@@ -101,7 +212,7 @@ def _same_scalar(live: Any, desired: Any, path: tuple[str, ...]) -> bool:
 def _covers(live: Any, desired: Any, path: tuple[str, ...] = ()) -> bool:
     """True when `live` holds every key of `desired` with an equal value (recursively);
     lists must have the same length and cover element by element. An empty desired
-    dict or list matches an absent one (servers drop empty collections)."""
+    string, dict or list matches an absent one (the server omits them)."""
     if isinstance(desired, dict):
         if live is None and not desired:
             return True
@@ -109,7 +220,7 @@ def _covers(live: Any, desired: Any, path: tuple[str, ...] = ()) -> bool:
             return False
         return all(
             (key in live and _covers(live[key], value, (*path, key)))
-            or (key not in live and value in ({}, []))
+            or (key not in live and value in _OMITTED)
             for key, value in desired.items()
         )
     if isinstance(desired, list):
@@ -126,7 +237,8 @@ def needs_update(live: dict[str, Any], desired: dict[str, Any]) -> bool:
 
     That is: `live` is the predecessor's and not yet ours; or a label, annotation
     (the spec hash included) or spec field of `desired` is missing or different in
-    `live`. `spec.replicas` is ignored while the HPA owns it (unless the live
+    `live`; or `live` carries a key we did not set in a place we own entirely
+    (`foreign_keys`). `spec.replicas` is ignored while the HPA owns it (unless the live
     Deployment sits at 0, which no HPA leaves on its own). The caller decides
     beforehand whether `live` may be touched at all (`is_managed` or `is_adoptable`).
     """
@@ -139,7 +251,9 @@ def needs_update(live: dict[str, Any], desired: dict[str, Any]) -> bool:
     spec = dict(desired.get("spec") or {})
     if _hpa_keeps_live_replicas(live, desired):
         spec.pop("replicas", None)
-    return not _covers(live.get("spec") or {}, spec, ("spec",))
+    if not _covers(live.get("spec") or {}, spec, ("spec",)):
+        return True
+    return bool(foreign_keys(live, desired))
 
 
 def _hpa_keeps_live_replicas(live: dict[str, Any], desired: dict[str, Any]) -> bool:

@@ -20,10 +20,13 @@ __all__ = [
     "AlreadyExists",
     "ApiError",
     "Conflict",
+    "Fenced",
     "Forbidden",
     "Gone",
     "Invalid",
     "NotFound",
+    "NotSynced",
+    "OwnedElsewhere",
     "Retryable",
     "from_api_exception",
     "from_status",
@@ -70,6 +73,25 @@ class Gone(ApiError):
     """410: the resourceVersion is older than the server's history; list again."""
 
 
+class OwnedElsewhere(ApiError):
+    """Refused before sending: the object carries our labels but its
+    `app.kubernetes.io/instance` names another endpoint (endpoint `x-canary` and endpoint
+    `x`'s canary share a name). Permanent: nothing was written."""
+
+    def __init__(self, message: str, *, owner: str) -> None:
+        super().__init__(message, reason="OwnedElsewhere")
+        self.owner = owner
+
+
+class Fenced(ApiError):
+    """Refused before sending: this process may no longer write (the leader lease's renew
+    deadline passed, or it is not leading). Permanent for the request: never retried by
+    the transport, and no request was sent for the attempt that raised it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="Fenced")
+
+
 class Retryable(ApiError):
     """A temporary failure (429, 5xx, timeout, connection error) that outlived the retries.
 
@@ -86,6 +108,14 @@ class Retryable(ApiError):
     ) -> None:
         super().__init__(message, status=status, reason=reason)
         self.retry_after = retry_after
+
+
+class NotSynced(Retryable):
+    """The gateway's cache of a kind cannot answer: its initial list is not done, its
+    watch could not resume and it is listing again, or its watch thread is dead.
+
+    Temporary by nature; a caller must never read it as "the object is absent".
+    """
 
 
 # HTTP statuses worth another attempt: the request may succeed unchanged later.

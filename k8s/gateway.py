@@ -19,6 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ import structlog
 from kubernetes import client, config
 
 from k8s import drift, errors
+from k8s.fence import FenceSource
 from k8s.informer import ApiListWatch, KindInformer, WatchEvent
 from k8s.manifests import KINDS, object_key
 from k8s.ratelimit import TokenBucket
@@ -66,6 +68,9 @@ class GatewaySettings:
         watch_timeout: server-side `timeoutSeconds` of each watch request, in whole
             seconds (default 300, client-go uses 5-10 min); stop() does not wait
             for it, since it shuts the stream down.
+        resync_period: seconds between periodic relists of every kind (default 600), so
+            a cache that missed a change without noticing (a server restored to another
+            history) converges anyway; None turns it off.
     """
 
     namespace: str = "gco-inference"
@@ -76,6 +81,7 @@ class GatewaySettings:
     backoff_base: float = 0.2
     backoff_cap: float = 5.0
     watch_timeout: int = 300
+    resync_period: float | None = 600.0
 
 
 def make_api_client(
@@ -122,6 +128,10 @@ def _uid(obj: dict[str, Any]) -> str | None:
     return (obj.get("metadata") or {}).get("uid")
 
 
+def _resource_version(obj: dict[str, Any]) -> str | None:
+    return (obj.get("metadata") or {}).get("resourceVersion")
+
+
 class ClusterGateway:
     """Everything the daemon says to one namespace of one cluster.
 
@@ -134,6 +144,10 @@ class ClusterGateway:
         monotonic: the rate limiter's clock.
         on_request: called with (verb, kind, outcome) after every request, for metrics.
         random: jitter source in [0, 1).
+        waiting: entered around every wait on the API (see `Transport`).
+        fence: the leader's write fence (see `k8s.fence`): every request of this gateway
+            is refused once it closes, and no attempt outlasts the lease. None (the
+            lease's own gateway, the CLI) for an unfenced gateway.
     """
 
     def __init__(
@@ -145,6 +159,8 @@ class ClusterGateway:
         monotonic: Callable[[], float] = time.monotonic,
         on_request: Callable[[str, str, str], None] | None = None,
         random: Callable[[], float] = random.random,
+        waiting: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+        fence: FenceSource | None = None,
     ) -> None:
         self._settings = settings
         self._namespace = settings.namespace
@@ -163,6 +179,9 @@ class ClusterGateway:
             counter=self._counter,
             sleep=sleep,
             random=random,
+            waiting=waiting,
+            fence=fence,
+            monotonic=monotonic,
         )
         self._apis = resource_apis(api_client)
         self._core = client.CoreV1Api(api_client)
@@ -196,6 +215,7 @@ class ClusterGateway:
                     backoff=self._backoff,
                     random=self._random,
                     monotonic=self._monotonic,
+                    resync_period=self._settings.resync_period,
                 )
                 for kind in KINDS
             }
@@ -218,38 +238,82 @@ class ClusterGateway:
             informers, self._informers = self._informers, {}
         _stop_all(informers)
 
+    def quiesce(self, timeout: float) -> bool:
+        """Wait up to `timeout` s until no request of this gateway is in flight (watch
+        streams aside); True when none is. After the fence closed nothing new starts."""
+        return self._transport.quiesce(timeout)
+
     def has_synced(self) -> bool:
-        """True while the watches run and every kind's initial list is cached."""
+        """True while the watches run, every kind's list is cached and no kind is
+        waiting for a relist (after a watch that could not resume)."""
         informers = self._informers
         return bool(informers) and all(i.has_synced for i in informers.values())
 
-    def cached(self, kind: str, name: str) -> dict[str, Any] | None:
-        """The cached object (read-only), or None when absent or not watching."""
+    def relists(self) -> dict[str, int]:
+        """Lists each kind's watch made after its initial one (410, a server that went
+        back, periodic resync), by kind."""
+        return {kind: informer.relists for kind, informer in self._informers.items()}
+
+    def _synced(self, kind: str) -> KindInformer:
+        """The informer of `kind`, when its cache can answer.
+
+        Raises:
+            errors.NotSynced: not started or stopped, initial list not done, a relist
+                pending, or the watch thread dead.
+        """
         informer = self._informers.get(kind)
-        return informer.get(name) if informer is not None else None
+        if informer is None or not informer.has_synced:
+            state = "not watched" if informer is None else "not synced"
+            raise errors.NotSynced(
+                f"cache of {kind}: {state} (watch starting, relisting or stopped)",
+                reason="NotSynced",
+            )
+        return informer
+
+    def cached(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The cached object (read-only), or None when the synced cache has none.
+
+        Raises:
+            errors.NotSynced: the cache cannot answer (never read that as "absent").
+        """
+        return self._synced(kind).get(name)
 
     def cached_objects(self, kind: str) -> list[dict[str, Any]]:
-        """All cached objects of a kind (read-only dicts)."""
-        informer = self._informers.get(kind)
-        return informer.objects() if informer is not None else []
+        """All cached objects of a kind (read-only dicts).
 
-    def instances(self) -> set[str]:
+        Raises:
+            errors.NotSynced: the cache cannot answer.
+        """
+        return self._synced(kind).objects()
+
+    def instances(self, *, when_unsynced: set[str] | None = None) -> set[str]:
         """Endpoint names with at least one cached object that is ours or adoptable.
 
         Ours name the endpoint in `app.kubernetes.io/instance`; the predecessor's
         in their `app` label (`{name}-canary` for its canary objects, mapped back to
         `{name}` when that endpoint has objects too).
+
+        Args:
+            when_unsynced: returned instead of raising when a cache cannot answer.
+
+        Raises:
+            errors.NotSynced: a kind's cache cannot answer and `when_unsynced` is None.
         """
+        try:
+            cached = [(kind, obj) for kind in KINDS for obj in self.cached_objects(kind)]
+        except errors.NotSynced:
+            if when_unsynced is None:
+                raise
+            return set(when_unsynced)
         names: set[str] = set()
         predecessor: set[str] = set()
-        for kind in KINDS:
-            for obj in self.cached_objects(kind):
-                if drift.is_managed(obj):
-                    instance = _labels(obj).get(INSTANCE_LABEL)
-                    if instance:
-                        names.add(instance)
-                elif drift.is_adoptable(obj):
-                    predecessor.add(endpoint_candidates(kind, obj)[0])
+        for kind, obj in cached:
+            if drift.is_managed(obj):
+                instance = _labels(obj).get(INSTANCE_LABEL)
+                if instance:
+                    names.add(instance)
+            elif drift.is_adoptable(obj):
+                predecessor.add(endpoint_candidates(kind, obj)[0])
         for name in predecessor:
             base = name.removesuffix(CANARY_SUFFIX)
             if name != base and (base in predecessor or base in names):
@@ -263,17 +327,22 @@ class ClusterGateway:
     def ensure(self, desired: dict[str, Any]) -> str:
         """Make the live object match `desired`, writing only on a difference.
 
+        The desired object's `app.kubernetes.io/instance` label names the endpoint that
+        asks; a live object whose label names another endpoint is never written.
+
         Returns:
             `created`, `updated`, `unchanged` (no request when the cache is warm),
             or `unmanaged` (a live object without our label that is not the
             predecessor's: never touched; a warning is logged).
 
         Raises:
+            errors.OwnedElsewhere: the live object belongs to another endpoint (nothing sent).
             errors.Conflict: still conflicting after 3 re-reads.
             errors.ApiError: any other failure (`Retryable` after retries).
         """
         kind, name = object_key(desired)
         self._check_namespace(desired)
+        asking = _labels(desired).get(INSTANCE_LABEL)
         live = self._live(kind, name)
         for attempt in range(CONFLICT_RETRIES + 1):
             if live is None:
@@ -290,6 +359,17 @@ class ClusterGateway:
             if not drift.is_managed(live) and not drift.is_adoptable(live):
                 log.warning("k8s object exists and is not ours, left alone", kind=kind, name=name)
                 return "unmanaged"
+            holder = _owned_elsewhere(live, asking)
+            if holder is not None:
+                log.warning(
+                    "k8s object belongs to another endpoint, left alone",
+                    kind=kind,
+                    name=name,
+                    owner=holder,
+                )
+                raise errors.OwnedElsewhere(
+                    f"{kind} {name} belongs to endpoint {holder!r}", owner=holder
+                )
             if not drift.needs_update(live, desired):
                 return "unchanged"
             try:
@@ -308,15 +388,18 @@ class ClusterGateway:
                 return "updated"
         raise errors.Conflict(f"ensure {kind} {name}: object kept changing", reason="Conflict")
 
-    def remove(self, kind: str, name: str) -> bool:
-        """Delete an object of ours (or the predecessor's) and confirm it is gone.
+    def remove(self, kind: str, name: str, *, owner: str) -> bool:
+        """Delete endpoint `owner`'s object (ours, or the predecessor's) and confirm it is gone.
 
         A 404 on delete counts as done. With the watch running, an object absent
-        from the cache is taken as gone without a request.
+        from the cache is taken as gone without a request. An object whose
+        `app.kubernetes.io/instance` names another endpoint is never deleted (logged):
+        `owner` has nothing there to remove.
 
         Returns:
-            True when the object is confirmed absent; False when it still exists
-            (finalizers running) or is not ours (never deleted; logged).
+            True when no object of `owner` is left under that name (confirmed absent,
+            or it belongs to another endpoint); False when it still exists (finalizers
+            running) or is not ours (never deleted; logged).
 
         Raises:
             errors.ApiError: the delete or the confirming read failed.
@@ -329,10 +412,21 @@ class ClusterGateway:
             if not drift.is_managed(live) and not drift.is_adoptable(live):
                 log.warning("k8s object is not ours, not deleting", kind=kind, name=name)
                 return False
+            holder = _owned_elsewhere(live, owner)
+            if holder is not None:
+                log.warning(
+                    "k8s object belongs to another endpoint, not deleting",
+                    kind=kind,
+                    name=name,
+                    owner=holder,
+                    asked_by=owner,
+                )
+                return True
             try:
-                self._delete(kind, name, _uid(live))
+                self._delete(kind, name, _uid(live), _resource_version(live))
             except errors.Conflict:
-                # The uid precondition failed: a different object took the name.
+                # A precondition failed: the object changed since it was seen (or a
+                # different object took the name): decide again on the server's copy.
                 live = self._read(kind, name)
                 continue
             live = self._read(kind, name)
@@ -463,6 +557,15 @@ class ClusterGateway:
                 reason="WrongNamespace",
             )
 
+    def read(self, kind: str, name: str) -> dict[str, Any] | None:
+        """GET the object from the server, never the cache (None when absent); the
+        cache is refreshed with it. For decisions a stale cache must not make (deletes).
+
+        Raises:
+            errors.ApiError: the read failed.
+        """
+        return self._read(kind, name)
+
     def _live(self, kind: str, name: str) -> dict[str, Any] | None:
         """The object as last known: from the cache when watching, else a GET."""
         informer = self._informers.get(kind)
@@ -502,6 +605,12 @@ class ClusterGateway:
                 )
 
         else:
+            if not (body.get("metadata") or {}).get("resourceVersion"):
+                # Every update is conditional on the version it was computed from.
+                raise errors.Invalid(
+                    f"update {kind} {name}: no resourceVersion to make the write conditional",
+                    reason="Unconditional",
+                )
 
             def send(timeout: Any) -> Any:
                 return api.replace(
@@ -517,16 +626,21 @@ class ClusterGateway:
         self._remember(kind, obj)
         return obj
 
-    def _delete(self, kind: str, name: str, uid: str | None) -> None:
-        """DELETE with background propagation, only the object with `uid`; 404 is fine."""
+    def _delete(
+        self, kind: str, name: str, uid: str | None, resource_version: str | None = None
+    ) -> None:
+        """DELETE with background propagation, only the object with `uid` (and, when given,
+        still at `resource_version`: the version the decision was made on); 404 is fine,
+        a failed precondition is a 409 `Conflict`."""
         api = self._apis[kind]
         options: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",
             "propagationPolicy": "Background",
         }
-        if uid:
-            options["preconditions"] = {"uid": uid}
+        preconditions = {"uid": uid, "resourceVersion": resource_version}
+        if uid or resource_version:
+            options["preconditions"] = {k: v for k, v in preconditions.items() if v}
         with contextlib.suppress(errors.NotFound):
             self._transport.call(
                 "delete",
@@ -551,6 +665,15 @@ class ClusterGateway:
         informer = self._informers.get(kind)
         if informer is not None:
             informer.discard(name)
+
+
+def _owned_elsewhere(live: dict[str, Any], asking: str | None) -> str | None:
+    """The endpoint `live`'s instance label names when that is not `asking`, else None.
+    Objects without the label (the predecessor's) follow the adoption rules instead."""
+    holder = _labels(live).get(INSTANCE_LABEL)
+    if asking and holder and holder != asking:
+        return str(holder)
+    return None
 
 
 def endpoint_candidates(kind: str, obj: dict[str, Any]) -> list[str]:

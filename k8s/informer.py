@@ -1,9 +1,17 @@
 """An informer per kind: list once into a cache, then watch, in one thread.
 
 The watch resumes from the last resourceVersion it saw (events and bookmarks),
-reconnects with backoff after a dropped connection, and lists again after 410
-Gone, reporting what the new list differs by (including DELETED for objects
-that vanished meanwhile). The caller's `on_event` runs in the watch thread
+reconnects with backoff after a dropped connection, and lists again when it
+cannot resume, reporting what the new list differs by (including DELETED for
+objects that vanished meanwhile). "Cannot resume" is a 410 Gone (HTTP or an
+ERROR event), or a server whose resourceVersion went backwards (as after an
+etcd restore: an event or list older than the newest one seen; after a failed
+watch the informer reads the server's current resourceVersion with a one-item
+list before resuming, since a real server answers a watch from a future
+resourceVersion with silence). Every kind also lists again every
+`resync_period` seconds. While a relist caused by any of these is pending, the
+cache is not trusted (`has_synced` is False), so it never answers "absent" for
+an object the server may hold. The caller's `on_event` runs in the watch thread
 after the cache is updated; its exceptions are logged and never end the watch.
 
 The watch is our own line reader over a `_preload_content=False` list call
@@ -15,6 +23,7 @@ down to end a blocked read at once.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -60,6 +69,12 @@ def _name(obj: dict[str, Any]) -> str:
 
 def _rv(obj: dict[str, Any] | None) -> str:
     return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _number(resource_version: str) -> int | None:
+    """A resourceVersion as an integer (every real server and the sim use increasing
+    integers), or None when it is not one."""
+    return int(resource_version) if resource_version.isdigit() else None
 
 
 def _is_older(candidate: str, current: str) -> bool:
@@ -135,11 +150,33 @@ class ApiListWatch:
             if continue_token is None:
                 return items, resource_version
 
-    def watch(self, resource_version: str) -> urllib3.BaseHTTPResponse:
-        """Open a watch from `resource_version` with bookmarks; the body is a stream of lines."""
+    def current_resource_version(self) -> str:
+        """The server's current resourceVersion, read with a one-item list (a consistent
+        read): cheap, and lower than one seen before only when the server went back."""
+        page = self._transport.call(
+            "list",
+            self.kind,
+            "",
+            lambda timeout: self._api.list(
+                self._namespace, limit=1, _preload_content=False, _request_timeout=timeout
+            ),
+            retry=False,
+        )
+        return str((page.get("metadata") or {}).get("resourceVersion") or "")
+
+    def watch(
+        self, resource_version: str, *, timeout_seconds: int | None = None
+    ) -> urllib3.BaseHTTPResponse:
+        """Open a watch from `resource_version` with bookmarks; the body is a stream of lines.
+
+        `timeout_seconds` shortens the server-side timeout (never beyond `watch_timeout`).
+        """
+        seconds = self._watch_timeout
+        if timeout_seconds is not None:
+            seconds = max(1, min(seconds, timeout_seconds))
         # The read timeout outlasts the server-side timeout, so only a dead
         # connection (not a quiet namespace) ends a watch with a read timeout.
-        timeout = (self._request_timeout, float(self._watch_timeout) + self._request_timeout)
+        timeout = (self._request_timeout, float(seconds) + self._request_timeout)
         return self._transport.open_stream(
             "watch",
             self.kind,
@@ -148,7 +185,7 @@ class ApiListWatch:
                 watch=True,
                 resource_version=resource_version,
                 allow_watch_bookmarks=True,
-                timeout_seconds=self._watch_timeout,
+                timeout_seconds=seconds,
                 _preload_content=False,
                 _request_timeout=request_timeout,
             ),
@@ -179,7 +216,8 @@ class KindInformer:
         backoff: delays between attempts after failures; its `max_retries` bounds the
             retries of the initial list (later failures are retried forever).
         random: jitter source in [0, 1).
-        monotonic: clock for spotting watches that end at once.
+        monotonic: clock for spotting watches that end at once and for the resync.
+        resync_period: seconds between periodic relists (None: never).
     """
 
     def __init__(
@@ -190,6 +228,7 @@ class KindInformer:
         backoff: BackoffPolicy,
         random: Callable[[], float],
         monotonic: Callable[[], float] = time.monotonic,
+        resync_period: float | None = None,
     ) -> None:
         self.kind = source.kind
         self._monotonic = monotonic
@@ -200,9 +239,21 @@ class KindInformer:
         self._cache: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._resource_version: str | None = None
+        # The newest resourceVersion seen from the server (lists, events, bookmarks; not
+        # write-throughs): one lower than it means the server went back in time.
+        self._newest: int | None = None
+        self._resync_period = resync_period
+        self._listed_at = 0.0
         # Consecutive failed attempts; an event received or a list done resets it.
         self._failures = 0
+        # A watch attempt failed: check the server's resourceVersion before resuming.
+        self._verify = False
+        # True once a list is cached, False again while a relist the watch needs
+        # (410, resourceVersion gone back) is pending: then the cache is not trusted.
+        self._current = False
+        self.relists = 0
         self._stop = threading.Event()
+        # Set once the initial list is cached and its events delivered (or it failed).
         self._synced = threading.Event()
         self._sync_error: errors.ApiError | None = None
         self._response: urllib3.BaseHTTPResponse | None = None
@@ -213,9 +264,10 @@ class KindInformer:
 
     @property
     def has_synced(self) -> bool:
-        """True once the initial list is in the cache, while the watch thread runs
-        (a dead thread's cache is not trusted: the gateway reads instead)."""
-        return self._synced.is_set() and self._sync_error is None and self._thread.is_alive()
+        """True once a list is in the cache, while the watch thread runs and no relist
+        is pending (a dead thread's or a known-stale cache is not trusted: the gateway
+        reads instead)."""
+        return self._current and self._sync_error is None and self._thread.is_alive()
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The cached object, or None."""
@@ -292,12 +344,22 @@ class KindInformer:
             try:
                 if self._resource_version is None:
                     self._relist()
+                elif self._resync_due():
+                    self._log.info("periodic resync, listing again")
+                    self._relist()
+                elif self._verify:
+                    self._check_server_went_back()
                 self._watch_once()
-            except errors.Gone:
-                self._log.info("watch expired (410), listing again")
+            except errors.Gone as exc:
+                self._log.info(
+                    "watch cannot resume, listing again", reason=exc.reason, error=str(exc)
+                )
+                # Not trusted until the relist: objects may have vanished meanwhile.
+                self._current = False
                 self._resource_version = None
                 continue
             except errors.ApiError as exc:
+                self._verify = True
                 if self._stop.is_set():
                     return
                 if not self._synced.is_set() and (
@@ -310,6 +372,7 @@ class KindInformer:
                     return
                 self._log.warning("watch failed, retrying", error=str(exc), failures=self._failures)
             except Exception:
+                self._verify = True
                 if self._stop.is_set():
                     return
                 self._log.exception("watch failed unexpectedly, retrying")
@@ -319,13 +382,53 @@ class KindInformer:
             self._failures += 1
             self._stop.wait(delay)
 
+    def _resync_due(self) -> bool:
+        period = self._resync_period
+        return period is not None and self._monotonic() - self._listed_at >= period
+
+    def _seen(self, resource_version: str, *, advance: bool = True) -> None:
+        """Note a resourceVersion from the server (`advance`: as the newest seen); raise
+        Gone when it is older than the newest seen."""
+        number = _number(resource_version)
+        if number is None:
+            return
+        if self._newest is not None and number < self._newest:
+            raise errors.Gone(
+                f"watch {self.kind}: the server's resourceVersion went back from"
+                f" {self._newest} to {number} (restored or reset): listing again",
+                reason="ResourceVersionWentBack",
+            )
+        if advance:
+            self._newest = number
+
+    def _check_server_went_back(self) -> None:
+        """After a failed watch: a server that came back with an older state (an etcd
+        restore) answers a watch from our newer resourceVersion with silence, so read
+        its current resourceVersion first (raises Gone when it went back). It is not
+        the newest seen: the watch resumes from an older one and replays up to it."""
+        self._seen(self._source.current_resource_version(), advance=False)
+        self._verify = False
+
     def _relist(self) -> None:
         """List into the cache and emit the differences from what was cached."""
         items, resource_version = self._source.list()
+        number = _number(resource_version)
+        if number is not None and self._newest is not None and number < self._newest:
+            self._log.warning(
+                "the server's resourceVersion went back: cache replaced by the new list",
+                newest_seen=self._newest,
+                listed=number,
+            )
+        self._newest = number if number is not None else self._newest
         fresh = {_name(item): item for item in items}
         with self._lock:
             previous = self._cache
             self._cache = fresh
+        self._listed_at = self._monotonic()
+        if self._current or self._synced.is_set():
+            self.relists += 1
+        self._current = True
+        self._verify = False
         events = [
             WatchEvent(self.kind, "MODIFIED" if name in previous else "ADDED", obj)
             for name, obj in fresh.items()
@@ -346,13 +449,19 @@ class KindInformer:
     def _watch_once(self) -> None:
         """Stream one watch request until it ends (server timeout, stop or failure).
 
+        The server-side timeout is shortened so the watch ends when the periodic resync is due.
+
         Raises:
-            errors.Gone: the resourceVersion is too old (HTTP 410 or an ERROR event).
+            errors.Gone: the resourceVersion is too old (HTTP 410 or an ERROR event), or
+                an event is older than one seen before (the server went back).
             errors.ApiError: the request failed or the stream broke.
         """
         started = self._monotonic()
         received = False
-        response = self._source.watch(self._resource_version or "")
+        until_resync = None
+        if self._resync_period is not None:
+            until_resync = math.ceil(self._resync_period - (started - self._listed_at))
+        response = self._source.watch(self._resource_version or "", timeout_seconds=until_resync)
         with self._lock:
             self._response = response
         try:
@@ -390,6 +499,7 @@ class KindInformer:
                 int(code) if isinstance(code, int) else None, obj, context=f"watch {self.kind}"
             )
         resource_version = _rv(obj)
+        self._seen(resource_version)
         if event_type == "BOOKMARK":
             if resource_version:
                 self._resource_version = resource_version

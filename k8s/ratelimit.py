@@ -70,6 +70,25 @@ class TokenBucket:
             self._sleep(delay)
         return delay
 
+    def acquire_before(self, deadline: float) -> float | None:
+        """Take one token if it is available before `deadline` (this bucket's clock).
+
+        Never waits past the deadline: when the token would come later, the
+        reservation is given back at once and None is returned (nothing slept).
+        Otherwise sleeps until the token is available and returns the seconds slept.
+        """
+        with self._lock:
+            now = self._monotonic()
+            self._refill(now)
+            self._tokens -= 1.0
+            delay = 0.0 if self._tokens >= 0 else -self._tokens / self._qps
+            if now + delay >= deadline:
+                self._tokens += 1.0
+                return None
+        if delay > 0:
+            self._sleep(delay)
+        return delay
+
     def available(self) -> float:
         """Tokens in the bucket right now (negative while callers are queued)."""
         with self._lock:

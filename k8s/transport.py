@@ -6,14 +6,27 @@ parses the JSON body into a dict and retries temporary failures (429 with its
 schedule before raising `errors.Retryable`. Every HTTP attempt is counted once
 by (verb, kind, outcome). `Transport.open_stream` opens a watch: one attempt,
 the body left unread for the caller to stream.
+
+Fencing (DESIGN section 4): a transport given a `fence` source sends nothing
+once the leader's renew deadline has passed. The fence is checked before every
+attempt, before each retry's backoff sleep (a retry that would go out after the
+deadline is not waited for) and inside the rate limiter (never a wait past the
+deadline); a refusal raises `errors.Fenced`. Each attempt's timeout is cut to
+end by the lease's expiry, so nothing this process sent is still awaited when a
+standby may lead. Opening a watch is fenced too, but an open watch stream is a
+read and is not cut: it ends when the gateway stops its watches. `quiesce`
+waits for the attempts in flight, for a graceful handover of the lease.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pydantic
@@ -22,6 +35,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from k8s import errors
+from k8s.fence import Fence, FenceSource
 from k8s.ratelimit import TokenBucket
 from k8s.retry import BackoffPolicy
 
@@ -85,6 +99,12 @@ class Transport:
         counter: where every attempt is counted.
         sleep: how to wait between retries (injected for tests).
         random: source of jitter in [0, 1).
+        fence: the leader's write fence; None for an unfenced transport (the lease's own,
+            the CLI's). Returns None when not leading: every request is then refused.
+        monotonic: the limiter's clock, to turn the fence's window into its deadline.
+        waiting: entered around every wait on the network, the rate limiter or a retry
+            backoff, so a caller can give back what it holds while it only waits (the
+            endpoint actors' handler permit).
     """
 
     def __init__(
@@ -96,13 +116,85 @@ class Transport:
         counter: RequestCounter,
         sleep: Callable[[float], None],
         random: Callable[[], float],
+        fence: FenceSource | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        waiting: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
+        self._waiting = waiting
         self._limiter = limiter
         self._policy = policy
         self._timeout = timeout
         self._counter = counter
         self._sleep = sleep
         self._random = random
+        self._fence = fence
+        self._monotonic = monotonic
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    @property
+    def fenced(self) -> bool:
+        """True when this transport checks a fence before sending."""
+        return self._fence is not None
+
+    def quiesce(self, timeout: float) -> bool:
+        """Wait until no attempt of `call` is in flight, up to `timeout` seconds.
+
+        Returns:
+            True when none is in flight. Meant for after the fence closed: no new
+            attempt starts, and each one in flight ends by its (capped) timeout.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._idle:
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def _open_fence(self, context: str) -> Fence | None:
+        """The current fence (None when unfenced); raises `Fenced` when it is closed."""
+        if self._fence is None:
+            return None
+        fence = self._fence()
+        if fence is None:
+            raise errors.Fenced(f"{context}: not sent: this process is not leading")
+        if not fence.open:
+            raise errors.Fenced(f"{context}: not sent: the lease's renew deadline has passed")
+        return fence
+
+    def _pass_limiter(self, context: str, fence: Fence | None) -> Fence | None:
+        """Wait for a rate-limit token, never past the fence's send deadline; returns the
+        fence as it stands after the wait."""
+        if fence is None:
+            self._limiter.acquire()
+            return None
+        deadline = self._monotonic() + fence.send_window
+        if self._limiter.acquire_before(deadline) is None:
+            raise errors.Fenced(
+                f"{context}: not sent: the rate limiter would hold it past the lease's "
+                "renew deadline"
+            )
+        return self._open_fence(context)
+
+    def _start(
+        self, verb: str, kind: str, context: str, send: Send, timeout: float
+    ) -> urllib3.BaseHTTPResponse:
+        """`_send`, counted in flight until `_finish` (at once when it fails)."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            return self._send(verb, kind, context, send, timeout)
+        except BaseException:
+            self._finish()
+            raise
+
+    def _finish(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.notify_all()
 
     def call(
         self,
@@ -130,7 +222,8 @@ class Transport:
             The response body as a dict.
 
         Raises:
-            errors.ApiError: the mapped failure; `Retryable` after the last retry.
+            errors.ApiError: the mapped failure; `Retryable` after the last retry;
+                `Fenced` when the fence refused an attempt (or a retry's wait).
         """
         context = f"{verb} {kind} {name}".rstrip()
         attempt = 0
@@ -143,6 +236,13 @@ class Transport:
                 delay = self._policy.delay(
                     attempt, random_value=self._random(), retry_after=exc.retry_after
                 )
+                fence = self._open_fence(context)
+                if fence is not None and not fence.may_wait(delay):
+                    raise errors.Fenced(
+                        f"{context}: not retried: a retry in {delay:.2f}s would be sent after "
+                        f"the lease's renew deadline ({fence.send_window:.2f}s left); "
+                        f"last error: {exc}"
+                    ) from exc
                 log.info(
                     "k8s request failed, retrying",
                     request=context,
@@ -150,7 +250,8 @@ class Transport:
                     attempt=attempt + 1,
                     delay=round(delay, 3),
                 )
-                self._sleep(delay)
+                with self._waiting():
+                    self._sleep(delay)
                 attempt += 1
 
     def _attempt(
@@ -164,19 +265,25 @@ class Transport:
         timeout: float | None,
     ) -> dict[str, Any]:
         """One counted HTTP attempt; the body is read fully and the connection released."""
-        if limited:
-            self._limiter.acquire()
-        response = self._send(verb, kind, context, send, timeout or self._timeout)
-        try:
-            data = response.data
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            # A half-read connection must not go back to the pool for reuse.
-            response.close()
-            error = errors.from_transport_error(exc, context=context)
-            self._counter.count(verb, kind, errors.outcome_of(error))
-            raise error from exc
-        finally:
-            response.release_conn()
+        with self._waiting():
+            fence = self._open_fence(context)
+            if limited:
+                fence = self._pass_limiter(context, fence)
+            attempt_timeout = timeout or self._timeout
+            if fence is not None:
+                attempt_timeout = fence.attempt_timeout(attempt_timeout)
+            response = self._start(verb, kind, context, send, attempt_timeout)
+            try:
+                data = response.data
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                # A half-read connection must not go back to the pool for reuse.
+                response.close()
+                error = errors.from_transport_error(exc, context=context)
+                self._counter.count(verb, kind, errors.outcome_of(error))
+                raise error from exc
+            finally:
+                response.release_conn()
+                self._finish()
         self._counter.count(verb, kind, "ok")
         return _parse(data, context)
 
@@ -185,11 +292,15 @@ class Transport:
     ) -> urllib3.BaseHTTPResponse:
         """Open a streaming response (a watch): one rate-limited, counted attempt.
 
+        Fenced like `call` up to the moment it is sent; the open stream is a read and its
+        timeout is not cut to the lease (it ends when the gateway stops its watches).
+
         Raises:
             errors.ApiError: the mapped failure (no retry here: the watcher has its own).
         """
-        self._limiter.acquire()
-        response = self._send(verb, kind, f"{verb} {kind}", send, timeout)
+        context = f"{verb} {kind}"
+        self._pass_limiter(context, self._open_fence(context))
+        response = self._send(verb, kind, context, send, timeout)
         self._counter.count(verb, kind, "ok")
         return response
 

@@ -21,7 +21,12 @@ REPLICAS_OWNER_ANNOTATION = "inference-supervisor.io/replicas-owner"
 
 @dataclass(frozen=True)
 class HpaMetric:
-    """One resource metric of the HPA: `cpu` or `memory`, target utilisation in percent."""
+    """One metric of the HPA and its target.
+
+    `cpu` and `memory`: a Resource metric, target = average utilisation in percent of
+    the requests (above 100 is allowed). `gpu`: a Pods metric (see
+    `Autoscaling.gpu_metric_name`), target = its average value per pod.
+    """
 
     resource: str
     target: int
@@ -34,6 +39,20 @@ class Autoscaling:
     min_replicas: int = 1
     max_replicas: int = 10
     metrics: tuple[HpaMetric, ...] = (HpaMetric("cpu", 70),)
+    #: Name of the per-pod metric a `gpu` metric scales on; None means the builders'
+    #: default `k8s.manifests.GPU_METRIC_NAME` (the DCGM exporter's GPU utilisation).
+    gpu_metric_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """One pod toleration, as the item gives it (camelCase `tolerationSeconds` in the API)."""
+
+    key: str | None = None
+    operator: str | None = None
+    value: str | None = None
+    effect: str | None = None
+    toleration_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,10 @@ class Workload:
     `replicas` is what the primary Deployment should run (0 when stopped).
     `serve_traffic` False means the watchdog has cut traffic: no Ingress.
     `autoscaling` is None when disabled or when the endpoint is stopped.
+    `gpu_type` is a GPU name (`a10g`, `l40s`) or an instance type (`g5.xlarge`) for the
+    node selector; `tolerations` are the item's own, added to the accelerator's.
+    `labels` are the item's labels as text; those Kubernetes would refuse as labels
+    go on the objects as annotations instead.
     """
 
     name: str
@@ -71,6 +94,8 @@ class Workload:
     model_source: str | None = None
     node_selector: tuple[tuple[str, str], ...] = ()
     capacity_type: str | None = None
+    gpu_type: str | None = None
+    tolerations: tuple[Toleration, ...] = ()
     ingress_path: str = ""
     autoscaling: Autoscaling | None = None
     canary: CanaryWorkload | None = None

@@ -34,6 +34,8 @@ PROG = "inference-supervisor endpoints"
 DEFAULT_TABLE = "gco-inference-endpoints"
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+# Endpoint `x`'s canary Deployment and Service are named `x-canary` (DESIGN section 3).
+CANARY_SUFFIX = "-canary"
 
 
 class BadInput(Exception):
@@ -146,6 +148,10 @@ def _create(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
     if store.endpoint_url:
         # A local table is created on first use; on AWS the table is infrastructure.
         store.create_table()
+    spec = item.get("spec")
+    _refuse_name_collision(
+        store, item["endpoint_name"], canary=isinstance(spec, dict) and "canary" in spec
+    )
     store.create_item(item)
     if args.json:
         _print_json(item)
@@ -230,7 +236,7 @@ def _show(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
     width = max(len(key) for key, _ in lines) + 2
     for key, value in lines:
         print(f"{key + ':':<{width}}{value}")
-    for problem in entry.problems:
+    for problem in (*entry.problems, *filter(None, [entry.status_problem])):
         print(f"problem: {problem}")
     print()
     rows = [("REGION", "STATE", "READY", "LAST SYNC", "ERROR")]
@@ -264,6 +270,7 @@ def _state_command(state: str) -> Callable[[DynamoEndpointStore, argparse.Namesp
 
 
 def _canary(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
+    _refuse_name_collision(store, args.name, canary=True, creating=False)
     updated_at = store.set_canary(args.name, args.image, args.weight, args.replicas)
     message = f"canary of {args.name!r}: {args.image} takes {args.weight}% of traffic"
     return _report_change(args, message, updated_at)
@@ -277,6 +284,27 @@ def _promote(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
 def _rollback(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
     updated_at = store.rollback(args.name)
     return _report_change(args, f"removed the canary of {args.name!r}", updated_at)
+
+
+def _refuse_name_collision(
+    store: DynamoEndpointStore, name: str, *, canary: bool, creating: bool = True
+) -> None:
+    """Refuse what would make two endpoints claim one object name: endpoint `x-canary`
+    and endpoint `x`'s canary both need the Deployment and Service `x-canary` (DESIGN
+    section 3). A new `x-canary` is refused while `x` exists (it may start a canary at any
+    time); a canary of `x` (new or started) while `x-canary` exists."""
+    base = name.removesuffix(CANARY_SUFFIX)
+    if creating and base != name and base and store.get(base) is not None:
+        raise BadInput(
+            f"endpoint {name!r} would share the Deployment and Service {name!r} with the "
+            f"canary of endpoint {base!r}; choose another name"
+        )
+    canary_name = f"{name}{CANARY_SUFFIX}"
+    if canary and store.get(canary_name) is not None:
+        raise BadInput(
+            f"the canary of {name!r} needs the Deployment and Service {canary_name!r}, "
+            f"which endpoint {canary_name!r} has; rename or delete that endpoint first"
+        )
 
 
 # -- building items and changes ----------------------------------------------------------

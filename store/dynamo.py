@@ -11,15 +11,20 @@ conditional on the `updated_at` read just before (a lost race raises
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import structlog
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -35,6 +40,8 @@ from store.model import (
     parse_region_status,
 )
 from store.validation import validate_item
+
+log = structlog.get_logger(__name__)
 
 KEY = "endpoint_name"
 _THROTTLING = frozenset(
@@ -54,6 +61,8 @@ _NOT_CONTENT = frozenset({"region_status", "updated_at"})
 # The first write on an item without a region_status map, and its race with
 # another region doing the same, converge within a few rounds.
 _STATUS_WRITE_ROUNDS = 4
+# Region names inside a `target_regions` given as a string ("us-east-1", "us-east-1,eu-west-1").
+_REGION_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _SESSION: boto3.session.Session | None = None
 _SESSION_LOCK = threading.RLock()
 
@@ -80,6 +89,35 @@ class LoadedItem:
     content_hash: str
     region_status: dict[str, RegionStatus]
     raw: dict[str, Any]
+
+    @property
+    def target_regions(self) -> tuple[str, ...]:
+        """The regions that serve the item, or for an invalid item report why it is not.
+
+        An invalid item's `target_regions` is read leniently so that a problem is never
+        silent: a string counts as the region names in it (`"us-east-1"`, as the
+        predecessor's `region in target_regions` took it), non-strings in a list are skipped.
+        """
+        if self.endpoint is not None:
+            return self.endpoint.target_regions
+        regions = self.raw.get("target_regions")
+        if isinstance(regions, str):
+            return tuple(_REGION_WORD.findall(regions))
+        if isinstance(regions, list):
+            return tuple(r for r in regions if isinstance(r, str) and r)
+        return ()
+
+    @property
+    def status_problem(self) -> str | None:
+        """Why no region can write its status into this item (`region_status` is there but
+        is not a map), or None. See `DynamoEndpointStore.write_region_status`."""
+        status = self.raw.get("region_status")
+        if status is None or isinstance(status, dict):
+            return None
+        return (
+            f"region_status must be a map of region to status, got {repr(status)[:80]}; "
+            "no region's status can be written until it is fixed"
+        )
 
 
 def load_item(raw: Mapping[str, Any]) -> LoadedItem:
@@ -165,6 +203,8 @@ class DynamoEndpointStore:
         page_size: `Limit` of each scan page (default: DynamoDB's 1 MB pages).
         on_request: called as `on_request(operation, outcome)` once per HTTP request
             (each retry counts), outcome "ok" or the error code / exception name.
+        waiting: entered around every call (the network wait and botocore's retries), so
+            a caller can give back what it holds while it only waits.
     """
 
     def __init__(
@@ -177,7 +217,9 @@ class DynamoEndpointStore:
         max_attempts: int = 5,
         page_size: int | None = None,
         on_request: Callable[[str, str], None] | None = None,
+        waiting: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
+        self.waiting = waiting
         self.table_name = table_name
         self.endpoint_url = endpoint_url
         self._page_size = page_size
@@ -341,20 +383,43 @@ class DynamoEndpointStore:
             name, set_=set_ or {}, remove=remove, expected=expected_updated_at, check=False
         )
 
-    def write_region_status(self, name: str, region: str, status: RegionStatus | None) -> bool:
+    def write_region_status(
+        self,
+        name: str,
+        region: str,
+        status: RegionStatus | None,
+        *,
+        epoch: int | None = None,
+        holder: str = "",
+    ) -> bool:
         """Write (or with None remove) only `region_status.<region>` of an existing item.
+
+        With `epoch` (the writing leader's: the Lease's `leaseTransitions`, `holder` its
+        identity) the entry is stamped with both and the write is conditional on them in
+        the same request: refused (`Superseded`, nothing written) when the stored entry
+        carries a higher epoch, or the same epoch of another holder. An entry without an
+        epoch (the predecessor's) never refuses. Without `epoch`: unconditional, as before.
 
         No other region's entry and not `updated_at` is touched; an empty `last_sync` is
         filled with the current time. The item is never recreated.
 
+        An item whose `region_status` exists but is not a map (a string left by an older
+        writer or a hand edit) cannot take a status without its attribute being replaced:
+        nothing is written (the attribute is the user's to fix), a warning is logged and
+        False returned - one conditional request, not retried, so a caller that reports
+        only on change writes at most once per status (`LoadedItem.status_problem` says
+        why). Such an item is still served: the predecessor served it too.
+
         Returns:
-            False when the item does not exist, else True.
+            False when the item does not exist or its `region_status` is not a map, else True.
         """
+        if status is not None and epoch is not None:
+            status = dataclasses.replace(status, epoch=epoch, holder=holder)
         for _ in range(_STATUS_WRITE_ROUNDS):
             outcome = (
-                self._remove_region_status(name, region)
+                self._remove_region_status(name, region, epoch, holder)
                 if status is None
-                else self._set_region_status(name, region, status)
+                else self._set_region_status(name, region, status, epoch, holder)
             )
             if outcome is not None:
                 return outcome
@@ -362,8 +427,19 @@ class DynamoEndpointStore:
             f"status of {name!r} in {region} kept racing with other writers"
         )
 
-    def purge_if_deleted(self, name: str, regions: Sequence[str]) -> bool:
+    def purge_if_deleted(
+        self,
+        name: str,
+        regions: Sequence[str],
+        *,
+        region: str | None = None,
+        epoch: int | None = None,
+        holder: str = "",
+    ) -> bool:
         """Delete the item if its desired_state and every listed region's state are `deleted`.
+
+        With `region` and `epoch`, also only if that region's entry was not written by a
+        newer leader (see `write_region_status`).
 
         Returns:
             True if deleted; False if the item is gone or the condition does not hold.
@@ -371,14 +447,60 @@ class DynamoEndpointStore:
         expression = _Expression()
         deleted = expression.value("deleted")
         conditions = [f"{expression.path('desired_state')} = {deleted}"]
-        for region in regions:
-            path = expression.path("region_status") + "." + expression.path(region)
+        for target in regions:
+            path = expression.path("region_status") + "." + expression.path(target)
             conditions.append(f"{path}.{expression.path('state')} = {deleted}")
+        if region is not None and epoch is not None:
+            conditions.append(_epoch_condition(expression, region, epoch, holder))
         try:
             self._call(
                 "DeleteItem",
                 TableName=self.table_name,
                 Key=_key(name),
+                ConditionExpression=" AND ".join(conditions),
+                **expression.arguments(),
+            )
+        except errors.ConditionFailed:
+            return False
+        return True
+
+    def mark_running(
+        self,
+        name: str,
+        regions: Sequence[str],
+        *,
+        region: str | None = None,
+        epoch: int | None = None,
+        holder: str = "",
+    ) -> bool:
+        """Move `desired_state` from `deploying` to `running` once every listed region's
+        status says `running`, as the predecessor does (its CLI filters on it). Any
+        region may make the move; it is conditional on all of that in one request, so a
+        stop or delete that landed first wins. `updated_at` is left alone: a person's
+        write conditional on the `updated_at` they read still goes through.
+
+        With `region` and `epoch`, also only if that region's entry was not written by a
+        newer leader (see `write_region_status`).
+
+        Returns:
+            True if this call made the move; False if the item is gone or the condition
+            does not hold (another region made it first, or something changed).
+        """
+        expression = _Expression()
+        state = expression.path("desired_state")
+        running = expression.value("running")
+        conditions = [f"{state} = {expression.value('deploying')}"]
+        for target in regions:
+            path = expression.path("region_status") + "." + expression.path(target)
+            conditions.append(f"{path}.{expression.path('state')} = {running}")
+        if region is not None and epoch is not None:
+            conditions.append(_epoch_condition(expression, region, epoch, holder))
+        try:
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key=_key(name),
+                UpdateExpression=f"SET {state} = {running}",
                 ConditionExpression=" AND ".join(conditions),
                 **expression.arguments(),
             )
@@ -581,13 +703,18 @@ class DynamoEndpointStore:
             ) from error
         return now
 
-    def _set_region_status(self, name: str, region: str, status: RegionStatus) -> bool | None:
+    def _set_region_status(
+        self, name: str, region: str, status: RegionStatus, epoch: int | None, holder: str
+    ) -> bool | None:
         """Returns True/False when done, None to try again (the map appeared meanwhile)."""
         entry = status.to_item()
         if not entry["last_sync"]:
             entry["last_sync"] = next_timestamp(None)
         expression = _Expression()
         status_map = expression.path("region_status")
+        fenced = (
+            "" if epoch is None else f" AND {_epoch_condition(expression, region, epoch, holder)}"
+        )
         try:
             self._call(
                 "UpdateItem",
@@ -598,13 +725,25 @@ class DynamoEndpointStore:
                 ),
                 ConditionExpression=(
                     f"attribute_exists({expression.path(KEY)}) "
-                    f"AND attribute_type({status_map}, {expression.value('M')})"
+                    f"AND attribute_type({status_map}, {expression.value('M')})" + fenced
                 ),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **expression.arguments(),
             )
         except errors.ConditionFailed as error:
             if error.current_item is None:
+                return False
+            _raise_if_superseded(error, name, region, epoch, holder)
+            found = error.current_item.get("region_status")
+            if found is not None and not isinstance(found, dict):
+                # A region_status that is not a map (an older writer or a hand edit): writing
+                # ours would mean replacing the user's attribute, so nothing is written.
+                log.warning(
+                    "status not written: region_status is not a map",
+                    endpoint=name,
+                    region=region,
+                    found=type(found).__name__,
+                )
                 return False
         else:
             return True
@@ -628,9 +767,14 @@ class DynamoEndpointStore:
             return False if error.current_item is None else None
         return True
 
-    def _remove_region_status(self, name: str, region: str) -> bool | None:
+    def _remove_region_status(
+        self, name: str, region: str, epoch: int | None, holder: str
+    ) -> bool | None:
         expression = _Expression()
         status_map = expression.path("region_status")
+        fenced = (
+            "" if epoch is None else f" AND {_epoch_condition(expression, region, epoch, holder)}"
+        )
         try:
             self._call(
                 "UpdateItem",
@@ -639,12 +783,14 @@ class DynamoEndpointStore:
                 UpdateExpression=f"REMOVE {status_map}.{expression.path(region)}",
                 ConditionExpression=(
                     f"attribute_exists({expression.path(KEY)}) "
-                    f"AND attribute_type({status_map}, {expression.value('M')})"
+                    f"AND attribute_type({status_map}, {expression.value('M')})" + fenced
                 ),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 **expression.arguments(),
             )
         except errors.ConditionFailed as error:
+            if error.current_item is not None:
+                _raise_if_superseded(error, name, region, epoch, holder)
             # Item gone: False. No status map at all: nothing to remove.
             return error.current_item is not None
         return True
@@ -653,7 +799,8 @@ class DynamoEndpointStore:
         """Call one DynamoDB operation, mapping library errors to the store's own."""
         method = getattr(self._client, _snake(operation))
         try:
-            response: dict[str, Any] = method(**arguments)
+            with self.waiting():
+                response: dict[str, Any] = method(**arguments)
         except ClientError as error:
             raise _translate(error, self.table_name) from error
         except NoCredentialsError as error:
@@ -692,6 +839,44 @@ def _shared_session() -> boto3.session.Session:
         if _SESSION is None:
             _SESSION = boto3.session.Session()
         return _SESSION
+
+
+def _epoch_condition(expression: _Expression, region: str, epoch: int, holder: str) -> str:
+    """The fencing condition of a leader's write to `region_status.<region>`: the stored
+    entry has no epoch (the predecessor's, or none), a lower one, or ours (same epoch and
+    holder). DynamoDB evaluates it atomically with the write."""
+    entry = f"{expression.path('region_status')}.{expression.path(region)}"
+    stored = f"{entry}.{expression.path('epoch')}"
+    mine = expression.value(epoch)
+    return (
+        f"(attribute_not_exists({stored}) OR {stored} < {mine} OR "
+        f"({stored} = {mine} AND {entry}.{expression.path('holder')} = "
+        f"{expression.value(holder)}))"
+    )
+
+
+def _raise_if_superseded(
+    error: errors.ConditionFailed, name: str, region: str, epoch: int | None, holder: str
+) -> None:
+    """Raise `Superseded` when the item that failed the condition carries a newer leader's
+    entry for `region` (the same test as `_epoch_condition`, on the returned old item)."""
+    if epoch is None or error.current_item is None:
+        return
+    statuses = error.current_item.get("region_status")
+    entry = statuses.get(region) if isinstance(statuses, dict) else None
+    if not isinstance(entry, dict):
+        return
+    stored = RegionStatus.from_item(entry)
+    if stored.epoch is None:
+        return
+    if stored.epoch > epoch or (stored.epoch == epoch and (stored.holder or "") != holder):
+        raise errors.Superseded(
+            f"status of {name!r} in {region} not written: it was written by leader "
+            f"{stored.holder!r} at epoch {stored.epoch}, ours is {holder!r} at epoch {epoch}",
+            current_item=error.current_item,
+            epoch=stored.epoch,
+            holder=stored.holder,
+        ) from error
 
 
 def _not_stopped_or_deleted(expression: _Expression) -> str:

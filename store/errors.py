@@ -48,6 +48,28 @@ class ConditionFailed(StoreError):
         self.current_item = current_item
 
 
+class Superseded(ConditionFailed):
+    """A leader's status write was refused: the entry carries a newer leader's epoch (a
+    higher one, or the same one of another holder). A fencing outcome, not a failure:
+    a deposed leader's late write must not overwrite its successor's.
+
+    Attributes:
+        epoch, holder: what the stored entry carries.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        current_item: dict[str, Any] | None = None,
+        epoch: int | None = None,
+        holder: str | None = None,
+    ) -> None:
+        super().__init__(message, current_item=current_item)
+        self.epoch = epoch
+        self.holder = holder
+
+
 class Throttled(StoreError):
     """DynamoDB throttled the request and the bounded retries are exhausted."""
 

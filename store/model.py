@@ -56,6 +56,20 @@ def utc_timestamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).astimezone(UTC).isoformat()
 
 
+def parse_timestamp(text: str | None) -> float | None:
+    """Seconds since the epoch of an ISO-8601 timestamp (ours with `Z`, the predecessor's
+    with `+00:00`; no offset means UTC), or None when it is missing or unreadable."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
 def next_timestamp(previous: str | None) -> str:
     """Return the current timestamp, moved 1 microsecond past `previous` when equal to it,
     so a write always changes `updated_at` (the token of conditional writes)."""
@@ -81,7 +95,8 @@ class Resources:
 
 @dataclass(frozen=True)
 class Metric:
-    """One HPA metric: average utilisation `target` percent of `type` (cpu|memory)."""
+    """One HPA metric: average utilisation `target` percent of `type` (cpu|memory, above
+    100 allowed), or for `gpu` the target average of the per-pod GPU metric."""
 
     type: str
     target: int = 70
@@ -127,6 +142,10 @@ class EndpointSpec:
     capacity_type: str | None = None
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     canary: Canary | None = None
+    #: A GPU name (`a10g`) or instance type (`g5.xlarge`) for the node selector.
+    gpu_type: str | None = None
+    #: Pod tolerations as the item gives them (API field names), after the accelerator's.
+    tolerations: tuple[dict[str, Any], ...] = ()
 
     def image_for(self, region: str) -> str:
         """Return the primary image for `region`: its override if any, else `image`."""
@@ -174,21 +193,33 @@ class EndpointSpec:
                 "weight": self.canary.weight,
                 "replicas": self.canary.replicas,
             }
+        if self.gpu_type:
+            item["gpu_type"] = self.gpu_type
+        if self.tolerations:
+            item["tolerations"] = [dict(t) for t in self.tolerations]
         return item
 
 
 @dataclass(frozen=True)
 class RegionStatus:
-    """One region's observed status, the value of `region_status.<region>`."""
+    """One region's observed status, the value of `region_status.<region>`.
+
+    `epoch` and `holder` say which leader wrote it (the Lease's `leaseTransitions` and
+    holder identity): extra attributes the predecessor's CLI ignores, absent from the
+    entries the predecessor wrote. A write of a lower epoch is refused (DESIGN 4).
+    """
 
     state: str
     replicas_ready: int = 0
     replicas_desired: int = 0
     last_sync: str = ""
     error: str | None = None
+    epoch: int | None = None
+    holder: str | None = None
 
     def to_item(self) -> dict[str, Any]:
-        """Return the map the predecessor writes (`error` only when set)."""
+        """Return the map the predecessor writes (`error` only when set), plus `epoch` and
+        `holder` when set."""
         item: dict[str, Any] = {
             "state": self.state,
             "replicas_ready": self.replicas_ready,
@@ -197,6 +228,9 @@ class RegionStatus:
         }
         if self.error:
             item["error"] = self.error
+        if self.epoch is not None:
+            item["epoch"] = self.epoch
+            item["holder"] = self.holder or ""
         return item
 
     @classmethod
@@ -210,6 +244,8 @@ class RegionStatus:
             replicas_desired=_lenient_int(item.get("replicas_desired")),
             last_sync=str(item.get("last_sync", "")),
             error=None if error is None else str(error),
+            epoch=_optional_int(item.get("epoch")),
+            holder=None if item.get("holder") is None else str(item.get("holder")),
         )
 
 
@@ -299,15 +335,22 @@ def _parse_spec(spec: Mapping[str, Any]) -> EndpointSpec:
     metrics = autoscaling.get("metrics")
     command = spec.get("command")
     args = spec.get("args")
+    overrides = spec.get("region_image_uris")
+    tolerations = spec.get("tolerations")
     return EndpointSpec(
         image=spec["image"],
-        region_image_uris=dict(spec.get("region_image_uris") or {}),
+        # Malformed overrides fall back to `image`, as the predecessor's daemon did.
+        region_image_uris={
+            str(region): uri
+            for region, uri in (overrides.items() if isinstance(overrides, Mapping) else ())
+            if isinstance(uri, str) and uri
+        },
         replicas=_or_default(spec, "replicas", 1),
         port=_or_default(spec, "port", 8000),
         gpu_count=_or_default(spec, "gpu_count", 1),
         accelerator=spec.get("accelerator") or "nvidia",
         health_check_path=spec.get("health_check_path") or "/health",
-        env=dict(spec.get("env") or {}),
+        env={str(key): _env_text(value) for key, value in (spec.get("env") or {}).items()},
         resources=Resources(
             requests=_quantities(resources.get("requests"), DEFAULT_REQUESTS),
             limits=_quantities(resources.get("limits"), DEFAULT_LIMITS),
@@ -322,10 +365,12 @@ def _parse_spec(spec: Mapping[str, Any]) -> EndpointSpec:
             enabled=bool(autoscaling.get("enabled", False)),
             min_replicas=_or_default(autoscaling, "min_replicas", 1),
             max_replicas=_or_default(autoscaling, "max_replicas", 10),
+            # No metric (absent or an empty list) is CPU 70 and a metric without a type
+            # is cpu: the predecessor's defaults.
             metrics=(
-                Autoscaling().metrics
-                if metrics is None
-                else tuple(Metric(m["type"], _or_default(m, "target", 70)) for m in metrics)
+                tuple(Metric(m.get("type") or "cpu", _or_default(m, "target", 70)) for m in metrics)
+                if metrics
+                else Autoscaling().metrics
             ),
         ),
         canary=None
@@ -335,7 +380,15 @@ def _parse_spec(spec: Mapping[str, Any]) -> EndpointSpec:
             weight=_or_default(canary, "weight", 10),
             replicas=_or_default(canary, "replicas", 1),
         ),
+        gpu_type=spec.get("gpu_type") or None,
+        tolerations=tuple(dict(t) for t in tolerations or ()),
     )
+
+
+def _env_text(value: Any) -> str:
+    """An env value as the predecessor's daemon put it in the pod: `str(value)` after its
+    Decimal conversion (8 -> "8", 1.5 -> "1.5", True -> "True")."""
+    return value if isinstance(value, str) else str(value)
 
 
 def _or_default(values: Mapping[str, Any], key: str, default: int) -> int:
@@ -349,6 +402,13 @@ def _quantities(values: Mapping[str, Any] | None, default: Mapping[str, str]) ->
     if values is None:
         return dict(default)
     return {str(key): str(value) for key, value in values.items()}
+
+
+def _optional_int(value: Any) -> int | None:
+    """An integral number (DynamoDB's come back as Decimal, converted by `plain`), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if float(value).is_integer() else None
 
 
 def _lenient_int(value: Any) -> int:

@@ -18,15 +18,30 @@ from store.convert import plain
 DESIRED_STATES = ("deploying", "running", "stopped", "deleted")
 ACCELERATORS = ("nvidia", "neuron")
 CAPACITY_TYPES = ("spot", "on-demand")
-METRIC_TYPES = ("cpu", "memory")
+# `gpu` is served as an HPA Pods metric (k8s.manifests.GPU_METRIC_NAME), as the
+# predecessor's CLI advertised; any other type is an input error (defect 21).
+METRIC_TYPES = ("cpu", "memory", "gpu")
 
-MAX_NAME_LENGTH = 63 - len("inference-")
+# An endpoint name is a DNS-1035 label (it names the Service); the Ingress
+# `inference-{name}` may be up to 253. Only the canary needs `{name}-canary` to fit in 63,
+# so a longer name refuses the canary, not the endpoint (DESIGN section 8).
+MAX_NAME_LENGTH = 63
+MAX_CANARY_NAME_LENGTH = 63 - len("-canary")
+# Pod toleration fields, their allowed operators and effects (core/v1 Toleration).
+TOLERATION_FIELDS = ("key", "operator", "value", "effect", "tolerationSeconds")
+TOLERATION_OPERATORS = ("Exists", "Equal")
+TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Kubernetes accepts these environment variable names (validation.IsEnvVarName).
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$")
-_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/")
+# `s3://bucket` (a bucket root) or `s3://bucket/prefix`; other sources (a Hugging Face id)
+# are kept and only mount the model volume, as the predecessor did.
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", re.DOTALL)
+# Label values and the name part of label (and annotation) keys.
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # The distribution reference grammar (docker/distribution `reference`): optional
 # registry host[:port], lowercase path components, optional tag, optional digest.
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
@@ -60,6 +75,7 @@ def validate_item(item: Mapping[str, Any]) -> list[str]:
         isinstance(namespace, str) and len(namespace) <= 63 and _DNS_1123.match(namespace)
     ):
         problems.append(f"namespace must be a DNS-1123 label, got {namespace!r}")
+    _check_ingress_path(item.get("ingress_path"), item.get("endpoint_name"), problems)
     labels = item.get("labels")
     if labels is not None and not isinstance(labels, dict):
         problems.append(f"labels must be a map, got {labels!r}")
@@ -70,6 +86,7 @@ def validate_item(item: Mapping[str, Any]) -> list[str]:
         problems.append(f"spec must be a map, got {spec!r}")
     else:
         _check_spec(spec, problems)
+        _check_canary_name(item.get("endpoint_name"), spec.get("canary"), problems)
     return problems
 
 
@@ -78,13 +95,25 @@ def _check_name(name: Any, problems: list[str]) -> None:
         problems.append("endpoint_name is required")
     elif len(name) > MAX_NAME_LENGTH:
         problems.append(
-            f"endpoint_name must be at most {MAX_NAME_LENGTH} characters so that "
-            f"'inference-{{name}}' fits in 63, got {len(name)}"
+            f"endpoint_name must be at most {MAX_NAME_LENGTH} characters (a DNS-1035 label), "
+            f"got {len(name)}"
         )
     elif not _DNS_1035.match(name):
         problems.append(
             "endpoint_name must be a DNS-1035 label (lowercase letters, digits and '-', "
             f"starting with a letter, ending with a letter or digit), got {name!r}"
+        )
+
+
+def _check_ingress_path(path: Any, name: Any, problems: list[str]) -> None:
+    """Absent or empty means `/inference/{name}`; anything else goes into the Ingress as its
+    path (as the predecessor did), so it must be a string starting with '/'."""
+    if path is None or path == "":
+        return
+    if not (isinstance(path, str) and path.startswith("/")):
+        example = f"/inference/{name}" if isinstance(name, str) and name else "/inference/NAME"
+        problems.append(
+            f"ingress_path must be a path like {example} (a string starting with '/'), got {path!r}"
         )
 
 
@@ -95,9 +124,12 @@ def _check_spec(spec: dict[str, Any], problems: list[str]) -> None:
     elif not is_valid_image(image):
         problems.append(f"spec.image must be a valid image reference, got {image!r}")
     overrides = spec.get("region_image_uris")
-    if _is_map(overrides, "spec.region_image_uris", problems):
+    # Not a map, or a value that is not a non-empty string: that region uses `image`, as
+    # the predecessor's `_resolve_image_for_region` did. Only a string that is not an
+    # image reference (a pod that cannot pull) is refused.
+    if isinstance(overrides, dict):
         for region, uri in overrides.items():
-            if not is_valid_image(uri):
+            if isinstance(uri, str) and uri and not is_valid_image(uri):
                 problems.append(
                     f"spec.region_image_uris.{region} must be a valid image reference, got {uri!r}"
                 )
@@ -120,9 +152,9 @@ def _check_spec(spec: dict[str, Any], problems: list[str]) -> None:
     model_path = spec.get("model_path")
     if model_path is not None and not isinstance(model_path, str):
         problems.append(f"spec.model_path must be a string, got {model_path!r}")
-    source = spec.get("model_source")
-    if source is not None and not (isinstance(source, str) and _S3_URI.match(source)):
-        problems.append(f"spec.model_source must be an s3://bucket/path URI, got {source!r}")
+    _check_model_source(spec.get("model_source"), problems)
+    _check_gpu_type(spec.get("gpu_type"), problems)
+    _check_tolerations(spec.get("tolerations"), problems)
     selector = spec.get("node_selector")
     if _is_map(selector, "spec.node_selector", problems):
         for key, value in selector.items():
@@ -138,8 +170,9 @@ def _check_env(env: Any, problems: list[str]) -> None:
     for key, value in env.items():
         if not _ENV_NAME.match(key):
             problems.append(f"spec.env key {key!r} is not a valid environment variable name")
-        if not isinstance(value, str):
-            problems.append(f"spec.env.{key} must be a string, got {value!r}")
+        # Numbers and booleans are served as the predecessor served them: `str(value)`.
+        if value is None or not isinstance(value, str | int | float):
+            problems.append(f"spec.env.{key} must be a string, number or boolean, got {value!r}")
 
 
 def _check_resources(resources: Any, problems: list[str]) -> None:
@@ -187,9 +220,11 @@ def _check_autoscaling(autoscaling: Any, problems: list[str]) -> None:
             problems.append(f"{where} must be a map, got {metric!r}")
             continue
         kind = metric.get("type")
-        if kind not in METRIC_TYPES:
+        # Absent means cpu, the predecessor's default.
+        if kind is not None and kind not in METRIC_TYPES:
             problems.append(f"{where}.type must be one of {', '.join(METRIC_TYPES)}, got {kind!r}")
-        _check_int(metric.get("target"), f"{where}.target", 1, 100, problems)
+        # Utilisation above 100 % of the requests is a valid HPA target.
+        _check_int(metric.get("target"), f"{where}.target", 1, None, problems)
 
 
 def _check_canary(canary: Any, problems: list[str]) -> None:
@@ -202,6 +237,105 @@ def _check_canary(canary: Any, problems: list[str]) -> None:
         problems.append(f"spec.canary.image must be a valid image reference, got {image!r}")
     _check_int(canary.get("weight"), "spec.canary.weight", 1, 99, problems)
     _check_int(canary.get("replicas"), "spec.canary.replicas", 1, 1000, problems)
+
+
+def _check_canary_name(name: Any, canary: Any, problems: list[str]) -> None:
+    """A canary's Deployment and Service are `{name}-canary`, a name of at most 63."""
+    if canary is None or not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
+        return
+    if len(name) > MAX_CANARY_NAME_LENGTH:
+        problems.append(
+            f"spec.canary cannot be served: its objects are named '{name}-canary', more than "
+            f"63 characters; a canary needs an endpoint_name of at most "
+            f"{MAX_CANARY_NAME_LENGTH} characters, got {len(name)}"
+        )
+
+
+def _check_model_source(source: Any, problems: list[str]) -> None:
+    """`s3://bucket[/path]` is synced to the model volume; any other non-empty string (a
+    Hugging Face id such as `meta-llama/Llama-3.1-8B-Instruct`) only mounts it."""
+    if source is None:
+        return
+    if not isinstance(source, str) or not source.strip():
+        problems.append(
+            f"spec.model_source must be an s3://bucket[/path] URI or a model id, got {source!r}"
+        )
+    elif source.startswith("s3://") and not _S3_URI.match(source):
+        problems.append(
+            f"spec.model_source must name an S3 bucket, like s3://bucket or "
+            f"s3://bucket/path, got {source!r}"
+        )
+
+
+def _check_gpu_type(gpu_type: Any, problems: list[str]) -> None:
+    """`gpu_type` becomes a node-selector value (a GPU name such as `a10g` or an instance
+    type such as `g5.xlarge`), so it must be a valid label value."""
+    if gpu_type is None or gpu_type == "":
+        return
+    if not (isinstance(gpu_type, str) and len(gpu_type) <= 63 and _LABEL_VALUE.match(gpu_type)):
+        problems.append(
+            "spec.gpu_type must be a GPU name (like a10g) or an instance type (like "
+            f"g5.xlarge), got {gpu_type!r}"
+        )
+
+
+def _is_label_key(key: Any) -> bool:
+    if not isinstance(key, str):
+        return False
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _LABEL_PREFIX.match(prefix)):
+        return False
+    return bool(name) and len(name) <= 63 and bool(_LABEL_VALUE.match(name))
+
+
+def _check_tolerations(tolerations: Any, problems: list[str]) -> None:
+    """Pod tolerations, added after the accelerator's own: each a map of the API's fields
+    (camelCase), checked as the API server checks them."""
+    if tolerations is None:
+        return
+    if not isinstance(tolerations, list):
+        problems.append(f"spec.tolerations must be a list of maps, got {tolerations!r}")
+        return
+    for index, toleration in enumerate(tolerations):
+        where = f"spec.tolerations[{index}]"
+        if not isinstance(toleration, dict):
+            problems.append(f"{where} must be a map, got {toleration!r}")
+            continue
+        unknown = sorted(str(k) for k in toleration if k not in TOLERATION_FIELDS)
+        if unknown:
+            problems.append(
+                f"{where} has unknown fields {', '.join(unknown)} "
+                f"(allowed: {', '.join(TOLERATION_FIELDS)})"
+            )
+        key, value = toleration.get("key"), toleration.get("value")
+        operator, effect = toleration.get("operator"), toleration.get("effect")
+        if key not in (None, "") and not _is_label_key(key):
+            problems.append(f"{where}.key must be a label key, got {key!r}")
+        if operator not in (None, "") and operator not in TOLERATION_OPERATORS:
+            problems.append(
+                f"{where}.operator must be one of {', '.join(TOLERATION_OPERATORS)}, "
+                f"got {operator!r}"
+            )
+        if key in (None, "") and operator != "Exists":
+            problems.append(f"{where} without a key must have operator Exists")
+        if operator == "Exists":
+            if value not in (None, ""):
+                problems.append(f"{where}.value must be empty with operator Exists, got {value!r}")
+        elif value is not None and not (
+            isinstance(value, str) and len(value) <= 63 and _LABEL_VALUE.match(value)
+        ):
+            problems.append(f"{where}.value must be a label value, got {value!r}")
+        if effect not in (None, "") and effect not in TOLERATION_EFFECTS:
+            problems.append(
+                f"{where}.effect must be one of {', '.join(TOLERATION_EFFECTS)}, got {effect!r}"
+            )
+        seconds = toleration.get("tolerationSeconds")
+        # Any int64; zero or less means "evict at once", as the API server treats it.
+        low = -(2**63)
+        if _check_int(seconds, f"{where}.tolerationSeconds", low, None, problems) is not None and (
+            effect != "NoExecute"
+        ):
+            problems.append(f"{where}.tolerationSeconds needs effect NoExecute")
 
 
 def _is_map(value: Any, where: str, problems: list[str]) -> bool:

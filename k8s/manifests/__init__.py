@@ -19,7 +19,11 @@ from k8s.manifests.common import (
     HEALTHCHECK_INTERVAL_ANNOTATION,
     HEALTHCHECK_PATH_ANNOTATION,
     KINDS,
+    LABEL_ANNOTATION_PREFIX,
+    LABELS_ANNOTATION,
+    MAX_CANARY_NAME_LENGTH,
     MAX_NAME_LENGTH,
+    NAME_LIMITS,
     OWNED_ANNOTATIONS,
     OWNED_LABELS,
     PREDECESSOR_LABELS,
@@ -33,6 +37,7 @@ from k8s.manifests.common import (
     spec_hash,
 )
 from k8s.manifests.objects import (
+    GPU_METRIC_NAME,
     build_canary_deployment,
     build_canary_service,
     build_deployment,
@@ -41,16 +46,23 @@ from k8s.manifests.objects import (
     build_objects,
     build_service,
 )
-from k8s.manifests.pod import MODEL_CLAIM, MODEL_MOUNT_PATH
+from k8s.manifests.pod import GPU_NAME_LABEL, INSTANCE_TYPE_LABEL, MODEL_CLAIM, MODEL_MOUNT_PATH
 
 __all__ = [
     "CANARY_LABEL",
+    "GPU_METRIC_NAME",
+    "GPU_NAME_LABEL",
     "HEALTHCHECK_INTERVAL_ANNOTATION",
     "HEALTHCHECK_PATH_ANNOTATION",
+    "INSTANCE_TYPE_LABEL",
     "KINDS",
+    "LABELS_ANNOTATION",
+    "LABEL_ANNOTATION_PREFIX",
+    "MAX_CANARY_NAME_LENGTH",
     "MAX_NAME_LENGTH",
     "MODEL_CLAIM",
     "MODEL_MOUNT_PATH",
+    "NAME_LIMITS",
     "OWNED_ANNOTATIONS",
     "OWNED_LABELS",
     "PREDECESSOR_LABELS",

@@ -14,6 +14,7 @@ from k8s.workload import (
     MANAGED_BY_VALUE,
     REPLICAS_OWNER_ANNOTATION,
     SPEC_HASH_ANNOTATION,
+    CanaryWorkload,
     Workload,
 )
 
@@ -52,7 +53,26 @@ _NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # Label values (and the name part of keys): at most 63 characters, alphanumeric at both ends.
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-MAX_NAME_LENGTH = 56
+# An endpoint name is a DNS-1035 label (it names the Service). Only the canary needs
+# `{name}-canary` to fit in 63 (its Service name and `app` label value), so a longer name
+# refuses the canary, not the endpoint.
+MAX_NAME_LENGTH = 63
+CANARY_SUFFIX = "-canary"
+MAX_CANARY_NAME_LENGTH = 63 - len(CANARY_SUFFIX)
+# Longest name of each kind we build. A Deployment's name is a DNS-1123 subdomain (253)
+# but ours is also the `app` label value of its pods (63); a Service's is a DNS-1035
+# label; an Ingress's and an HPA's are DNS-1123 subdomains.
+NAME_LIMITS: dict[str, int] = {
+    "Deployment": 63,
+    "Service": 63,
+    "Ingress": 253,
+    "HorizontalPodAutoscaler": 253,
+}
+# An item label Kubernetes would refuse (`owner=alice@example.com`) goes on the objects'
+# metadata as the annotation `LABEL_ANNOTATION_PREFIX + key` ('/' in the key becomes '.'),
+# or, when even that is no valid annotation key, inside the JSON map `LABELS_ANNOTATION`.
+LABEL_ANNOTATION_PREFIX = "inference-supervisor.io/label-"
+LABELS_ANNOTATION = "inference-supervisor.io/labels"
 _HASH_LENGTH = 16
 
 
@@ -62,7 +82,7 @@ class ManifestError(ValueError):
 
 def canary_name(name: str) -> str:
     """Name of the canary Deployment and Service of endpoint `name`."""
-    return f"{name}-canary"
+    return f"{name}{CANARY_SUFFIX}"
 
 
 def ingress_name(name: str) -> str:
@@ -102,10 +122,28 @@ def check_workload(w: Workload) -> None:
         raise ManifestError(f"canary weight {w.canary.weight} is not a percentage (0-100)")
     if not w.path.startswith("/"):
         raise ManifestError(f"ingress path {w.path!r} must start with '/'")
-    for what, pairs in (("label", w.labels), ("node selector", w.node_selector)):
-        for key, value in pairs:
-            if not _is_label_key(key) or len(value) > 63 or not _LABEL_VALUE.match(value):
-                raise ManifestError(f"{what} {key}={value!r} is not a valid Kubernetes label")
+    for key, value in w.node_selector:
+        if not _is_label(key, value):
+            raise ManifestError(f"node selector {key}={value!r} is not a valid Kubernetes label")
+
+
+def check_canary(w: Workload) -> CanaryWorkload:
+    """Return the workload's canary; raise `ManifestError` when it has none or its objects
+    cannot be named: `{name}-canary` must fit in 63 (a longer endpoint name refuses the
+    canary only; the primary objects are still built)."""
+    if w.canary is None:
+        raise ManifestError(f"endpoint {w.name!r} has no canary")
+    if len(w.name) > MAX_CANARY_NAME_LENGTH:
+        raise ManifestError(
+            f"endpoint {w.name!r} cannot have a canary: '{canary_name(w.name)}' would be "
+            f"{len(canary_name(w.name))} characters, more than the 63 a Service name allows "
+            f"(a canary needs an endpoint name of at most {MAX_CANARY_NAME_LENGTH})"
+        )
+    return w.canary
+
+
+def _is_label(key: str, value: str) -> bool:
+    return _is_label_key(key) and len(value) <= 63 and bool(_LABEL_VALUE.match(value))
 
 
 def _is_label_key(key: str) -> bool:
@@ -116,10 +154,38 @@ def _is_label_key(key: str) -> bool:
     return bool(name) and len(name) <= 63 and bool(_LABEL_VALUE.match(name))
 
 
+def item_labels(w: Workload) -> dict[str, str]:
+    """The item's labels that Kubernetes accepts as labels."""
+    return {key: value for key, value in w.labels if _is_label(key, value)}
+
+
+def label_annotations(w: Workload) -> dict[str, str]:
+    """The item's labels that Kubernetes would refuse as labels, as annotations.
+
+    `owner=alice@example.com` becomes `inference-supervisor.io/label-owner:
+    alice@example.com`; a key that cannot make an annotation key that way goes,
+    with its value, into the JSON map of `LABELS_ANNOTATION`.
+    """
+    annotations: dict[str, str] = {}
+    leftover: dict[str, str] = {}
+    for key, value in w.labels:
+        if _is_label(key, value):
+            continue
+        annotation = LABEL_ANNOTATION_PREFIX + key.replace("/", ".")
+        if _is_label_key(annotation) and annotation not in annotations:
+            annotations[annotation] = value
+        else:
+            leftover[key] = value
+    if leftover:
+        annotations[LABELS_ANNOTATION] = json.dumps(leftover, sort_keys=True)
+    return annotations
+
+
 def labels_for(w: Workload, app: str) -> dict[str, str]:
-    """Labels of every object and pod: the item's, the predecessor's, then ours (ours win)."""
+    """Labels of every object and pod: the item's valid ones, the predecessor's, then ours
+    (ours win)."""
     return {
-        **dict(w.labels),
+        **item_labels(w),
         "app": app,
         **PREDECESSOR_LABELS,
         MANAGED_BY_LABEL: MANAGED_BY_VALUE,
@@ -130,16 +196,28 @@ def labels_for(w: Workload, app: str) -> dict[str, str]:
 def metadata_for(
     w: Workload, name: str, app: str, annotations: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Object metadata; the spec-hash annotation is added by `with_spec_hash`."""
+    """Object metadata: the item's labels that are valid labels, the others as annotations
+    (`label_annotations`); the spec-hash annotation is added by `with_spec_hash`."""
     return {
         "name": name,
         "namespace": w.namespace,
         "labels": labels_for(w, app),
-        "annotations": dict(annotations or {}),
+        "annotations": {**label_annotations(w), **dict(annotations or {})},
     }
 
 
+def check_object_name(kind: str, name: str) -> None:
+    """Raise `ManifestError` when `name` is longer than objects of `kind` may be named."""
+    limit = NAME_LIMITS.get(kind)
+    if limit is not None and len(name) > limit:
+        raise ManifestError(
+            f"{kind} name {name!r} is {len(name)} characters, more than the {limit} allowed"
+        )
+
+
 def with_spec_hash(obj: dict[str, Any]) -> dict[str, Any]:
-    """Stamp the spec-hash annotation on a fully built object and return it."""
+    """Check the object's name fits its kind, stamp the spec-hash annotation on the fully
+    built object and return it."""
+    check_object_name(obj["kind"], obj["metadata"]["name"])
     obj["metadata"]["annotations"][SPEC_HASH_ANNOTATION] = spec_hash(obj)
     return obj

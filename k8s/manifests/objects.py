@@ -14,6 +14,7 @@ from k8s.manifests.common import (
     WEIGHTED_ACTION_ANNOTATION,
     ManifestError,
     canary_name,
+    check_canary,
     check_workload,
     ingress_name,
     labels_for,
@@ -21,10 +22,18 @@ from k8s.manifests.common import (
     with_spec_hash,
 )
 from k8s.manifests.pod import pod_spec
-from k8s.workload import REPLICAS_OWNER_ANNOTATION, Workload
+from k8s.workload import REPLICAS_OWNER_ANNOTATION, HpaMetric, Workload
 
 SERVICE_PORT = 80
 HPA_RESOURCES = ("cpu", "memory")
+# Metric type `gpu` (the predecessor's CLI advertises `gpu:60`) scales on this per-pod
+# metric: the NVIDIA DCGM exporter's GPU utilisation (0-100). It is served through the
+# custom metrics API, so the cluster needs a metrics adapter (e.g. prometheus-adapter with
+# a rule exposing DCGM_FI_DEV_GPU_UTIL per pod); without one the HPA reports
+# FailedGetPodsMetric and keeps the replicas it has. A module constant, not a daemon
+# setting: `Autoscaling.gpu_metric_name` overrides it per workload (workload_for's
+# `gpu_metric` argument) until the setting is threaded through the endpoint actor.
+GPU_METRIC_NAME = "DCGM_FI_DEV_GPU_UTIL"
 
 
 def _deployment(
@@ -72,11 +81,10 @@ def build_canary_deployment(w: Workload) -> dict[str, Any]:
     """Return the canary Deployment `{name}-canary`: the primary's pod spec with the
     canary's own image (never the region override) and replicas (0 when stopped)."""
     check_workload(w)
-    if w.canary is None:
-        raise ManifestError(f"endpoint {w.name!r} has no canary")
-    replicas = 0 if w.stopped else w.canary.replicas
+    canary = check_canary(w)
+    replicas = 0 if w.stopped else canary.replicas
     return _deployment(
-        w, name=canary_name(w.name), image=w.canary.image, replicas=replicas, annotations={}
+        w, name=canary_name(w.name), image=canary.image, replicas=replicas, annotations={}
     )
 
 
@@ -105,8 +113,7 @@ def build_service(w: Workload) -> dict[str, Any]:
 def build_canary_service(w: Workload) -> dict[str, Any]:
     """Return the canary Service `{name}-canary` (port 80 -> container port)."""
     check_workload(w)
-    if w.canary is None:
-        raise ManifestError(f"endpoint {w.name!r} has no canary")
+    check_canary(w)
     return _service(w, canary_name(w.name))
 
 
@@ -124,6 +131,7 @@ def build_ingress(w: Workload) -> dict[str, Any]:
     }
     backend: dict[str, Any] = {"name": w.name, "port": {"number": SERVICE_PORT}}
     if w.canary is not None:
+        check_canary(w)  # never route to a canary Service that cannot exist
         weights = ((w.name, 100 - w.canary.weight), (canary_name(w.name), w.canary.weight))
         annotations[WEIGHTED_ACTION_ANNOTATION] = json.dumps(
             {
@@ -152,10 +160,32 @@ def build_ingress(w: Workload) -> dict[str, Any]:
     )
 
 
+def _hpa_metric(metric: HpaMetric, gpu_metric_name: str) -> dict[str, Any]:
+    """One autoscaling/v2 metric: cpu/memory as Resource utilisation in percent (above 100
+    allowed), gpu as the Pods metric `gpu_metric_name` with averageValue = target."""
+    if metric.target < 1:
+        raise ManifestError(f"autoscaling target {metric.target} must be a positive number")
+    if metric.resource in HPA_RESOURCES:
+        target = {"type": "Utilization", "averageUtilization": metric.target}
+        return {"type": "Resource", "resource": {"name": metric.resource, "target": target}}
+    if metric.resource == "gpu":
+        return {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": gpu_metric_name},
+                "target": {"type": "AverageValue", "averageValue": str(metric.target)},
+            },
+        }
+    raise ManifestError(f"autoscaling metric {metric.resource!r} is not cpu, memory or gpu")
+
+
 def build_hpa(w: Workload) -> dict[str, Any]:
-    """Return the autoscaling/v2 HPA `{name}` scaling Deployment `{name}` on resource
-    utilisation. Raises `ManifestError` without autoscaling or for a metric other
-    than cpu/memory (never silently replaced by a default)."""
+    """Return the autoscaling/v2 HPA `{name}` scaling Deployment `{name}`.
+
+    cpu/memory are Resource metrics (average utilisation, percent of requests); gpu is
+    a Pods metric (`GPU_METRIC_NAME` unless the workload names another), which needs a
+    custom-metrics adapter in the cluster. Raises `ManifestError` without autoscaling or
+    for any other metric type (never silently replaced by a default)."""
     check_workload(w)
     scaling = w.autoscaling
     if scaling is None:
@@ -167,16 +197,8 @@ def build_hpa(w: Workload) -> dict[str, Any]:
         )
     if not scaling.metrics:
         raise ManifestError("autoscaling needs at least one metric")
-    metrics = []
-    for metric in scaling.metrics:
-        if metric.resource not in HPA_RESOURCES:
-            raise ManifestError(f"autoscaling metric {metric.resource!r} is not cpu or memory")
-        if metric.target < 1:
-            raise ManifestError(f"autoscaling target {metric.target} must be a positive percent")
-        target = {"type": "Utilization", "averageUtilization": metric.target}
-        metrics.append(
-            {"type": "Resource", "resource": {"name": metric.resource, "target": target}}
-        )
+    gpu_metric_name = scaling.gpu_metric_name or GPU_METRIC_NAME
+    metrics = [_hpa_metric(metric, gpu_metric_name) for metric in scaling.metrics]
     return with_spec_hash(
         {
             "apiVersion": "autoscaling/v2",

@@ -3,8 +3,12 @@
 Follows the predecessor: container `inference`, probes on `health_check_path`,
 GPU/Neuron devices and tolerations, default accelerator node selectors plus the
 Karpenter capacity type, the model volume (PVC `efs-claim` at `/models`), a
-model-sync init container, and `--root-path` for vLLM/TGI images. Unlike the
-predecessor, the init container is an argument list and always syncs.
+model-sync init container for an `s3://` source (a bucket root included; any other
+source, such as a Hugging Face id, only mounts the volume), and `--root-path` for
+vLLM/TGI images. Unlike the predecessor, the init container is an argument list and
+always syncs, and the fields its daemon ignored are served: the item's `tolerations`
+(after the accelerator's own) and `gpu_type` (a node selector, `GPU_NAME_LABEL` for a
+GPU name such as `a10g`, `INSTANCE_TYPE_LABEL` for an instance type such as `g5.xlarge`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from k8s.manifests.common import ACCELERATOR_RESOURCES
-from k8s.workload import Workload
+from k8s.workload import Toleration, Workload
 
 MODEL_CLAIM = "efs-claim"
 MODEL_MOUNT_PATH = "/models"
@@ -28,6 +32,14 @@ DEFAULT_GPU_NODE_SELECTORS = {
     "neuron": {"accelerator": "neuron"},
 }
 CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
+# `gpu_type` (the predecessor's "GPU instance type hint"): EKS Auto Mode's GPU-name node
+# label, the same family as the `eks.amazonaws.com/instance-gpu-manufacturer` default above
+# (self-managed Karpenter spells it `karpenter.k8s.aws/instance-gpu-name`; an operator
+# there passes that key in `node_selector`). Values are lower-case (`a10g`, `l40s`, `h100`).
+# A value shaped like an instance type (`g5.xlarge`, as the predecessor's CLI help shows)
+# selects the well-known instance-type label instead.
+GPU_NAME_LABEL = "eks.amazonaws.com/instance-gpu-name"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 
 def _uses_root_path(image: str, command: tuple[str, ...] | None) -> bool:
@@ -88,14 +100,49 @@ def _model_sync(w: Workload) -> dict[str, Any]:
     }
 
 
+def gpu_type_selector(gpu_type: str) -> tuple[str, str]:
+    """The node-selector entry for `gpu_type`: an instance type (it has a '.') selects
+    `INSTANCE_TYPE_LABEL` as given, a GPU name `GPU_NAME_LABEL` in lower case."""
+    if "." in gpu_type:
+        return INSTANCE_TYPE_LABEL, gpu_type
+    return GPU_NAME_LABEL, gpu_type.lower()
+
+
 def _node_selector(w: Workload) -> dict[str, str]:
-    """The item's node selector (or the accelerator's default) plus the capacity type."""
+    """The item's node selector (or the accelerator's default), plus `gpu_type` unless the
+    item's selector already sets that key, plus the capacity type."""
     selector = dict(w.node_selector)
     if w.gpu_count > 0 and not selector:
         selector = dict(DEFAULT_GPU_NODE_SELECTORS[w.accelerator])
+    if w.gpu_type:
+        key, value = gpu_type_selector(w.gpu_type)
+        selector.setdefault(key, value)
     if w.capacity_type is not None:
         selector[CAPACITY_TYPE_LABEL] = w.capacity_type
     return selector
+
+
+def _toleration(t: Toleration) -> dict[str, Any]:
+    """A toleration in the API's shape, without the fields the item leaves unset."""
+    fields = (
+        ("key", t.key),
+        ("operator", t.operator),
+        ("value", t.value),
+        ("effect", t.effect),
+        ("tolerationSeconds", t.toleration_seconds),
+    )
+    return {name: value for name, value in fields if value is not None}
+
+
+def _tolerations(w: Workload) -> list[dict[str, Any]]:
+    """The accelerator's toleration (the predecessor's), then the item's, without repeats."""
+    device = ACCELERATOR_RESOURCES[w.accelerator]
+    merged = [{"key": device, "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
+    for toleration in w.tolerations:
+        entry = _toleration(toleration)
+        if entry not in merged:
+            merged.append(entry)
+    return merged
 
 
 def pod_spec(w: Workload, image: str) -> dict[str, Any]:
@@ -118,13 +165,10 @@ def pod_spec(w: Workload, image: str) -> dict[str, Any]:
     with_model = bool(w.model_path or w.model_source)
     if with_model:
         container["volumeMounts"] = [{"name": MODEL_VOLUME, "mountPath": MODEL_MOUNT_PATH}]
-    device = ACCELERATOR_RESOURCES[w.accelerator]
     spec: dict[str, Any] = {
         "serviceAccountName": SERVICE_ACCOUNT,
         "containers": [container],
-        "tolerations": [
-            {"key": device, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
-        ],
+        "tolerations": _tolerations(w),
     }
     if w.model_source and w.model_source.startswith("s3://"):
         spec["initContainers"] = [_model_sync(w)]

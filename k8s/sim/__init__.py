@@ -17,8 +17,18 @@ and an HPA that holds its target within [min, max]. Faults (latency, 500/429
 by verb and kind, dropped watches), counters and a request log are available
 in process and under `/_sim/`.
 
-Known differences: deletes are immediate (no finalizers or graceful pod
-termination), no ReplicaSet objects, no authentication, no protobuf, no
+Finalizers: a DELETE of an object with `metadata.finalizers` sets
+`deletionTimestamp` (MODIFIED) and keeps it until an update empties them
+(then DELETED); `SimCluster(ingress_finalizer_delay=...)` or
+`set_ingress_finalizer()` simulates the AWS Load Balancer Controller's Ingress
+finalizer. Empty values Go's `omitempty` drops (an empty `env[].value`) are
+dropped. `SimCluster.restart(empty=True)` (or `POST /_sim/restart`) brings the
+server back as after an etcd restore: empty, resourceVersions starting over.
+
+Known differences: deletes without finalizers are immediate (no graceful pod
+termination), no ReplicaSet objects, a watch from a resourceVersion newer than
+the server's is 410 Expired (a real watch cache stays silent until it gets
+there), no authentication, no protobuf, no
 OpenAPI documents (`kubectl apply` needs `--validate=false`), unknown fields
 are a 422 (a real server drops them with a warning unless
 `fieldValidation=Strict`), HPAs see no metrics.

@@ -49,7 +49,7 @@ from typing import Any
 import structlog
 
 from k8s.sim.errors import ApiError
-from k8s.sim.kinds import DEPLOYMENTS, HPAS, ResourceKind
+from k8s.sim.kinds import DEPLOYMENTS, HPAS, INGRESSES, ResourceKind
 from k8s.sim.store import Key, ObjectStore, rfc3339
 
 log = structlog.get_logger(__name__)
@@ -565,3 +565,115 @@ def _pod(deployment: dict[str, Any], pod: _Pod, *, ready: bool) -> dict[str, Any
             ],
         },
     }
+
+
+# The finalizer the AWS Load Balancer Controller puts on every Ingress it manages.
+ALB_FINALIZER = "ingress.k8s.aws/resources"
+
+
+class IngressFinalizerController:
+    """Simulates the AWS Load Balancer Controller's finalizer on Ingresses (off by default).
+
+    While enabled (`delay` not None), it adds `ingress.k8s.aws/resources` to every
+    Ingress it sees written without it, and removes it `delay` seconds after the
+    Ingress's deletion was requested (a DELETE sets `deletionTimestamp` and keeps the
+    object while a finalizer remains), as the real controller does once the load
+    balancer is gone. One thread; started and stopped with the sim.
+
+    Args:
+        store: the object store whose Ingresses it finalizes.
+        delay: seconds between the deletion request and the finalizer's removal, or
+            None to leave Ingresses alone.
+    """
+
+    def __init__(self, store: ObjectStore, *, delay: float | None = None) -> None:
+        self._store = store
+        self.delay = delay
+        self._cond = threading.Condition(threading.Lock())
+        # (namespace, name) -> (monotonic due time, "add" or "remove")
+        self._due: dict[Key, tuple[float, str]] = {}
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="k8s-sim-ingress", daemon=True)
+
+    def start(self) -> None:
+        """Starts the controller thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops the controller thread and waits for it."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def notify(self, key: Key, obj: dict[str, Any] | None) -> None:
+        """Hears of an Ingress write (called by the store, under its lock)."""
+        delay = self.delay
+        if obj is None or delay is None:
+            return
+        meta = obj["metadata"]
+        finalizers = meta.get("finalizers") or []
+        with self._cond:
+            if meta.get("deletionTimestamp"):
+                if ALB_FINALIZER in finalizers and self._due.get(key, (0.0, ""))[1] != "remove":
+                    self._due[key] = (time.monotonic() + delay, "remove")
+            elif ALB_FINALIZER not in finalizers:
+                self._due[key] = (time.monotonic(), "add")
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                now = time.monotonic()
+                due = [(k, action) for k, (at, action) in self._due.items() if at <= now]
+                for key, _ in due:
+                    del self._due[key]
+                if not due:
+                    wake = min((at for at, _ in self._due.values()), default=now + 1.0)
+                    self._cond.wait(max(0.001, wake - now))
+                    continue
+            for key, action in due:
+                try:
+                    self._apply(key, action)
+                except ApiError:
+                    pass  # gone or changed meanwhile: the next write brings it back here
+                except Exception:  # a bug here must not stop the thread
+                    log.exception("k8s_sim_ingress_controller_failed", name=key[1])
+
+    def _apply(self, key: Key, action: str) -> None:
+        current = self._store.get(INGRESSES, key[0], key[1])
+        meta = current["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if action == "add":
+            if ALB_FINALIZER in finalizers or meta.get("deletionTimestamp"):
+                return
+            finalizers.append(ALB_FINALIZER)
+        else:
+            if ALB_FINALIZER not in finalizers:
+                return
+            finalizers.remove(ALB_FINALIZER)
+        patch = {
+            "metadata": {
+                "resourceVersion": meta["resourceVersion"],
+                "finalizers": finalizers or None,
+            }
+        }
+        try:
+            self._store.patch(
+                INGRESSES,
+                key[0],
+                key[1],
+                json.dumps(patch).encode(),
+                content_type="application/merge-patch+json",
+            )
+        except ApiError as error:
+            if error.code == 409:
+                # Written meanwhile: try again on the newer object.
+                with self._cond:
+                    self._due.setdefault(key, (time.monotonic() + 0.01, action))
+                    self._cond.notify_all()
+                return
+            raise

@@ -6,6 +6,11 @@ Service `clusterIP`), so the sim adds the same ones a real server adds for the
 kinds and fields the daemon writes, and writes times back the way it does
 (Lease MicroTimes in UTC with `Z`). Functions take a fresh object and fill it
 in place; they never overwrite a value the client set.
+
+`omit_empty` then drops what Go's `omitempty` drops when a real server writes
+the object back, for the fields the daemon uses: an empty `env[].value`, empty
+strings, lists and maps in containers, pod specs and metadata. A client that
+sends `{"name": "X", "value": ""}` reads back `{"name": "X"}`.
 """
 
 from __future__ import annotations
@@ -64,6 +69,11 @@ def pod_spec(spec: Any) -> None:
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
+    # The deprecated alias, kept equal to serviceAccountName by the API's conversion.
+    if spec.get("serviceAccountName"):
+        spec["serviceAccount"] = spec["serviceAccountName"]
+    elif spec.get("serviceAccount"):
+        spec["serviceAccountName"] = spec["serviceAccount"]
     for key in ("containers", "initContainers"):
         for container in spec.get(key) or []:
             _container(container)
@@ -163,8 +173,77 @@ def lease(obj: dict[str, Any]) -> None:
             spec[name] = micro_time(spec[name])
 
 
+# `omitempty` fields the daemon writes, by place: dropped when "", [] or {}.
+_METADATA_OMITTED = ("labels", "annotations", "finalizers", "ownerReferences", "generateName")
+_POD_SPEC_OMITTED = (
+    "containers",
+    "initContainers",
+    "volumes",
+    "tolerations",
+    "nodeSelector",
+    "imagePullSecrets",
+    "serviceAccountName",
+    "serviceAccount",
+    "nodeName",
+    "priorityClassName",
+)
+_CONTAINER_OMITTED = (
+    "command",
+    "args",
+    "env",
+    "envFrom",
+    "ports",
+    "volumeMounts",
+    "workingDir",
+    "imagePullPolicy",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+)
+_EMPTY: tuple[Any, ...] = ("", [], {})
+
+
+def _drop_empty(place: Any, keys: tuple[str, ...]) -> None:
+    if isinstance(place, dict):
+        for key in keys:
+            if key in place and place[key] in _EMPTY:
+                del place[key]
+
+
+def _omit_empty_pod_spec(spec: Any) -> None:
+    if not isinstance(spec, dict):
+        return
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            if not isinstance(container, dict):
+                continue
+            for var in container.get("env") or []:
+                # EnvVar.value is `json:"value,omitempty"`: an empty value is not stored.
+                _drop_empty(var, ("value",))
+            for port in container.get("ports") or []:
+                _drop_empty(port, ("name", "hostIP"))
+            _drop_empty(container, _CONTAINER_OMITTED)
+    _drop_empty(spec, _POD_SPEC_OMITTED)
+
+
+def omit_empty(obj: dict[str, Any]) -> None:
+    """Drops, in place, the empty values a real server omits (Go `omitempty`) in the
+    fields the daemon uses: metadata, pod templates and their containers."""
+    _drop_empty(obj.get("metadata"), _METADATA_OMITTED)
+    if obj.get("kind") == "Deployment":
+        template = (obj.get("spec") or {}).get("template")
+        if isinstance(template, dict):
+            _drop_empty(template.get("metadata"), _METADATA_OMITTED)
+            _omit_empty_pod_spec(template.get("spec"))
+
+
 def apply_defaults(obj: dict[str, Any], previous: dict[str, Any] | None) -> None:
-    """Fills the server defaults for `obj` (by kind) in place."""
+    """Fills the server defaults for `obj` (by kind) in place, then drops what the
+    server omits (`omit_empty`)."""
+    _apply_kind_defaults(obj, previous)
+    omit_empty(obj)
+
+
+def _apply_kind_defaults(obj: dict[str, Any], previous: dict[str, Any] | None) -> None:
     kind = obj.get("kind")
     if kind == "Deployment":
         deployment(obj)

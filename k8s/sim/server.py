@@ -24,13 +24,20 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 import yaml
 
-from k8s.sim.controller import DeploymentController
+from k8s.sim.controller import DeploymentController, IngressFinalizerController
 from k8s.sim.errors import ApiError, bad_request
-from k8s.sim.faults import FaultPlan, RequestStats, make_plan
+from k8s.sim.faults import (
+    FaultPlan,
+    RequestArrival,
+    RequestRecord,
+    RequestStats,
+    make_plan,
+)
 from k8s.sim.kinds import (
     BY_PATH,
     BY_PLURAL,
     DEPLOYMENTS,
+    INGRESSES,
     NAMESPACES,
     PODS,
     ResourceKind,
@@ -224,6 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         cluster = self.server.cluster
+        arrived = time.monotonic()
+        user_agent = self.headers.get("User-Agent") or ""
         # One handler serves every request of a keep-alive connection: reset per request.
         self._body_read = False
         url = urlsplit(self.path)
@@ -244,7 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
             verb = _verb(method, found, query)
             resource = found.resource
             cluster.stats.count(verb, resource)
-            cluster.inject_faults(verb, found.kind.plural)
+            cluster.stats.arrive(verb, self.path, arrived=arrived, user_agent=user_agent)
+            cluster.inject_faults(verb, found.kind.plural, user_agent)
             if verb == "WATCH":
                 status = self._watch(found, query)
             else:
@@ -271,7 +281,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(ApiError(500, f"Internal error occurred: {error!r}"))
         finally:
             if found is not None:
-                cluster.stats.record(verb, self.path, status)
+                cluster.stats.record(
+                    verb, self.path, status, arrived=arrived, user_agent=user_agent
+                )
 
     def _as_table(self, r: _Route, body: dict[str, Any]) -> dict[str, Any]:
         """The kubectl `Table` view of a GET answer (one object or a list)."""
@@ -341,7 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             options = self._read_json() or {}
             deleted = store.delete(kind, namespace, r.name, options)
-            if kind is DEPLOYMENTS:
+            if kind is DEPLOYMENTS and not deleted["metadata"].get("deletionTimestamp"):
                 return 200, _deleted_status(kind, deleted)
             return 200, deleted
         raise ApiError(405, f"{method} is not supported", reason="MethodNotAllowed")
@@ -489,6 +501,8 @@ class _Handler(BaseHTTPRequestHandler):
         initial: list[dict[str, Any]] | None = None
         expired: WatchExpired | None = None
         start_rv = 0
+        # Nothing at or below this resourceVersion is sent (a watch from the future).
+        after = 0
         try:
             cursor, initial, start_rv = store.watch_start(
                 r.kind, r.namespace, query.get("resourceVersion"), send_initial=send_initial
@@ -497,6 +511,12 @@ class _Handler(BaseHTTPRequestHandler):
                 initial = cluster.controller.pods(r.namespace)
         except WatchExpired as error:
             cursor, expired = 0, error
+            if error.future and not cluster.expire_future_watches:
+                # As a real watch cache: wait, silently, for the server to get there.
+                cursor, _, start_rv = store.watch_start(
+                    r.kind, r.namespace, str(store.resource_version)
+                )
+                expired, after = None, error.requested
         self.send_response(200)
         self.send_header("Content-Type", _JSON)
         self.send_header("Transfer-Encoding", "chunked")
@@ -524,11 +544,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk(_expired_line(error))
                 break
             for event in events:
-                line = _event_line(event, r, match)
+                line = _event_line(event, r, match) if event.rv > after else None
                 if line is not None:
                     self._chunk(line)
                     last_sent = time.monotonic()
-            if bookmarks and time.monotonic() - last_sent >= interval:
+            if bookmarks and time.monotonic() - last_sent >= interval and rv > after:
                 self._chunk(_bookmark(r.kind, rv))
                 last_sent = time.monotonic()
         if store.watch_epoch != epoch and store.abrupt_drop:
@@ -576,6 +596,15 @@ class _Handler(BaseHTTPRequestHandler):
             elif method == "POST" and path == "/_sim/reset-counters":
                 cluster.reset_counters()
                 self._send(200, {"reset": True})
+            elif method == "POST" and path == "/_sim/restart":
+                empty = bool((body or {}).get("empty", True))
+                self.close_connection = True
+                self._send(202, {"restarting": True, "empty": empty})
+                cluster.restart_later(empty=empty)
+            elif method == "POST" and path == "/_sim/ingress-finalizer":
+                delay = (body or {}).get("delay")
+                cluster.set_ingress_finalizer(None if delay is None else float(delay))
+                self._send(200, {"delay": cluster.ingress_controller.delay})
             elif method == "POST" and path == "/_sim/ready-delay":
                 cluster.set_ready_delay(float((body or {})["seconds"]))
                 self._send(200, {"readyDelay": cluster.controller.ready_delay})
@@ -671,6 +700,9 @@ class SimCluster:
         validate: strict schema validation of written objects (422 on invalid).
         clock: wall time for every timestamp the sim writes.
         bookmark_interval: idle seconds between BOOKMARK events on a watch.
+        ingress_finalizer_delay: when not None, every Ingress gets the AWS Load Balancer
+            Controller's finalizer, removed this many seconds after its deletion was
+            requested (see `set_ingress_finalizer`).
     """
 
     def __init__(
@@ -684,13 +716,27 @@ class SimCluster:
         validate: bool = True,
         clock: Callable[[], float] = time.time,
         bookmark_interval: float = 1.0,
+        ingress_finalizer_delay: float | None = None,
     ) -> None:
+        self._store_options: dict[str, Any] = {
+            "history": history,
+            "clock": clock,
+            "validate": validate,
+        }
+        self._controller_options: dict[str, Any] = {
+            "ready_delay": ready_delay,
+            "never_ready_pattern": never_ready_pattern,
+        }
+        self._restarts: list[threading.Thread] = []
+        # A watch from a resourceVersion newer than the server's: 410 Expired when True,
+        # else silence until the server gets there (a real watch cache's answer).
+        self.expire_future_watches = True
         self._host = host
         self._port = port
         self.stats = RequestStats()
         self.bookmark_interval = bookmark_interval
         self.discovery = discovery_documents()
-        self._faults = FaultPlan()
+        self._faults: tuple[FaultPlan, ...] = ()
         self._stopping = threading.Event()
         self.controller: DeploymentController
         self.store = ObjectStore(
@@ -702,13 +748,19 @@ class SimCluster:
         self.controller = DeploymentController(
             self.store, ready_delay=ready_delay, never_ready_pattern=never_ready_pattern
         )
+        self.ingress_controller = IngressFinalizerController(
+            self.store, delay=ingress_finalizer_delay
+        )
         self._server: _HttpServer | None = None
         self._thread: threading.Thread | None = None
 
     def _controlled_write(
         self, kind: ResourceKind, key: tuple[str, str], obj: dict[str, Any] | None
     ) -> None:
-        self.controller.notify(kind, key, obj)
+        if kind is INGRESSES:
+            self.ingress_controller.notify(key, obj)
+        else:
+            self.controller.notify(kind, key, obj)
 
     # ---- lifecycle -----------------------------------------------------------
 
@@ -717,6 +769,7 @@ class SimCluster:
         self._server = _HttpServer((self._host, self._port), self)
         self._port = self._server.server_address[1]
         self.controller.start()
+        self.ingress_controller.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -728,7 +781,13 @@ class SimCluster:
 
     def stop(self) -> None:
         """Ends every watch, closes every connection, joins every thread."""
+        for restart in self._restarts:
+            restart.join()
         self._stopping.set()
+        self._halt()
+
+    def _halt(self) -> None:
+        """Stops serving: ends every watch, closes connections, joins threads and controllers."""
         self.store.close()
         if self._server is not None:
             self._server.shutdown()
@@ -740,6 +799,49 @@ class SimCluster:
             self._thread.join()
             self._thread = None
         self.controller.stop()
+        self.ingress_controller.stop()
+
+    def restart(self, *, empty: bool = True) -> None:
+        """Stops the API server and starts it again on the same port.
+
+        Every watch and connection ends. With `empty` (the default) the cluster comes
+        back as after an etcd restore to an empty snapshot: only the default
+        namespaces, and the resourceVersion counter starts over (low), so a watch
+        resuming from an older server's resourceVersion asks for one from the future
+        (answered 410 Expired). Without it, the objects and resourceVersions stay (an
+        API server restart). Faults, counters and settings stay either way.
+        """
+        self._halt()
+        if empty:
+            self.store = ObjectStore(**self._store_options, on_write=self._controlled_write)
+        else:
+            self.store.reopen()
+        ready_delay = self.controller.ready_delay
+        self.controller = DeploymentController(self.store, **self._controller_options)
+        self.controller.ready_delay = ready_delay
+        self.ingress_controller = IngressFinalizerController(
+            self.store, delay=self.ingress_controller.delay
+        )
+        self.start()
+        for deployment in self.store.all_deployments(None):
+            meta = deployment["metadata"]
+            self.controller.notify(DEPLOYMENTS, (meta["namespace"], meta["name"]), deployment)
+
+    def restart_later(self, *, empty: bool = True) -> None:
+        """`restart` on a thread of its own (for the admin endpoint, which is served by
+        a thread the restart ends); `stop()` waits for it."""
+        thread = threading.Thread(
+            target=self.restart, kwargs={"empty": empty}, name="k8s-sim-restart", daemon=True
+        )
+        self._restarts = [t for t in self._restarts if t.is_alive()]
+        self._restarts.append(thread)
+        thread.start()
+
+    def set_ingress_finalizer(self, delay: float | None) -> None:
+        """Turns the simulated AWS Load Balancer Controller on (`delay`: seconds from an
+        Ingress's deletion request to the removal of its finalizer) or off (None).
+        Ingresses written from now on are concerned."""
+        self.ingress_controller.delay = None if delay is None else float(delay)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -780,11 +882,14 @@ class SimCluster:
 
     # ---- faults and accounting ----------------------------------------------
 
-    def inject_faults(self, verb: str, plural: str) -> None:
-        """Applies the current fault plan to one API request (sleep, then maybe fail)."""
-        plan = self._faults
-        if not plan.applies(verb, plural):
-            return
+    def inject_faults(self, verb: str, plural: str, user_agent: str = "") -> None:
+        """Applies the fault plans to one API request, in order: each that covers it
+        sleeps its latency, then maybe fails it."""
+        for plan in self._faults:
+            if plan.applies(verb, plural, user_agent):
+                self._inject(plan)
+
+    def _inject(self, plan: FaultPlan) -> None:
         if plan.latency > 0:
             self._stopping.wait(plan.latency)
         if plan.should_fail():
@@ -805,12 +910,14 @@ class SimCluster:
         error_status: int = 500,
         verbs: Collection[str] = (),
         kinds: Collection[str] = (),
+        user_agent: str = "",
     ) -> None:
-        """Replaces the fault plan.
+        """Replaces every fault plan with this one (see `add_faults` to combine plans).
 
-        `verbs` ("GET", "LIST", "WATCH", "CREATE", "UPDATE", "PATCH", "DELETE") and
+        `verbs` ("GET", "LIST", "WATCH", "CREATE", "UPDATE", "PATCH", "DELETE"),
         `kinds` (plurals such as "deployments", or kind names such as "Deployment")
-        select the requests; empty means all.
+        and `user_agent` (a substring of the client's `User-Agent`, to fault one
+        client only) select the requests; empty means all.
 
         Raises:
             ValueError: an unknown kind, a status other than 429/500/503/504, a rate
@@ -822,17 +929,27 @@ class SimCluster:
             if kind is None:
                 raise ValueError(f"unknown kind {name!r}; known: {sorted(BY_PLURAL)}")
             plurals.append(kind.plural)
-        self._faults = make_plan(
-            latency=latency,
-            error_rate=error_rate,
-            error_status=error_status,
-            verbs=verbs,
-            kinds=plurals,
+        self._faults = (
+            make_plan(
+                latency=latency,
+                error_rate=error_rate,
+                error_status=error_status,
+                verbs=verbs,
+                kinds=plurals,
+                user_agent=user_agent,
+            ),
         )
+
+    def add_faults(self, **plan: Any) -> None:
+        """Adds a fault plan (arguments as `set_faults`) to those in force; a request
+        covered by several gets each one's latency and chance of failure, in order."""
+        current = self._faults
+        self.set_faults(**plan)
+        self._faults = (*current, *self._faults)
 
     def clear_faults(self) -> None:
         """Removes every injected fault."""
-        self._faults = FaultPlan()
+        self._faults = ()
 
     def drop_watches(self, *, abrupt: bool = False) -> None:
         """Ends every open watch stream now.
@@ -854,6 +971,16 @@ class SimCluster:
     def requests_log(self) -> list[tuple[str, str, int]]:
         """Every API request so far as (verb, path, status), oldest first."""
         return self.stats.log()
+
+    def request_arrivals(self) -> list[RequestArrival]:
+        """Every API request as it arrived (monotonic time, this process), with its verb,
+        path and user agent, including those still being served: what clients sent."""
+        return self.stats.arrivals()
+
+    def request_records(self) -> list[RequestRecord]:
+        """Every API request so far with its arrival and finish times (monotonic, this
+        process), verb, path, status and user agent, in the order they finished."""
+        return self.stats.records()
 
     def set_ready_delay(self, seconds: float) -> None:
         """Changes the delay for pods created from now on."""

@@ -23,7 +23,15 @@ import yaml
 
 from k8s.sim import defaults
 from k8s.sim.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
-from k8s.sim.kinds import DEPLOYMENTS, HPAS, NAMESPACES, STORED_KINDS, VALIDATED, ResourceKind
+from k8s.sim.kinds import (
+    DEPLOYMENTS,
+    HPAS,
+    INGRESSES,
+    NAMESPACES,
+    STORED_KINDS,
+    VALIDATED,
+    ResourceKind,
+)
 from k8s.sim.patches import json_patch, merge_patch, strategic_merge_patch
 from k8s.sim.selectors import ObjectPredicate, selector_string
 
@@ -38,8 +46,8 @@ _SERVER_METADATA = (
     "managedFields",
     "selfLink",
 )
-# Kinds whose writes the controller hears about.
-_CONTROLLED = (DEPLOYMENTS, HPAS)
+# Kinds whose writes the controllers hear about.
+_CONTROLLED = (DEPLOYMENTS, HPAS, INGRESSES)
 PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -67,11 +75,16 @@ class WatchEvent:
 
 
 class WatchExpired(Exception):
-    """The resourceVersion a watch asked for is older than the history kept."""
+    """The resourceVersion a watch asked for is older than the history kept, or newer
+    than the server's (its history was reset, as by an etcd restore)."""
 
-    def __init__(self, requested: int, oldest: int) -> None:
-        super().__init__(f"too old resource version: {requested} ({oldest})")
+    def __init__(
+        self, requested: int, oldest: int, *, message: str | None = None, future: bool = False
+    ) -> None:
+        super().__init__(message or f"too old resource version: {requested} ({oldest})")
         self.message = str(self)
+        self.requested = requested
+        self.future = future
 
 
 class ObjectStore:
@@ -109,7 +122,7 @@ class ObjectStore:
         self._validators = None
         if validate:
             # kubernetes-validate is only needed when validating (an optional dependency).
-            from k8s.sim.validation import SchemaValidators  # noqa: PLC0415
+            from k8s.sim.validation import SchemaValidators  # noqa: PLC0415 - loads schemas: only when asked
 
             self._validators = SchemaValidators.shared()
         for name in ("default", "gco-inference", "kube-system"):
@@ -291,6 +304,24 @@ class ObjectStore:
         wanted_rv = meta.get("resourceVersion")
         if wanted_rv and str(wanted_rv) != cur_meta["resourceVersion"]:
             raise conflict(kind.qualified, cur_meta["name"], group=kind.group, plural=kind.plural)
+        if cur_meta.get("deletionTimestamp"):
+            added = [
+                f for f in meta.get("finalizers") or [] if f not in cur_meta.get("finalizers", [])
+            ]
+            if added:
+                raise invalid(
+                    kind.kind,
+                    cur_meta["name"],
+                    [
+                        {
+                            "reason": "FieldValueForbidden",
+                            "message": "Forbidden: no new finalizers can be added if the"
+                            f" object is being deleted, found new finalizers {json.dumps(added)}",
+                            "field": "metadata.finalizers",
+                        }
+                    ],
+                    group=kind.group,
+                )
         if subresource == "status":
             obj = copy.deepcopy(current)
             if "status" in proposed:
@@ -346,7 +377,11 @@ class ObjectStore:
             if obj == current:
                 # A write that changes nothing is not a write: no new resourceVersion, no event.
                 return current
-            return self._commit(kind, key, obj, "MODIFIED", current)
+            shown = self._commit(kind, key, obj, "MODIFIED", current)
+            if _finalized(shown):
+                # Deletion was pending on finalizers and the last one went: the object goes.
+                self._commit(kind, key, None, "DELETED", shown)
+            return shown
 
     def replace(
         self,
@@ -408,7 +443,11 @@ class ObjectStore:
     def delete(
         self, kind: ResourceKind, namespace: str, name: str, options: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Deletes the object (a namespace with everything in it); returns the deleted object."""
+        """Deletes the object (a namespace with everything in it); returns the deleted object.
+
+        An object with finalizers is only marked: `deletionTimestamp` set (generation
+        bumped), kept until an update empties its finalizers; returned as marked.
+        """
         key = (namespace if kind.namespaced else "", name)
         preconditions = (options or {}).get("preconditions") or {}
         with self.cond:
@@ -424,6 +463,21 @@ class ObjectStore:
                     f"Precondition failed: UID in precondition:"
                     f" {preconditions['uid']}, UID in object meta: {meta['uid']}",
                     reason="Conflict",
+                )
+            if kind is not NAMESPACES and meta.get("finalizers"):
+                # Finalizers pending: mark the object deleted and keep it until an update
+                # empties them (the controllers owning them finish first).
+                if meta.get("deletionTimestamp"):
+                    return current
+                new_meta = {
+                    **meta,
+                    "deletionTimestamp": rfc3339(self._clock()),
+                    "deletionGracePeriodSeconds": 0,
+                }
+                if kind.has_generation:
+                    new_meta["generation"] = int(meta.get("generation", 1)) + 1
+                return self._commit(
+                    kind, key, {**current, "metadata": new_meta}, "MODIFIED", current
                 )
             if kind is NAMESPACES:
                 for other in STORED_KINDS:
@@ -478,6 +532,19 @@ class ObjectStore:
                 return self._base + len(self._events), [table[k] for k in keys], self._rv
             if rv < self._compacted_rv:
                 raise WatchExpired(rv, self._compacted_rv)
+            if rv > self._rv:
+                # A resourceVersion from another history (the store was reset, as after
+                # an etcd restore): nothing to resume from. Answered like a compacted one,
+                # 410 Expired, so the client lists again. (A real kube-apiserver's watch
+                # cache answers this with silence until it reaches that version; clients
+                # must also notice a list older than what they saw, see k8s.informer.)
+                raise WatchExpired(
+                    rv,
+                    self._rv,
+                    message=f"too old resource version: {rv} ({self._rv}):"
+                    " newer than the server's, its history was reset",
+                    future=True,
+                )
             offset = bisect.bisect_right(self._events, rv, key=lambda e: e.rv)
             return self._base + offset, None, self._rv
 
@@ -508,6 +575,11 @@ class ObjectStore:
             events = self._events[cursor - self._base :]
             return events, cursor + len(events), self._rv
 
+    def reopen(self) -> None:
+        """Accepts writes and watches again after `close()` (an API server restart)."""
+        with self.cond:
+            self.closed = False
+
     def close(self) -> None:
         """Ends every watch; later writes are refused."""
         with self.cond:
@@ -520,6 +592,12 @@ class ObjectStore:
             self.abrupt_drop = abrupt
             self.watch_epoch += 1
             self.cond.notify_all()
+
+
+def _finalized(obj: dict[str, Any]) -> bool:
+    """True for an object whose deletion was requested and has no finalizer left."""
+    meta = obj["metadata"]
+    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
 
 
 def parse_patch(raw: bytes, content_type: str, field_manager: str | None) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 from kubernetes import client
 
-from actors.clock import Clock
+from actors.clock import Clock, FakeClock
 from actors.config import load_settings
 from actors.daemon import Daemon
 from actors.endpoint import EndpointActor
@@ -224,3 +224,42 @@ def harness(dynamo_url: str, table_name: str, sim_url: str) -> Iterator[Harness]
         yield kit
     finally:
         kit.close()
+
+
+def scan_count(daemon) -> float:
+    """Table scans the daemon has made so far (from its own /metrics counters)."""
+    return sum(
+        sample.value
+        for family in daemon.metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "dynamodb_requests_total"
+        and sample.labels.get("operation", "").lower() == "scan"
+    )
+
+
+#: Under a fake clock racing ahead of real time, a lease call's real latency must stay far
+#: below the renew deadline in fake seconds.
+FAKE_TIME_LEASE = {
+    "LEASE_DURATION_SECONDS": "90",
+    "LEASE_RENEW_DEADLINE_SECONDS": "60",
+    "LEASE_RETRY_PERIOD_SECONDS": "1",
+}
+
+
+def drive(
+    clock: FakeClock,
+    until: Callable[[], Any],
+    *,
+    step: float = 1.0,
+    timeout: float = 60.0,
+    what: str = "",
+) -> Any:
+    """Advance fake time `step` seconds at a time until `until()` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = until()
+        if result:
+            return result
+        clock.advance(step)
+        time.sleep(0.05)
+    raise AssertionError(f"fake time ran {timeout}s of real time without: {what or until}")

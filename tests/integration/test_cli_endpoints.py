@@ -301,9 +301,8 @@ CREATE = ("create", "llama3", "--region", "us-east-1")
             id="name-dns-1035",
         ),
         pytest.param(
-            "endpoint_name must be at most 53 characters so that 'inference-{name}' fits in 63, "
-            "got 54",
-            ("create", "a" * 54, "--image", IMAGE, "--region", "us-east-1"),
+            "endpoint_name must be at most 63 characters (a DNS-1035 label), got 64",
+            ("create", "a" * 64, "--image", IMAGE, "--region", "us-east-1"),
             id="name-length",
         ),
         pytest.param("spec.image is required", CREATE, id="image-required"),
@@ -363,8 +362,9 @@ CREATE = ("create", "llama3", "--region", "us-east-1")
             id="resources",
         ),
         pytest.param(
-            "spec.model_source must be an s3://bucket/path URI, got 'https://example.com/m'",
-            (*CREATE, "--image", IMAGE, "--model-source", "https://example.com/m"),
+            "spec.model_source must name an S3 bucket, like s3://bucket or s3://bucket/path, "
+            "got 's3://'",
+            (*CREATE, "--image", IMAGE, "--model-source", "s3://"),
             id="model-source",
         ),
         pytest.param(
@@ -387,13 +387,13 @@ CREATE = ("create", "llama3", "--region", "us-east-1")
             id="autoscaling-min-zero",
         ),
         pytest.param(
-            "spec.autoscaling.metrics[0].type must be one of cpu, memory, got 'gpu'",
-            (*CREATE, "--image", IMAGE, "--autoscaling", "--autoscaling-metric", "gpu=50"),
+            "spec.autoscaling.metrics[0].type must be one of cpu, memory, gpu, got 'rps'",
+            (*CREATE, "--image", IMAGE, "--autoscaling", "--autoscaling-metric", "rps=50"),
             id="metric-type",
         ),
         pytest.param(
-            "spec.autoscaling.metrics[0].target must be between 1 and 100, got 150",
-            (*CREATE, "--image", IMAGE, "--autoscaling", "--autoscaling-metric", "cpu=150"),
+            "spec.autoscaling.metrics[0].target must be at least 1, got 0",
+            (*CREATE, "--image", IMAGE, "--autoscaling", "--autoscaling-metric", "cpu=0"),
             id="metric-target",
         ),
         pytest.param(
@@ -425,8 +425,8 @@ def test_create_refuses_bad_input_with_one_line_and_writes_nothing(
             id="target-regions-not-a-list",
         ),
         pytest.param(
-            "spec.env.WORKERS must be a string, got 4",
-            {"image": IMAGE, "env": {"WORKERS": 4}},
+            "spec.env.WORKERS must be a string, number or boolean, got None",
+            {"image": IMAGE, "env": {"WORKERS": None}},
             id="env-value-not-a-string",
         ),
         pytest.param(
@@ -490,3 +490,38 @@ def test_changes_refuse_bad_input_and_leave_the_item_unchanged(
     result = cli(*argv)
     assert (result.status, result.err) == (2, f"{PREFIX}{message}\n")
     assert cli("show", "llama3", "--json").json() == before
+
+
+def test_create_and_canary_refuse_a_name_collision_and_write_nothing(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    """Endpoint `x-canary` and endpoint `x`'s canary would share the Deployment and Service
+    `x-canary` (DESIGN section 3): each side of the collision is refused, naming the other."""
+    assert cli("create", "x", "--image", IMAGE, "--region", "us-east-1").status == 0
+    before = cli("list", "--json").json()
+    result = cli("create", "x-canary", "--image", IMAGE, "--region", "us-east-1")
+    assert (result.status, result.out, result.err) == (
+        2,
+        "",
+        f"{PREFIX}endpoint 'x-canary' would share the Deployment and Service 'x-canary' "
+        "with the canary of endpoint 'x'; choose another name\n",
+    )
+    assert cli("list", "--json").json() == before
+
+    assert cli("create", "y-canary", "--image", IMAGE, "--region", "us-east-1").status == 0
+    before = cli("list", "--json").json()
+    refused = (
+        f"{PREFIX}the canary of 'y' needs the Deployment and Service 'y-canary', which "
+        "endpoint 'y-canary' has; rename or delete that endpoint first\n"
+    )
+    spec = tmp_path / "y.json"
+    spec.write_text(json.dumps({"image": IMAGE, "canary": {"image": IMAGE, "weight": 10}}))
+    result = cli("create", "y", "--file", str(spec), "--region", "us-east-1")
+    assert (result.status, result.out, result.err) == (2, "", refused)
+    assert cli("list", "--json").json() == before
+
+    assert cli("create", "y", "--image", IMAGE, "--region", "us-east-1").status == 0
+    before = cli("list", "--json").json()
+    result = cli("canary", "y", "--image", "vllm/vllm-openai:v0.9.0")
+    assert (result.status, result.out, result.err) == (2, "", refused)
+    assert cli("list", "--json").json() == before

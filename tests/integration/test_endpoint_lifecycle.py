@@ -6,18 +6,7 @@ from __future__ import annotations
 import json
 
 from k8s.workload import MANAGED_BY_LABEL, SPEC_HASH_ANNOTATION
-from tests.integration.harness import Harness, wait_for
-
-
-def scan_count(daemon) -> float:
-    """Table scans the daemon has made so far (from its own /metrics counters)."""
-    return sum(
-        sample.value
-        for family in daemon.metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == "dynamodb_requests_total"
-        and sample.labels.get("operation", "").lower() == "scan"
-    )
+from tests.integration.harness import Harness, scan_count, wait_for
 
 
 def _container(deployment: dict) -> dict:

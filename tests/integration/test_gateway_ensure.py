@@ -14,9 +14,20 @@ from kubernetes import client
 
 from k8s import errors
 from k8s.gateway import ClusterGateway, GatewaySettings, WatchEvent, make_api_client
-from k8s.manifests import build_deployment, build_objects, build_service
+from k8s.manifests import (
+    build_canary_deployment,
+    build_deployment,
+    build_objects,
+    build_service,
+)
 from k8s.sim.testing import NAMESPACE, api_client, deployment, service, wait_for
-from k8s.workload import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Workload
+from k8s.workload import (
+    INSTANCE_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    CanaryWorkload,
+    Workload,
+)
 
 WORKLOAD = Workload(name="m1", namespace=NAMESPACE, image="vllm/vllm-openai:v1")
 
@@ -221,7 +232,7 @@ def test_an_object_in_another_namespace_is_refused(gateway: ClusterGateway) -> N
 
 def test_remove_deletes_and_confirms(sim: Any, gateway: ClusterGateway) -> None:
     gateway.ensure(build_deployment(WORKLOAD))
-    assert gateway.remove("Deployment", "m1") is True
+    assert gateway.remove("Deployment", "m1", owner="m1") is True
     assert list(sim.objects("deployments", NAMESPACE)) == []
     assert gateway.cached("Deployment", "m1") is None
     counts = gateway.request_counts()
@@ -239,7 +250,7 @@ def test_remove_of_an_object_already_gone_is_done(
         "m1", NAMESPACE, _preload_content=False
     ).read()
     assert gateway.cached("Deployment", "m1") is not None
-    assert gateway.remove("Deployment", "m1") is True
+    assert gateway.remove("Deployment", "m1", owner="m1") is True
     assert gateway.request_counts()[("delete", "Deployment", "404")] == 1
     sim.clear_faults()
 
@@ -248,7 +259,7 @@ def test_remove_of_an_absent_object_costs_nothing_while_watching(
     sim: Any, gateway: ClusterGateway
 ) -> None:
     sim.reset_counters()
-    assert gateway.remove("Service", "never-existed") is True
+    assert gateway.remove("Service", "never-existed", owner="never-existed") is True
     assert sim.counters().get("total", 0) == 0
 
 
@@ -259,8 +270,38 @@ def test_remove_never_deletes_a_foreign_object(
         NAMESPACE, service("m1"), _preload_content=False
     ).read()
     wait_for(lambda: gateway.cached("Service", "m1"), what="the foreign Service in the cache")
-    assert gateway.remove("Service", "m1") is False
+    assert gateway.remove("Service", "m1", owner="m1") is False
     assert [s["metadata"]["name"] for s in sim.objects("services", NAMESPACE)] == ["m1"]
+
+
+def test_an_object_of_another_endpoint_is_never_modified_nor_deleted(
+    sim: Any, gateway: ClusterGateway
+) -> None:
+    """Endpoint `x-canary` and endpoint `x`'s canary share the name `x-canary`: the one that
+    holds it keeps it; the other's ensure raises, its remove leaves it (DESIGN section 3)."""
+    own = Workload(name="x-canary", namespace=NAMESPACE, image="vllm/vllm-openai:v1")
+    gateway.ensure(build_deployment(own))
+    before = _live_deployment_sim(sim, "x-canary")
+    x = Workload(
+        name="x", namespace=NAMESPACE, image="vllm/vllm-openai:v1", canary=CanaryWorkload("b:2")
+    )
+    sim.reset_counters()
+    with pytest.raises(
+        errors.OwnedElsewhere, match=r"^Deployment x-canary belongs to endpoint 'x-canary'$"
+    ) as raised:
+        gateway.ensure(build_canary_deployment(x))
+    assert raised.value.owner == "x-canary"
+    assert gateway.remove("Deployment", "x-canary", owner="x") is True
+    assert sim.counters().get("total", 0) == 0, "nothing sent"
+    assert _live_deployment_sim(sim, "x-canary") == before
+    assert gateway.remove("Deployment", "x-canary", owner="x-canary") is True
+    assert _live_deployment_sim(sim, "x-canary") is None
+
+
+def _live_deployment_sim(sim: Any, name: str) -> dict[str, Any] | None:
+    return next(
+        (d for d in sim.objects("deployments", NAMESPACE) if d["metadata"]["name"] == name), None
+    )
 
 
 def test_instances_names_endpoints_with_objects_in_the_cache(
@@ -290,7 +331,7 @@ def test_events_reach_on_event_after_the_cache_has_them(sim: Any) -> None:
     try:
         gw.ensure(build_service(WORKLOAD))
         wait_for(lambda: len(seen) >= 1, what="the ADDED event")
-        gw.remove("Service", "m1")
+        gw.remove("Service", "m1", owner="m1")
         wait_for(lambda: len(seen) >= 2, what="the DELETED event")
         assert all(seen)
     finally:

@@ -237,7 +237,11 @@ def test_stop_ends_every_watch_thread_and_is_idempotent(sim: Any) -> None:
     gw.stop()
     gw.stop()
     assert not [t for t in threading.enumerate() if t.name.startswith("watch-")]
-    assert gw.cached_objects("Deployment") == []
+    # A stopped gateway's cache never answers (an empty answer would mean "absent").
+    with pytest.raises(errors.NotSynced):
+        gw.cached_objects("Deployment")
+    with pytest.raises(errors.NotSynced):
+        gw.cached("Deployment", "a")
     assert not gw.has_synced()
 
 
@@ -250,7 +254,9 @@ def test_an_abruptly_broken_watch_reconnects(sim: Any, other: client.ApiClient) 
         sim.drop_watches()
         _create_deployment(other, "after-the-cut")
         wait_for(lambda: gw.cached("Deployment", "after-the-cut"), what="an event after the cut")
-        assert gw.request_counts()[("list", "Deployment", "ok")] == 1
+        # Resumed, not relisted: after a failed watch only a one-item list checks that
+        # the server did not go back in time.
+        assert gw.relists()["Deployment"] == 0
     finally:
         gw.stop()
 
@@ -281,5 +287,114 @@ def test_on_event_can_read_the_cache_during_the_initial_list(
     gw.start(lambda event: found.append(gw.cached(event.kind, "a") is not None))
     try:
         assert found == [True]
+    finally:
+        gw.stop()
+
+
+def test_a_server_restarted_empty_is_relisted_and_vanished_objects_are_deleted(
+    sim: Any, other: client.ApiClient
+) -> None:
+    """After an etcd restore the server's resourceVersions start over: the watch cannot
+    resume from its old one, the gateway lists again and reports DELETED for objects
+    that no longer exist, and its cache never answers from the stale state."""
+    recorder = Recorder()
+    gw = _gateway(sim.url)
+    gw.start(recorder)
+    try:
+        for name in ("a", "b"):
+            _create_deployment(other, name)
+        wait_for(lambda: gw.cached("Deployment", "b"), what="b in the cache")
+        sim.restart(empty=True)
+        wait_for(
+            lambda: (
+                {("Deployment", "DELETED", "a"), ("Deployment", "DELETED", "b")}
+                <= set(recorder.seen())
+            ),
+            what="DELETED for the objects the restart lost",
+        )
+        wait_for(gw.has_synced, what="synced again")
+        assert gw.cached("Deployment", "a") is None
+        assert gw.cached_objects("Deployment") == []
+        assert gw.relists()["Deployment"] >= 1
+        # The watch runs on the new server.
+        _create_deployment(other, "c")
+        wait_for(lambda: gw.cached("Deployment", "c"), what="an object made after the restart")
+    finally:
+        gw.stop()
+
+
+def test_every_kind_relists_periodically(sim: Any, other: client.ApiClient) -> None:
+    gw = _gateway(sim.url, resync_period=1.0)
+    gw.start(lambda event: None)
+    try:
+        wait_for(
+            lambda: all(count >= 2 for count in gw.relists().values()),
+            timeout=8,
+            what="two periodic relists of every kind",
+        )
+        _create_deployment(other, "late")
+        wait_for(lambda: gw.cached("Deployment", "late"), what="the watch still running")
+    finally:
+        gw.stop()
+
+
+def test_remove_is_false_while_finalizers_run_and_true_once_gone(sim: Any) -> None:
+    """The ALB controller's finalizer keeps a deleted Ingress (deletionTimestamp set):
+    remove() reports it pending (False) until the object is really gone."""
+    sim.set_ingress_finalizer(0.5)
+    gw = _gateway(sim.url)
+    gw.start(lambda event: None)
+    try:
+        ingress = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": "inference-m1",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "inference-supervisor",
+                    "app.kubernetes.io/instance": "m1",
+                },
+            },
+            "spec": {"defaultBackend": {"service": {"name": "m1", "port": {"number": 80}}}},
+        }
+        assert gw.ensure(ingress) == "created"
+        wait_for(
+            lambda: (
+                (gw.cached("Ingress", "inference-m1") or {}).get("metadata", {}).get("finalizers")
+            ),
+            what="the ALB finalizer in the cache",
+        )
+        assert gw.remove("Ingress", "inference-m1", owner="m1") is False
+        pending = gw.cached("Ingress", "inference-m1")
+        assert pending is not None
+        assert pending["metadata"]["deletionTimestamp"]
+        wait_for(
+            lambda: gw.remove("Ingress", "inference-m1", owner="m1"), timeout=10, what="removed"
+        )
+        assert gw.cached("Ingress", "inference-m1") is None
+    finally:
+        gw.stop()
+
+
+def test_a_server_gone_back_in_time_is_noticed_even_when_its_watch_stays_silent(
+    sim: Any, other: client.ApiClient
+) -> None:
+    """A real watch cache answers a watch from a resourceVersion it has not reached with
+    silence, not 410: after a failed watch the gateway compares the server's current
+    resourceVersion with the newest it saw, and lists again when it went back."""
+    sim.expire_future_watches = False
+    recorder = Recorder()
+    gw = _gateway(sim.url, resync_period=None)
+    gw.start(recorder)
+    try:
+        _create_deployment(other, "lost")
+        wait_for(lambda: gw.cached("Deployment", "lost"), what="lost in the cache")
+        sim.restart(empty=True)
+        wait_for(
+            lambda: ("Deployment", "DELETED", "lost") in recorder.seen(),
+            timeout=10,
+            what="DELETED for the object the restart lost",
+        )
+        assert gw.cached("Deployment", "lost") is None
     finally:
         gw.stop()

@@ -4,8 +4,7 @@ scans agree; objects the old reconciler created are adopted in place."""
 
 from __future__ import annotations
 
-from tests.integration.harness import NAMESPACE, Harness, wait_for
-from tests.integration.test_endpoint_lifecycle import scan_count
+from tests.integration.harness import NAMESPACE, Harness, scan_count, wait_for
 
 
 def test_a_wrong_region_deletes_nothing(kit: Harness) -> None:

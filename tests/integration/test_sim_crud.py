@@ -530,3 +530,111 @@ def test_lease_micro_times_are_stored_in_utc_with_z(sim: Any) -> None:
     assert code == 201
     assert created["spec"]["renewTime"] == "2026-01-02T03:04:05.123456Z"
     assert created["spec"]["acquireTime"] == "2026-01-02T03:04:05.123456Z"
+
+
+def _ingress(name: str = "inference-m1", finalizers: list[str] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if finalizers:
+        metadata["finalizers"] = finalizers
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata,
+        "spec": {"defaultBackend": {"service": {"name": "m1", "port": {"number": 80}}}},
+    }
+
+
+def _watch_types(sim: SimCluster, path: str, resource_version: str) -> list[tuple[str, Any]]:
+    request = urllib.request.Request(
+        f"{sim.url}{path}?watch=1&resourceVersion={resource_version}&timeoutSeconds=1"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        lines = [json.loads(line) for line in response.read().splitlines() if line.strip()]
+    return [
+        (e["type"], e["object"]["metadata"].get("deletionTimestamp") is not None)
+        for e in lines
+        if e["type"] != "BOOKMARK"
+    ]
+
+
+def test_delete_with_finalizers_marks_the_object_until_they_are_emptied(sim: SimCluster) -> None:
+    path = f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/ingresses"
+    status, _, created = raw_request(sim.url, "POST", path, _ingress(finalizers=["x.io/keep"]))
+    assert status == 201
+    start = created["metadata"]["resourceVersion"]
+    status, _, deleted = raw_request(sim.url, "DELETE", f"{path}/inference-m1")
+    assert status == 200
+    assert deleted["metadata"]["deletionTimestamp"]
+    assert deleted["metadata"]["generation"] == 2
+    # Still there, marked; a second DELETE changes nothing.
+    status, _, again = raw_request(sim.url, "DELETE", f"{path}/inference-m1")
+    assert (status, again["metadata"]["resourceVersion"]) == (
+        200,
+        deleted["metadata"]["resourceVersion"],
+    )
+    status, _, live = raw_request(sim.url, "GET", f"{path}/inference-m1")
+    assert status == 200
+    assert live["metadata"]["deletionTimestamp"]
+    # No new finalizer while deleting.
+    status, _, refused = raw_request(
+        sim.url,
+        "PATCH",
+        f"{path}/inference-m1",
+        {"metadata": {"finalizers": ["x.io/keep", "y.io/new"]}},
+        content_type="application/merge-patch+json",
+    )
+    assert (status, refused["reason"]) == (422, "Invalid")
+    status, _, _ = raw_request(
+        sim.url,
+        "PATCH",
+        f"{path}/inference-m1",
+        {"metadata": {"finalizers": None}},
+        content_type="application/merge-patch+json",
+    )
+    assert status == 200
+    assert raw_request(sim.url, "GET", f"{path}/inference-m1")[0] == 404
+    assert _watch_types(sim, path, start) == [
+        ("MODIFIED", True),
+        ("MODIFIED", True),
+        ("DELETED", True),
+    ]
+
+
+def test_the_simulated_alb_controller_finalizes_ingresses(sim: SimCluster) -> None:
+    path = f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/ingresses"
+    sim.set_ingress_finalizer(0.3)
+    assert raw_request(sim.url, "POST", path, _ingress())[0] == 201
+    wait_for(
+        lambda: (
+            raw_request(sim.url, "GET", f"{path}/inference-m1")[2]["metadata"].get("finalizers")
+            == ["ingress.k8s.aws/resources"]
+        ),
+        what="the ALB finalizer",
+    )
+    status, _, deleted = raw_request(sim.url, "DELETE", f"{path}/inference-m1")
+    assert status == 200
+    assert deleted["metadata"]["deletionTimestamp"]
+    assert raw_request(sim.url, "GET", f"{path}/inference-m1")[0] == 200
+    wait_for(
+        lambda: raw_request(sim.url, "GET", f"{path}/inference-m1")[0] == 404,
+        what="the Ingress gone once its finalizer is removed",
+    )
+    # Off again: a new Ingress is left alone and deleted at once.
+    sim.set_ingress_finalizer(None)
+    assert raw_request(sim.url, "POST", path, _ingress("plain"))[0] == 201
+    assert raw_request(sim.url, "DELETE", f"{path}/plain")[0] == 200
+    assert raw_request(sim.url, "GET", f"{path}/plain")[0] == 404
+
+
+def test_an_empty_env_value_is_dropped_like_omitempty(apps: client.AppsV1Api) -> None:
+    body = deployment("m1")
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "EMPTY", "value": ""},
+        {"name": "SET", "value": "1"},
+    ]
+    created = apps.create_namespaced_deployment(NAMESPACE, body, _preload_content=False)
+    env = json.loads(created.data)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "EMPTY"}, {"name": "SET", "value": "1"}]
+    # Writing it again with the empty value is no change to the spec.
+    replaced = apps.replace_namespaced_deployment("m1", NAMESPACE, body, _preload_content=False)
+    assert json.loads(replaced.data)["metadata"]["generation"] == 1

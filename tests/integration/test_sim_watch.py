@@ -228,3 +228,71 @@ def test_send_initial_events_ends_with_a_marked_bookmark(core: client.CoreV1Api)
     lines = [json.loads(line) for line in raw.read().splitlines() if line.strip()]
     assert [e["type"] for e in lines[:2]] == ["ADDED", "BOOKMARK"]
     assert lines[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def _first_event(core: client.CoreV1Api, resource_version: str) -> dict[str, Any]:
+    raw = core.list_namespaced_service(
+        NAMESPACE,
+        watch=True,
+        resource_version=resource_version,
+        timeout_seconds=2,
+        _preload_content=False,
+    )
+    try:
+        return json.loads(raw.readline())
+    finally:
+        raw.release_conn()
+
+
+def test_a_resource_version_newer_than_the_servers_gives_410_expired(
+    core: client.CoreV1Api,
+) -> None:
+    listed = core.list_namespaced_service(NAMESPACE)
+    future = str(int(listed.metadata.resource_version) + 1000)
+    first = _first_event(core, future)
+    assert first["type"] == "ERROR"
+    assert (first["object"]["code"], first["object"]["reason"]) == (410, "Expired")
+
+
+def test_restart_empty_forgets_everything_and_starts_the_resource_version_over(
+    sim: SimCluster, core: client.CoreV1Api
+) -> None:
+    """As after an etcd restore: the objects are gone, resourceVersions start low
+    again, and a watch resuming from the old server's resourceVersion gets 410."""
+    for index in range(5):
+        core.create_namespaced_service(NAMESPACE, service(f"s{index}"))
+    before = core.list_namespaced_service(NAMESPACE).metadata.resource_version
+    sim.restart(empty=True)
+    after = core.list_namespaced_service(NAMESPACE)
+    assert after.items == []
+    assert int(after.metadata.resource_version) < int(before)
+    first = _first_event(core, before)
+    assert (first["type"], first["object"]["code"]) == ("ERROR", 410)
+    core.create_namespaced_service(NAMESPACE, service("new"))
+    assert [s.metadata.name for s in core.list_namespaced_service(NAMESPACE).items] == ["new"]
+
+
+def test_restart_keeping_the_objects_keeps_their_resource_versions(
+    sim: SimCluster, core: client.CoreV1Api
+) -> None:
+    created = core.create_namespaced_service(NAMESPACE, service("kept")).metadata
+    sim.restart(empty=False)
+    kept = core.read_namespaced_service("kept", NAMESPACE).metadata
+    assert (kept.uid, kept.resource_version) == (created.uid, created.resource_version)
+
+
+def test_admin_endpoint_restarts_the_server_empty(sim: SimCluster, core: client.CoreV1Api) -> None:
+    core.create_namespaced_service(NAMESPACE, service("gone"))
+    request = urllib.request.Request(
+        f"{sim.url}/_sim/restart", data=b'{"empty": true}', method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 202
+
+    def restarted() -> bool:
+        try:
+            return core.list_namespaced_service(NAMESPACE).items == []
+        except Exception:
+            return False
+
+    wait_for(restarted, what="the restarted, empty server")

@@ -11,8 +11,7 @@ import pytest
 
 from actors.clock import FakeClock
 from k8s.sim import SimCluster
-from tests.integration.harness import Harness, harness
-from tests.integration.test_supervision import FAKE_TIME_LEASE, drive
+from tests.integration.harness import FAKE_TIME_LEASE, Harness, drive, harness, scan_count
 
 THRESHOLD = 300
 
@@ -63,7 +62,7 @@ def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failo
     # A new leader takes over half-way: the unready clock comes from the cluster.
     first.stop()
     failover_at = clock.time()
-    _start(kit, clock, "daemon-b")
+    second = _start(kit, clock, "daemon-b")
     status = drive(
         clock,
         lambda: kit.kube.get("Ingress", "inference-m1") is None and kit.status("m1"),
@@ -76,8 +75,14 @@ def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failo
     assert clock.time() - failover_at < THRESHOLD * 0.75, "the failover reset the clock"
     # A canary weight change must not bring the Ingress back while the primary is dead.
     kit.store.set_canary("m1", "repo/model:v2", 40)
-    for _ in range(10):
-        clock.advance(5)
+    scans = scan_count(second)
+    drive(clock, lambda: scan_count(second) >= scans + 3, step=5, what="the change seen")
+    drive(
+        clock,
+        lambda: (kit.kube.get("Service", "m1-canary") or {}).get("metadata", {}),
+        step=5,
+        what="canary still served",
+    )
     assert kit.kube.get("Ingress", "inference-m1") is None
     # The primary is fixed: traffic comes back.
     kit.store.update_spec("m1", {"image": "repo/model:v3"})

@@ -757,3 +757,77 @@ def test_lease_micro_time_is_written_back_in_utc_with_z(
     # MicroTime is serialised as RFC 3339 in UTC with six fractional digits and "Z".
     assert created["spec"]["renewTime"] == "2026-01-02T03:04:05.123456Z"
     assert created["spec"]["acquireTime"] == "2026-01-02T03:04:05.123456Z"
+
+
+def test_watch_from_a_resource_version_the_server_has_not_reached_never_replays(
+    backend: Cluster, leases: client.CoordinationV1Api
+) -> None:
+    """A resourceVersion from another history (as after an etcd restore) cannot be
+    resumed from. The sim answers 410 Expired (an ERROR event); a real watch cache may
+    instead stay silent until it reaches it, or answer "Too large resource version"
+    (504) - which is why the informer also compares the server's list resourceVersion
+    with the newest it saw. What must never happen is an event at or below it."""
+    ns = backend.namespace
+    _raw(leases.create_namespaced_lease, ns, _lease("l1", "a"))
+    listed = _raw(leases.list_namespaced_lease, ns)["metadata"]["resourceVersion"]
+    future = int(listed) + 1_000_000
+    status, events = _watch_lines(
+        leases.list_namespaced_lease, ns, resource_version=str(future), seconds=2
+    )
+    changes = [e for e in events if e.get("type") not in ("BOOKMARK", "ERROR")]
+    if status != 200:
+        changes = []
+        errors = events
+    else:
+        errors = [e["object"] for e in events if e.get("type") == "ERROR"]
+    assert changes == [], changes
+    for error in errors:
+        assert error["kind"] == "Status", error
+        assert (error["code"], error["reason"]) in (
+            (410, "Expired"),
+            (410, "Gone"),
+            (504, "Timeout"),
+        )
+    if backend.name == "sim":
+        assert [(e["code"], e["reason"]) for e in errors] == [(410, "Expired")]
+
+
+def test_an_empty_env_value_is_not_stored(backend: Cluster, apps: client.AppsV1Api) -> None:
+    """EnvVar.value is `omitempty`: sent empty, it comes back absent (so a drift check
+    comparing with what it sent must treat the two alike)."""
+    ns = backend.namespace
+    body = _deployment(backend, "f-env")
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "EMPTY", "value": ""},
+        {"name": "SET", "value": "1"},
+    ]
+    created = _raw(apps.create_namespaced_deployment, ns, body)
+    env = created["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "EMPTY"}, {"name": "SET", "value": "1"}]
+
+
+def test_delete_with_a_finalizer_sets_deletion_timestamp_then_the_object_goes(
+    backend: Cluster, core: client.CoreV1Api
+) -> None:
+    ns = backend.namespace
+    body = _service("f-fin", {"app": "f-fin"})
+    body["metadata"]["finalizers"] = ["example.com/hold"]
+    _raw(core.create_namespaced_service, ns, body)
+    deleted = _raw(core.delete_namespaced_service, "f-fin", ns)
+    assert deleted["kind"] == "Service", deleted
+    assert deleted["metadata"]["deletionTimestamp"], deleted
+    live = _raw(core.read_namespaced_service, "f-fin", ns)
+    assert live["metadata"]["deletionTimestamp"]
+    assert live["metadata"]["finalizers"] == ["example.com/hold"]
+    _raw(
+        core.patch_namespaced_service,
+        "f-fin",
+        ns,
+        {"metadata": {"finalizers": None}},
+        _content_type=MERGE,
+    )
+    wait_for(
+        lambda: _code(core.read_namespaced_service, "f-fin", ns) == 404,
+        timeout=backend.patience,
+        what="the Service gone once its finalizer is removed",
+    )

@@ -409,3 +409,103 @@ def test_starting_an_autoscaled_deployment_from_zero_writes_the_min_replicas() -
     live = as_server_returns(want, replicas=0)
     assert needs_update(live, want) is True
     assert replacement(live, want)["spec"]["replicas"] == want["spec"]["replicas"] > 0
+
+
+def _pod(live: Obj) -> Obj:
+    return live["spec"]["template"]["spec"]
+
+
+def _container(live: Obj) -> Obj:
+    return _pod(live)["containers"][0]
+
+
+def _set(place: Callable[[Obj], Obj], key: str, value: Any) -> Callable[[Obj], None]:
+    def change(live: Obj) -> None:
+        place(live)[key] = value
+
+    return change
+
+
+# (change to the server's copy of what we built, is it drift)
+HAND_EDITS: list[Any] = [
+    pytest.param(_set(_pod, "hostNetwork", True), True, id="host-network-added"),
+    pytest.param(_set(_pod, "hostPID", True), True, id="host-pid-added"),
+    pytest.param(
+        _set(_pod, "securityContext", {"runAsUser": 0}), True, id="pod-security-context-filled"
+    ),
+    pytest.param(_set(_pod, "nodeName", "node-7"), True, id="node-name-added"),
+    pytest.param(_set(_pod, "dnsPolicy", "Default"), True, id="default-changed"),
+    pytest.param(
+        _set(_container, "securityContext", {"privileged": True}),
+        True,
+        id="container-privileged-added",
+    ),
+    pytest.param(_set(_container, "command", ["/bin/sh", "-c", "sleep 1d"]), True, id="command"),
+    pytest.param(_set(_container, "workingDir", "/tmp"), True, id="working-dir-added"),
+    pytest.param(
+        _set(_container, "volumeMounts", [{"name": "host", "mountPath": "/host"}]),
+        True,
+        id="mount-added",
+    ),
+    pytest.param(
+        _set(_container, "terminationMessagePath", "/tmp/x"), True, id="container-default-changed"
+    ),
+    # What the API server itself adds is never drift.
+    pytest.param(_set(_pod, "securityContext", {}), False, id="server-security-context"),
+    pytest.param(_set(_pod, "enableServiceLinks", True), False, id="server-service-links"),
+    pytest.param(_set(_container, "imagePullPolicy", "Always"), False, id="pull-policy"),
+    # What the server omits is no field at all.
+    pytest.param(_set(_container, "args", []), False, id="empty-list"),
+    pytest.param(_set(_pod, "priorityClassName", ""), False, id="empty-string"),
+    # Outside the places we own entirely, someone else's keys stay theirs.
+    pytest.param(
+        lambda live: live["spec"].__setitem__("paused", False), False, id="deployment-level-key"
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "drifted"), HAND_EDITS)
+def test_keys_added_by_hand_in_places_we_own_entirely_are_drift(
+    change: Callable[[Obj], None], drifted: bool
+) -> None:
+    want = desired("Deployment", image="repo/model:v1", model_source=None)
+    live = as_server_returns(want)
+    change(live)
+    assert needs_update(live, want) is drifted
+    if drifted:
+        # The repair writes what we built: the foreign key is gone once stored.
+        body = replacement(live, want)
+        assert needs_update(as_server_returns(body), want) is False
+
+
+def test_a_command_of_ours_is_compared_not_flagged() -> None:
+    want = desired("Deployment", command=("python", "serve.py"))
+    live = as_server_returns(want)
+    assert needs_update(live, want) is False
+    _container(live)["command"] = ["python", "other.py"]
+    assert needs_update(live, want) is True
+
+
+def test_privileged_init_container_is_drift() -> None:
+    want = desired("Deployment")
+    live = as_server_returns(want)
+    _pod(live)["initContainers"][0]["securityContext"] = {"privileged": True}
+    assert needs_update(live, want) is True
+
+
+@pytest.mark.parametrize(
+    ("live_env", "drifted"),
+    [
+        pytest.param([{"name": "EMPTY"}], False, id="value-omitted-by-the-server"),
+        pytest.param([{"name": "EMPTY", "value": ""}], False, id="value-kept"),
+        pytest.param([{"name": "EMPTY", "value": "x"}], True, id="value-set-by-hand"),
+    ],
+)
+def test_an_empty_env_value_matches_the_servers_omission(
+    live_env: list[Obj], drifted: bool
+) -> None:
+    want = desired("Deployment", env=(("EMPTY", ""),))
+    assert _container(want)["env"] == [{"name": "EMPTY", "value": ""}]
+    live = as_server_returns(want)
+    _container(live)["env"] = live_env
+    assert needs_update(live, want) is drifted

@@ -18,7 +18,9 @@ from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
 
 from k8s.manifests import (
+    GPU_METRIC_NAME,
     KINDS,
+    NAME_LIMITS,
     ManifestError,
     build_canary_deployment,
     build_canary_service,
@@ -39,6 +41,7 @@ from k8s.workload import (
     Autoscaling,
     CanaryWorkload,
     HpaMetric,
+    Toleration,
     Workload,
 )
 
@@ -129,6 +132,40 @@ def _matrix() -> list[Any]:
             "autoscaling": Autoscaling(metrics=(HpaMetric("memory", 80), HpaMetric("cpu", 60)))
         },
         "canary-weight-0": {"canary": CanaryWorkload(image=CANARY_IMAGE, weight=0)},
+        # What the predecessor served and this once refused (issue 13 item 2).
+        "gpu-metric": {
+            "autoscaling": Autoscaling(metrics=(HpaMetric("gpu", 60), HpaMetric("cpu", 150)))
+        },
+        "gpu-metric-named": {
+            "autoscaling": Autoscaling(metrics=(HpaMetric("gpu", 60),), gpu_metric_name="gpu_util")
+        },
+        "bucket-root-source": {"model_source": "s3://models"},
+        "hugging-face-source": {"model_source": "meta-llama/Llama-3.1-8B-Instruct"},
+        "tolerations": {
+            "tolerations": (
+                Toleration(
+                    key="dedicated", operator="Equal", value="inference", effect="NoSchedule"
+                ),
+                Toleration(operator="Exists"),
+                Toleration(
+                    key="node.kubernetes.io/unreachable",
+                    operator="Exists",
+                    effect="NoExecute",
+                    toleration_seconds=30,
+                ),
+            )
+        },
+        "gpu-name": {"gpu_type": "A10G"},
+        "gpu-instance-type": {"gpu_type": "g5.xlarge", "capacity_type": "spot"},
+        "label-values-as-annotations": {
+            "labels": (
+                ("owner", "alice@example.com"),
+                ("Bad Key", "x"),
+                ("team", "ml team"),
+                ("example.com/cost", "a b"),
+                ("ok", "fine"),
+            )
+        },
         "everything": {
             "accelerator": "neuron",
             "capacity_type": "spot",
@@ -544,19 +581,22 @@ def test_env_command_and_args_are_passed_in_order() -> None:
     ("changes", "message"),
     [
         pytest.param({"name": "Bad_Name"}, "DNS-1035", id="bad-name"),
-        pytest.param({"name": "a" * 57}, "at most 56", id="too-long-for-canary"),
+        pytest.param({"name": "a" * 64}, "at most 63", id="too-long"),
+        pytest.param(
+            {"name": "a" * 57, "canary": CanaryWorkload(CANARY_IMAGE)},
+            "cannot have a canary",
+            id="too-long-for-canary",
+        ),
         pytest.param({"accelerator": "tpu"}, "accelerator", id="accelerator"),
         pytest.param({"capacity_type": "reserved"}, "capacity_type", id="capacity-type"),
         pytest.param({"canary": CanaryWorkload(CANARY_IMAGE, weight=101)}, "0-100", id="weight"),
         pytest.param(
             {"autoscaling": Autoscaling(metrics=(HpaMetric("requests_per_second", 10),))},
-            "not cpu or memory",
+            "not cpu, memory or gpu",
             id="unsupported-metric",
         ),
         pytest.param({"autoscaling": Autoscaling(5, 2)}, "min_replicas", id="min-above-max"),
         pytest.param({"ingress_path": "api/m1"}, "start with '/'", id="relative-path"),
-        pytest.param({"labels": (("team", "ml team"),)}, "team='ml team'", id="label-value"),
-        pytest.param({"labels": (("Bad Key", "x"),)}, "not a valid", id="label-key"),
         pytest.param({"node_selector": (("pool", "x" * 64),)}, "node selector", id="selector"),
     ],
 )
@@ -573,3 +613,178 @@ def test_canary_builders_refuse_a_workload_without_canary() -> None:
         build_canary_service(workload())
     with pytest.raises(ManifestError, match="no autoscaling"):
         build_hpa(workload())
+
+
+# --- What the predecessor served (issue 13 item 2) ---------------------------------------
+
+
+def test_gpu_metric_is_a_pods_metric_on_the_dcgm_gpu_utilisation() -> None:
+    """`gpu:60` scales on the DCGM exporter's per-pod GPU utilisation (averageValue 60),
+    never silently on CPU; cpu/memory targets above 100 % are kept as given."""
+    scaling = Autoscaling(1, 4, (HpaMetric("gpu", 60), HpaMetric("cpu", 150)))
+    hpa = build_hpa(workload(autoscaling=scaling))
+    assert_valid(hpa)
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": GPU_METRIC_NAME},
+                "target": {"type": "AverageValue", "averageValue": "60"},
+            },
+        },
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 150},
+            },
+        },
+    ]
+    assert GPU_METRIC_NAME == "DCGM_FI_DEV_GPU_UTIL"
+
+
+def test_gpu_metric_name_can_be_overridden_per_workload() -> None:
+    scaling = Autoscaling(metrics=(HpaMetric("gpu", 75),), gpu_metric_name="nv_gpu_util")
+    (metric,) = build_hpa(workload(autoscaling=scaling))["spec"]["metrics"]
+    assert metric["pods"]["metric"] == {"name": "nv_gpu_util"}
+    assert metric["pods"]["target"]["averageValue"] == "75"
+
+
+@pytest.mark.parametrize(
+    ("source", "synced"),
+    [
+        pytest.param("s3://models", True, id="bucket-root"),
+        pytest.param("s3://models/", True, id="bucket-root-slash"),
+        pytest.param("meta-llama/Llama-3.1-8B-Instruct", False, id="hugging-face-id"),
+    ],
+)
+def test_bucket_root_is_synced_and_a_model_id_only_mounts_the_volume(
+    source: str, synced: bool
+) -> None:
+    pod = build_deployment(workload(model_source=source))["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "model-storage", "persistentVolumeClaim": {"claimName": "efs-claim"}}
+    ]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "model-storage", "mountPath": "/models"}
+    ]
+    if synced:
+        (init,) = pod["initContainers"]
+        assert init["command"] == [
+            "aws", "s3", "sync", source, "/models/m1", "--delete", "--no-progress"
+        ]  # fmt: skip
+        assert "args" not in init
+    else:
+        assert "initContainers" not in pod
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "device"), [("nvidia", "nvidia.com/gpu"), ("neuron", "aws.amazon.com/neuron")]
+)
+def test_item_tolerations_are_added_after_the_accelerators_own(
+    accelerator: str, device: str
+) -> None:
+    own = Toleration(key=device, operator="Equal", value="true", effect="NoSchedule")
+    extra = (
+        Toleration(key="dedicated", operator="Equal", value="llm", effect="NoSchedule"),
+        own,  # a repeat of the accelerator's is not added twice
+        Toleration(key="spot", operator="Exists", effect="NoExecute", toleration_seconds=60),
+    )
+    w = workload(accelerator=accelerator, tolerations=extra, canary=CanaryWorkload(CANARY_IMAGE))
+    for deployment in (build_deployment(w), build_canary_deployment(w)):
+        assert_valid(deployment)
+        assert deployment["spec"]["template"]["spec"]["tolerations"] == [
+            {"key": device, "operator": "Equal", "value": "true", "effect": "NoSchedule"},
+            {"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoSchedule"},
+            {"key": "spot", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60},
+        ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "selector"),
+    [
+        pytest.param(
+            {"gpu_type": "A10G"},
+            {
+                "eks.amazonaws.com/instance-gpu-manufacturer": "nvidia",
+                "eks.amazonaws.com/instance-gpu-name": "a10g",
+            },
+            id="gpu-name-lower-cased",
+        ),
+        pytest.param(
+            {"gpu_type": "g5.xlarge", "capacity_type": "spot"},
+            {
+                "eks.amazonaws.com/instance-gpu-manufacturer": "nvidia",
+                "node.kubernetes.io/instance-type": "g5.xlarge",
+                "karpenter.sh/capacity-type": "spot",
+            },
+            id="instance-type",
+        ),
+        pytest.param(
+            {
+                "gpu_type": "l40s",
+                "node_selector": (("eks.amazonaws.com/instance-gpu-name", "h100"),),
+            },
+            {"eks.amazonaws.com/instance-gpu-name": "h100"},
+            id="item-selector-wins",
+        ),
+    ],
+)
+def test_gpu_type_selects_nodes_by_gpu_name_or_instance_type(
+    changes: dict[str, Any], selector: dict[str, str]
+) -> None:
+    pod = build_deployment(workload(**changes))["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == selector
+
+
+def test_item_labels_kubernetes_refuses_are_kept_as_annotations() -> None:
+    """`owner=alice@example.com` does not refuse the endpoint: valid labels stay labels,
+    the others go on every object's metadata as annotations, none on the pods."""
+    labels = (
+        ("Bad Key", "x"),
+        ("example.com/cost", "a b"),
+        ("ok", "fine"),
+        ("owner", "alice@example.com"),
+    )
+    w = workload(labels=labels, canary=CanaryWorkload(CANARY_IMAGE), autoscaling=Autoscaling())
+    for obj in build_objects(w):
+        assert_valid(obj)
+        meta = obj["metadata"]
+        assert meta["labels"]["ok"] == "fine"
+        assert not {"owner", "example.com/cost", "Bad Key"} & set(meta["labels"])
+        annotations = meta["annotations"]
+        assert annotations["inference-supervisor.io/label-owner"] == "alice@example.com"
+        assert annotations["inference-supervisor.io/label-example.com.cost"] == "a b"
+        assert json.loads(annotations["inference-supervisor.io/labels"]) == {"Bad Key": "x"}
+        if obj["kind"] == "Deployment":
+            pod_meta = obj["spec"]["template"]["metadata"]
+            assert "owner" not in pod_meta["labels"]
+            assert "annotations" not in pod_meta
+
+
+def test_a_63_character_name_is_served_and_every_object_name_fits_its_kind() -> None:
+    name = "a" * 63
+    w = workload(name=name, autoscaling=Autoscaling())
+    objects = build_objects(w)
+    assert [object_key(o) for o in objects] == [
+        ("Deployment", name),
+        ("Service", name),
+        ("Ingress", f"inference-{name}"),
+        ("HorizontalPodAutoscaler", name),
+    ]
+    for obj in objects:
+        assert_valid(obj)
+        assert len(obj["metadata"]["name"]) <= NAME_LIMITS[obj["kind"]]
+
+
+def test_a_canary_needs_name_canary_to_fit_63_and_only_the_canary_is_refused() -> None:
+    fits = workload(name="a" * 56, canary=CanaryWorkload(CANARY_IMAGE))
+    for obj in build_objects(fits):
+        assert_valid(obj)
+        assert len(obj["metadata"]["name"]) <= NAME_LIMITS[obj["kind"]]
+    too_long = workload(name="a" * 57, canary=CanaryWorkload(CANARY_IMAGE))
+    assert_valid(build_deployment(too_long))
+    assert_valid(build_service(too_long))
+    for builder in (build_canary_deployment, build_canary_service, build_ingress):
+        with pytest.raises(ManifestError, match=r"cannot have a canary: .* at most 56"):
+            builder(too_long)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from store.convert import plain, to_dynamo
-from store.dynamo import content_hash
+from store.dynamo import content_hash, load_item
 from store.errors import InvalidEndpoint
 from store.model import (
     Autoscaling,
@@ -86,12 +86,9 @@ def test_predecessor_item_is_valid() -> None:
             id="name-starts-with-digit",
         ),
         pytest.param(
-            [
-                "endpoint_name must be at most 53 characters so that 'inference-{name}' "
-                "fits in 63, got 54"
-            ],
-            with_changes(endpoint_name="a" * 54),
-            id="name-too-long-for-object-name",
+            ["endpoint_name must be at most 63 characters (a DNS-1035 label), got 64"],
+            with_changes(endpoint_name="a" * 64),
+            id="name-too-long-for-a-dns-label",
         ),
         pytest.param(
             ["desired_state must be one of deploying, running, stopped, deleted, got 'paused'"],
@@ -107,6 +104,22 @@ def test_predecessor_item_is_valid() -> None:
             ["target_regions must be a list of region names, got ['us-east-1', 5]"],
             with_changes(target_regions=["us-east-1", 5]),
             id="target-regions-not-strings",
+        ),
+        pytest.param(
+            [
+                "ingress_path must be a path like /inference/llama3 "
+                "(a string starting with '/'), got 5"
+            ],
+            with_changes(ingress_path=5),
+            id="ingress-path-not-string",
+        ),
+        pytest.param(
+            [
+                "ingress_path must be a path like /inference/llama3 "
+                "(a string starting with '/'), got 'inference/llama3'"
+            ],
+            with_changes(ingress_path="inference/llama3"),
+            id="ingress-path-relative",
         ),
         pytest.param(["spec is required"], with_changes(spec=None), id="no-spec"),
         pytest.param(["spec.image is required"], with_changes(spec__image=None), id="no-image"),
@@ -171,8 +184,8 @@ def test_predecessor_item_is_valid() -> None:
             id="env-key",
         ),
         pytest.param(
-            ["spec.env.WORKERS must be a string, got 4"],
-            with_changes(spec__env={"WORKERS": 4}),
+            ["spec.env.WORKERS must be a string, number or boolean, got None"],
+            with_changes(spec__env={"WORKERS": None}),
             id="env-value",
         ),
         pytest.param(
@@ -186,8 +199,11 @@ def test_predecessor_item_is_valid() -> None:
             id="args-not-list",
         ),
         pytest.param(
-            ["spec.model_source must be an s3://bucket/path URI, got 'https://example.com/m'"],
-            with_changes(spec__model_source="https://example.com/m"),
+            [
+                "spec.model_source must name an S3 bucket, like s3://bucket or s3://bucket/path, "
+                "got 's3://'"
+            ],
+            with_changes(spec__model_source="s3://"),
             id="model-source",
         ),
         pytest.param(
@@ -201,14 +217,14 @@ def test_predecessor_item_is_valid() -> None:
             id="autoscaling-min-zero",
         ),
         pytest.param(
-            ["spec.autoscaling.metrics[0].type must be one of cpu, memory, got 'gpu'"],
-            with_changes(spec__autoscaling={"metrics": [{"type": "gpu", "target": 70}]}),
+            ["spec.autoscaling.metrics[0].type must be one of cpu, memory, gpu, got 'rps'"],
+            with_changes(spec__autoscaling={"metrics": [{"type": "rps", "target": 70}]}),
             id="metric-type-unsupported",
         ),
         pytest.param(
-            ["spec.autoscaling.metrics[1].target must be between 1 and 100, got 150"],
+            ["spec.autoscaling.metrics[1].target must be at least 1, got 0"],
             with_changes(
-                spec__autoscaling={"metrics": [{"type": "cpu"}, {"type": "memory", "target": 150}]}
+                spec__autoscaling={"metrics": [{"type": "cpu"}, {"type": "memory", "target": 0}]}
             ),
             id="metric-target",
         ),
@@ -266,7 +282,9 @@ def test_parse_applies_the_predecessor_defaults() -> None:
     endpoint = parse_endpoint(with_changes(ingress_path=None, namespace=None))
     assert endpoint.ingress_path == "/inference/llama3"
     assert endpoint.namespace == "gco-inference"
-    assert endpoint.spec == EndpointSpec(image="vllm/vllm-openai:v0.8.0", replicas=2)
+    assert endpoint.spec == EndpointSpec(
+        image="vllm/vllm-openai:v0.8.0", replicas=2, gpu_type="g5.xlarge"
+    )
     assert endpoint.spec.resources == Resources(
         requests={"cpu": "1", "memory": "4Gi"}, limits={"cpu": "4", "memory": "16Gi"}
     )
@@ -366,3 +384,36 @@ def test_content_hash_ignores_status_and_timestamp_but_not_spec() -> None:
     )
     assert content_hash(status_written) == base
     assert content_hash(with_changes(spec__replicas=3)) != base
+
+
+def test_custom_or_absent_ingress_paths_are_valid() -> None:
+    """The predecessor put any string path into the Ingress; absent or empty is the default."""
+    for path in ("/api/v1/llama3", "", None):
+        assert validate_item(with_changes(ingress_path=path)) == []
+
+
+def test_an_invalid_item_names_the_regions_that_must_report_it() -> None:
+    """An invalid item's target_regions are read leniently, so its problem is never silent."""
+    for regions, expected in (
+        ("us-east-1", ("us-east-1",)),
+        ("us-east-1, eu-west-1", ("us-east-1", "eu-west-1")),
+        (["us-east-1", 5], ("us-east-1",)),
+        (5, ()),
+    ):
+        loaded = load_item(with_changes(target_regions=regions))
+        assert loaded.endpoint is None
+        assert loaded.target_regions == expected
+    assert load_item(PREDECESSOR_ITEM).target_regions == ("us-east-1", "eu-west-1")
+
+
+def test_region_status_that_is_not_a_map_loads_the_endpoint_and_names_the_problem() -> None:
+    """The predecessor served such an item; only its status cannot be written."""
+    loaded = load_item(with_changes(region_status="corrupt"))
+    assert loaded.endpoint is not None
+    assert loaded.problems == ()
+    assert loaded.region_status == {}
+    assert loaded.status_problem == (
+        "region_status must be a map of region to status, got 'corrupt'; "
+        "no region's status can be written until it is fixed"
+    )
+    assert load_item(PREDECESSOR_ITEM).status_problem is None

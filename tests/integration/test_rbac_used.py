@@ -1,0 +1,173 @@
+"""The daemon's Role (k8s/daemon_manifests.py) grants exactly what the daemon sends.
+
+A full endpoint lifecycle runs against `k8s.sim` with the real daemon, then the lease is
+released and `run --check` runs; every request the sim logged is mapped to an RBAC
+(apiGroup, resource, verb, name) and matched against the Role's rules. A request no rule
+allows fails the test (the daemon would get a 403 in a real cluster), and so does a verb
+the Role grants that no request used (least privilege: grant only what is used).
+
+The cluster is read from the sim's memory while waiting (no request), so the log holds
+the daemon's requests only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from actors.daemon import _check
+from k8s.daemon_manifests import build_daemon_manifests
+from k8s.sim import SimCluster
+from k8s.sim.server import route
+from tests.integration.harness import NAMESPACE, Harness, wait_for
+
+#: The sim's verbs (from method, name and `?watch`) as RBAC names them.
+RBAC_VERBS = {
+    "GET": "get",
+    "LIST": "list",
+    "WATCH": "watch",
+    "CREATE": "create",
+    "UPDATE": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+
+Request = tuple[str, str, str, str | None]  # (apiGroup, resource, verb, object name)
+Grant = tuple[str, str, str, tuple[str, ...]]  # (apiGroup, resource, verb, resourceNames)
+
+
+def role_grants(lease_name: str) -> set[Grant]:
+    """Every (group, resource, verb, resourceNames) the rendered Role grants."""
+    objects = build_daemon_manifests(
+        image="registry/sup:1", region="us-east-1", cluster_name="c1",
+        extra_env={"LEASE_NAME": lease_name},
+    )  # fmt: skip
+    (role,) = [obj for obj in objects if obj["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == NAMESPACE
+    return {
+        (group, resource, verb, tuple(rule.get("resourceNames", ())))
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def requests_made(sim: SimCluster) -> set[Request]:
+    """Every API request in the sim's log as (group, resource, verb, name)."""
+    made: set[Request] = set()
+    for verb, path, _status in sim.requests_log():
+        found = route(urlsplit(path).path)
+        assert found is not None, path
+        assert found.namespace == NAMESPACE, f"request outside the Role's namespace: {path}"
+        # A collection request (list, watch, create) has no name: RBAC cannot limit it by one.
+        made.add((found.kind.group, found.resource, RBAC_VERBS[verb], found.name))
+    return made
+
+
+def allows(grant: Grant, request: Request) -> bool:
+    group, resource, verb, names = grant
+    if request[:3] != (group, resource, verb):
+        return False
+    return not names or request[3] in names
+
+
+def stored(sim: SimCluster, plural: str, name: str) -> dict[str, Any] | None:
+    """The object in the sim's memory (no API request, nothing logged)."""
+    for obj in sim.objects(plural, NAMESPACE):
+        if obj["metadata"]["name"] == name:
+            return obj
+    return None
+
+
+def _lifecycle(kit: Harness, sim: SimCluster) -> None:
+    """Create, update (Deployment and Service), canary add/weight/promote/rollback,
+    autoscaling on/change/off, stop, start and delete one endpoint."""
+
+    def wait_object(plural: str, name: str, test: Any = bool, what: str = "") -> None:
+        wait_for(lambda: test(stored(sim, plural, name)), what=what or f"{plural} {name}")
+
+    def image(deployment: dict[str, Any] | None) -> str | None:
+        if deployment is None:
+            return None
+        return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    def weighted(ingress: dict[str, Any] | None, weight: int) -> bool:
+        annotations = (ingress or {}).get("metadata", {}).get("annotations", {})
+        action = annotations.get("alb.ingress.kubernetes.io/actions.weighted-routing", "")
+        return f'"weight": {weight}' in action or f'"weight":{weight}' in action
+
+    kit.put("m1", replicas=1)
+    kit.wait_state("m1", "running")
+    kit.store.update_spec("m1", {"image": "repo/model:v2", "port": 8080})
+    wait_object("deployments", "m1", lambda d: image(d) == "repo/model:v2", "image updated")
+    wait_object(
+        "services",
+        "m1",
+        lambda s: s is not None and s["spec"]["ports"][0]["targetPort"] == 8080,
+        "Service port updated",
+    )
+    kit.wait_state("m1", "running")
+
+    kit.store.set_canary("m1", "repo/model:c1", 20)
+    wait_object("services", "m1-canary")
+    wait_object("ingresses", "inference-m1", lambda i: weighted(i, 20), "weighted Ingress")
+    kit.store.set_canary("m1", "repo/model:c1", 40)
+    wait_object("ingresses", "inference-m1", lambda i: weighted(i, 40), "weight changed")
+    kit.store.promote("m1")
+    wait_object("deployments", "m1", lambda d: image(d) == "repo/model:c1", "promoted")
+    wait_object("services", "m1-canary", lambda s: s is None, "canary removed")
+
+    kit.store.update_spec(
+        "m1", {"autoscaling": {"enabled": True, "min_replicas": 1, "max_replicas": 4}}
+    )
+    wait_object("horizontalpodautoscalers", "m1")
+    kit.store.update_spec(
+        "m1", {"autoscaling": {"enabled": True, "min_replicas": 1, "max_replicas": 6}}
+    )
+    wait_object(
+        "horizontalpodautoscalers",
+        "m1",
+        lambda h: h is not None and h["spec"]["maxReplicas"] == 6,
+        "HPA updated",
+    )
+    kit.store.update_spec("m1", {"autoscaling": {"enabled": False}})
+    wait_object("horizontalpodautoscalers", "m1", lambda h: h is None, "HPA deleted")
+
+    kit.store.set_canary("m1", "repo/model:c2", 10)
+    wait_object("deployments", "m1-canary")
+    kit.store.set_desired_state("m1", "stopped")
+    kit.wait_state("m1", "stopped")
+    kit.store.set_desired_state("m1", "running")
+    kit.wait_state("m1", "running")
+    kit.store.rollback("m1")
+    wait_object("deployments", "m1-canary", lambda d: d is None, "canary rolled back")
+
+    kit.store.set_desired_state("m1", "deleted")
+    wait_for(lambda: kit.item("m1") is None, what="item purged")
+    for plural, name in [("deployments", "m1"), ("services", "m1"), ("ingresses", "inference-m1")]:
+        assert stored(sim, plural, name) is None, f"{plural} {name} left behind"
+
+
+def test_role_grants_exactly_the_verbs_the_daemon_and_run_check_use(
+    kit: Harness, sim: SimCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daemon = kit.start_daemon()
+    _lifecycle(kit, sim)
+    daemon.stop()  # releases the lease: an UPDATE of it
+    assert _check(kit.settings()) == 0, capsys.readouterr().out
+    # A watch is logged when its stream ends (stopping the daemon ends it): wait for all.
+    wait_for(
+        lambda: len(sim.requests_log()) >= sim.counters()["total"],
+        what="every counted request logged",
+    )
+
+    made = requests_made(sim)
+    grants = role_grants(kit.settings().lease_name)
+    not_allowed = sorted((r for r in made if not any(allows(g, r) for g in grants)), key=str)
+    unused = sorted((g for g in grants if not any(allows(g, r) for r in made)), key=str)
+
+    assert not_allowed == [], f"requests the Role does not allow: {not_allowed}"
+    assert unused == [], f"the Role grants what the daemon never uses: {unused}"
