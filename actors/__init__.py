@@ -2,12 +2,11 @@
 
 `actors` decides *when* to compute and apply what should exist; `k8s` and
 `store` do the talking. `actors` may import both; neither imports `actors`.
-`Daemon` wires one process's worth of parts; `main` is the command line.
+The application around the actor system (command line, configuration, daemon
+wiring, HTTP, logging, metrics) is `actors.app`; nothing here imports it.
 """
 
-from actors.cli import main
 from actors.clock import Clock, FakeClock, SystemClock
-from actors.daemon import Daemon
 from actors.endpoint import EndpointActor
 from actors.lease import LeaseKeeper, LeaseSettings
 from actors.poller import PollerActor
@@ -16,7 +15,6 @@ from actors.supervisor import SupervisorActor, SupervisorConfig
 
 __all__ = [
     "Clock",
-    "Daemon",
     "EndpointActor",
     "FakeClock",
     "LeaseKeeper",
@@ -26,5 +24,4 @@ __all__ = [
     "SupervisorActor",
     "SupervisorConfig",
     "SystemClock",
-    "main",
 ]

@@ -1,7 +1,8 @@
-"""Exponential backoff with jitter, and the restart policy built on it.
+"""The restart policy: how long a dead actor waits before its restart, and when it is parked.
 
-Pure code: time and randomness are passed in, so both are tested with plain
-values.
+The schedule itself (exponential, capped, jittered) is `k8s.retry.BackoffPolicy`, the one
+used for retried Kubernetes calls too; `Backoff` gives it the restart policy's defaults.
+Pure code: time and randomness are passed in, so both are tested with plain values.
 """
 
 from __future__ import annotations
@@ -10,30 +11,32 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
+from k8s.retry import BackoffPolicy
+
 
 @dataclass(frozen=True)
 class Backoff:
-    """Delay before retry number `attempt` (0-based): base x factor^attempt, capped, +-jitter.
+    """Delay before retry number `attempt` (0-based): base x 2^attempt, capped at `cap`,
+    then jittered downwards by up to `jitter` (`k8s.retry.BackoffPolicy.delay`), so a
+    delay never exceeds the cap.
 
     Defaults are the restart policy's: 0.5 s doubling to 5 min, jitter 20 %.
     """
 
     base: float = 0.5
-    factor: float = 2.0
     cap: float = 300.0
     jitter: float = 0.2
 
     def __post_init__(self) -> None:
-        if not (self.base > 0 and self.factor >= 1 and self.cap >= self.base):
-            raise ValueError("backoff needs base > 0, factor >= 1 and cap >= base")
+        if not (self.base > 0 and self.cap >= self.base):
+            raise ValueError("backoff needs base > 0 and cap >= base")
         if not 0 <= self.jitter < 1:
             raise ValueError("backoff jitter must be in [0, 1)")
 
     def delay(self, attempt: int, *, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry `attempt`; never above `cap` x (1 + jitter)."""
-        raw = min(self.cap, self.base * self.factor ** min(attempt, 64))
-        spread = (rng or random).uniform(-self.jitter, self.jitter)
-        return raw * (1 + spread)
+        """Seconds to wait before retry `attempt`; never above `cap`."""
+        policy = BackoffPolicy(base=self.base, cap=self.cap, jitter=self.jitter)
+        return policy.delay(attempt, random_value=(rng or random).random())
 
 
 @dataclass(frozen=True)

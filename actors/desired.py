@@ -1,5 +1,5 @@
-"""Pure decisions of an endpoint actor: the workload to build, the state to report,
-and when the watchdog must act.
+"""Pure decisions of an endpoint actor: the workload to build and the state to report
+(the watchdog's decisions are `actors.watchdog`).
 
 Everything here takes plain values (a table `Endpoint`, live objects as dicts,
 times as epoch seconds) and returns plain values.
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from k8s.manifests import canary_name, ingress_name
+from k8s.naming import canary_name, deployment_name, ingress_name
 from k8s.workload import Autoscaling, CanaryWorkload, HpaMetric, Toleration, Workload
 from store.model import Endpoint, RegionStatus
 
@@ -21,11 +20,11 @@ def owned_names(name: str) -> list[tuple[str, str]]:
     """Every (kind, name) endpoint `name` may own; Ingress first, so traffic stops first."""
     return [
         ("Ingress", ingress_name(name)),
-        ("HorizontalPodAutoscaler", name),
+        ("HorizontalPodAutoscaler", deployment_name(name)),
         ("Deployment", canary_name(name)),
         ("Service", canary_name(name)),
-        ("Deployment", name),
-        ("Service", name),
+        ("Deployment", deployment_name(name)),
+        ("Service", deployment_name(name)),
     ]
 
 
@@ -109,79 +108,13 @@ def workload_for(
         stopped=stopped,
         serve_traffic=serve_traffic,
         labels=tuple(sorted((str(k), _label_text(v)) for k, v in endpoint.labels.items())),
+        restarted_at=endpoint.restart_requested_at,
     )
-
-
-def parse_time(value: str | None) -> float | None:
-    """Epoch seconds of an RFC 3339 timestamp as Kubernetes writes it, None if absent or bad."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def iso_now(epoch: float) -> str:
     """ISO-8601 UTC with a Z, as the predecessor writes `last_sync`."""
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def unready_since(deployment: dict | None) -> float | None:
-    """When the Deployment last became unavailable with no ready replica, from the cluster.
-
-    Uses the `Available` condition's lastTransitionTime (falling back to the
-    creation time), so a restart or a new leader does not reset the clock.
-    None while it has a ready replica or is scaled to 0.
-    """
-    if deployment is None:
-        return None
-    desired = int(deployment.get("spec", {}).get("replicas", 1) or 0)
-    status = deployment.get("status") or {}
-    if desired == 0 or int(status.get("readyReplicas") or 0) > 0:
-        return None
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Available":
-            if condition.get("status") == "True":
-                return None
-            since = parse_time(condition.get("lastTransitionTime"))
-            if since is not None:
-                return since
-    return parse_time(deployment.get("metadata", {}).get("creationTimestamp"))
-
-
-@dataclass(frozen=True)
-class Watchdog:
-    """Decisions of the watchdog for one endpoint at one instant."""
-
-    serve_traffic: bool
-    canary_healthy: bool
-    #: Epoch seconds at which the decision may change (a timer should fire then), or None.
-    next_check: float | None
-
-
-def watchdog(
-    primary: dict | None, canary: dict | None, *, now: float, threshold: float
-) -> Watchdog:
-    """Cut traffic to a primary with no ready replica for `threshold` seconds, and give an
-    unready canary weight 0 after the same time. Judged on the primary alone, so a
-    ready canary cannot hide a dead primary."""
-    checks: list[float] = []
-    primary_since = unready_since(primary)
-    serve = True
-    if primary_since is not None:
-        if now - primary_since >= threshold:
-            serve = False
-        else:
-            checks.append(primary_since + threshold)
-    canary_since = unready_since(canary)
-    canary_healthy = True
-    if canary_since is not None:
-        if now - canary_since >= threshold:
-            canary_healthy = False
-        else:
-            checks.append(canary_since + threshold)
-    return Watchdog(serve, canary_healthy, min(checks) if checks else None)
 
 
 def rollout_complete(deployment: dict) -> bool:

@@ -29,25 +29,29 @@ from actors.desired import (
     observed_status,
     owned_names,
     same_report,
-    watchdog,
     workload_for,
 )
 from actors.messages import (
     ActorDied,
+    EventKind,
     InjectCrash,
+    OnEvent,
     Reconcile,
     Retire,
     Retired,
     SpecChanged,
 )
 from actors.permits import HandlerPermits, Permit
+from actors.ports import Cluster, EndpointStore
 from actors.scheduler import Scheduler, Timer
-from k8s.errors import ApiError, NotSynced, Retryable
+from actors.watchdog import watchdog
+from k8s.errors import ApiError, NotSynced
 from k8s.errors import Fenced as RequestFenced
+from k8s.errors import Retryable as ApiRetryable
 from k8s.fence import Fence, FenceSource
-from k8s.gateway import ClusterGateway
 from k8s.manifests import ManifestError, build_objects, object_key
-from store.dynamo import DynamoEndpointStore, LoadedItem
+from store.dynamo import LoadedItem
+from store.errors import Retryable as StoreRetryable
 from store.errors import StoreError, Superseded
 from store.model import Endpoint, RegionStatus, parse_timestamp
 
@@ -108,8 +112,8 @@ class EndpointContext:
     region: str
     cluster: str
     namespace: str
-    gateway: ClusterGateway
-    store: DynamoEndpointStore
+    gateway: Cluster
+    store: EndpointStore
     scheduler: Scheduler
     clock: Clock
     may_write: Callable[[], bool]
@@ -122,7 +126,7 @@ class EndpointContext:
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     on_reconciled: Callable[[str, float], None] | None = None
     #: Told of notable events (`status_written`), for metrics; called on the actor's thread.
-    on_event: Callable[[str, dict[str, Any]], None] | None = None
+    on_event: OnEvent | None = None
     #: The lease's write window and epoch (`LeaseKeeper.fence`); table writes carry the
     #: epoch in their condition. None: only `may_write` is checked, writes carry no epoch.
     fence: FenceSource | None = None
@@ -404,7 +408,7 @@ class EndpointActor(pykka.ThreadingActor):
             written = False
         if written:
             if self.ctx.on_event is not None:
-                self.ctx.on_event("status_written", {"endpoint": self.slot.name})
+                self.ctx.on_event(EventKind.STATUS_WRITTEN, {"endpoint": self.slot.name})
             self.log.info(
                 "status written",
                 state=status.state,
@@ -472,7 +476,7 @@ class EndpointActor(pykka.ThreadingActor):
     def _failed(self, error: Exception) -> None:
         delay = self.ctx.retry_backoff.delay(self.failures)
         self.failures += 1
-        transient = isinstance(error, Retryable | StoreError)
+        transient = isinstance(error, ApiRetryable | StoreRetryable)
         if isinstance(error, NotSynced):
             # Our own cache is relisting: nothing is wrong with the endpoint.
             self.log.info("cache not synced; retrying", retry_in=round(delay, 2))

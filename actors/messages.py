@@ -3,9 +3,38 @@ raises on a `tell()` kills its actor, which is what the supervisor watches for."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 from store.dynamo import LoadedItem
+
+
+class EventKind(StrEnum):
+    """What an `on_event(kind, fields)` callback is told (for metrics, the demo, tests);
+    called on the telling actor's thread. The fields of each kind are listed."""
+
+    #: An endpoint actor died and will be restarted: endpoint, error, restart_in (s).
+    DIED = "died"
+    #: An endpoint was retired (its actor stopped for good): endpoint.
+    RETIRED = "retired"
+    #: This process gained the leader lease: no fields.
+    LEADING = "leading"
+    #: This process does not hold the lease (lost it, or never had it): no fields.
+    STANDBY = "standby"
+    #: The poller died and will be restarted: restart_in (s).
+    POLLER_DIED = "poller_died"
+    #: The mass-deletion guard held back deletions: count.
+    ORPHANS_REFUSED = "orphans_refused"
+    #: A region status was written: endpoint.
+    STATUS_WRITTEN = "status_written"
+    #: Periodic sample of the supervisor's gauges: alive, parked, mailbox.
+    GAUGES = "gauges"
+
+
+#: The callback type of `on_event`.
+OnEvent = Callable[[EventKind, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)

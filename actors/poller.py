@@ -18,7 +18,8 @@ import pykka
 import structlog
 
 from actors.messages import Poll, Scanned
-from store.dynamo import DynamoEndpointStore, LoadedItem
+from actors.ports import EndpointStore
+from store.dynamo import LoadedItem
 from store.errors import StoreError
 
 log = structlog.get_logger(__name__)
@@ -73,7 +74,7 @@ class PollerActor(pykka.ThreadingActor):
 
     def __init__(
         self,
-        store: DynamoEndpointStore,
+        store: EndpointStore,
         region: str,
         supervisor: pykka.ActorRef[Any],
         queued: threading.Event,

@@ -36,8 +36,10 @@ from actors.lease import LeaseClient, LeaseKeeper, LeaseSettings
 from actors.messages import (
     ActorDied,
     CrashEndpoint,
+    EventKind,
     InjectCrash,
     LeadershipChanged,
+    OnEvent,
     RestartDue,
     Resync,
     Retire,
@@ -49,13 +51,15 @@ from actors.messages import (
     SupervisorView,
     Sweep,
 )
-from actors.orphans import OrphanRules, plan_orphans
+from actors.orphans import OrphanPlan, OrphanRules
 from actors.permits import HandlerPermits
 from actors.poller import PollerActor, request_poll
+from actors.ports import Cluster, EndpointStore
+from actors.scan_plan import plan_scan
 from actors.scheduler import Scheduler, Timer
 from k8s.errors import NotSynced
-from k8s.gateway import ClusterGateway, WatchEvent, endpoint_candidates
-from store.dynamo import DynamoEndpointStore, LoadedItem
+from k8s.gateway import WatchEvent, endpoint_candidates
+from store.dynamo import LoadedItem
 from store.errors import StoreError
 from store.model import RegionStatus
 
@@ -88,14 +92,14 @@ class SupervisorActor(pykka.ThreadingActor):
         self,
         config: SupervisorConfig,
         *,
-        store: DynamoEndpointStore,
+        store: EndpointStore,
         lease_client: LeaseClient,
-        gateway_factory: Callable[..., ClusterGateway],
+        gateway_factory: Callable[..., Cluster],
         scheduler: Scheduler,
         clock: Clock,
         permits: HandlerPermits,
         actor_factory: type[EndpointActor] = EndpointActor,
-        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        on_event: OnEvent | None = None,
         on_reconciled: Callable[[str, float], None] | None = None,
     ) -> None:
         super().__init__()
@@ -112,7 +116,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.notify = on_event or (lambda _kind, _fields: None)
         self.on_reconciled = on_reconciled
         self.keeper = LeaseKeeper(lease_client, config.lease, clock, on_change=self._lease_changed)
-        self.gateway: ClusterGateway | None = None
+        self.gateway: Cluster | None = None
         self.ctx: EndpointContext | None = None
         self.poller: pykka.ActorRef[Any] | None = None
         self.timers: list[Timer] = []
@@ -189,7 +193,7 @@ class SupervisorActor(pykka.ThreadingActor):
             if slot is not None and slot.generation == message.generation:
                 del self.slots[message.name]
                 self._forget(message.name)
-                self.notify("retired", {"endpoint": message.name})
+                self.notify(EventKind.RETIRED, {"endpoint": message.name})
         elif isinstance(message, CrashEndpoint):
             slot = self.slots.get(message.name)
             if slot is not None and slot.ref is not None:
@@ -261,11 +265,11 @@ class SupervisorActor(pykka.ThreadingActor):
             self.resync_timer = self.scheduler.call_every(
                 self.config.resync_period, self._tell(Resync()), first=self.config.resync_period
             )
-            self.notify("leading", {})
+            self.notify(EventKind.LEADING, {})
         elif not leading and self.gateway is not None:
             self.log.warning("not leading: stopping every endpoint actor")
             self._stop_children()
-            self.notify("standby", {})
+            self.notify(EventKind.STANDBY, {})
 
     def _start_poller(self) -> None:
         queued = threading.Event()
@@ -284,7 +288,7 @@ class SupervisorActor(pykka.ThreadingActor):
         decision = self.poller_policy.record_death(self.clock.monotonic())
         self.restarts["(poller)"] = self.restarts.get("(poller)", 0) + 1
         self.log.error("poller died: restarting", restart_in=round(decision.delay, 2))
-        self.notify("poller_died", {"restart_in": decision.delay})
+        self.notify(EventKind.POLLER_DIED, {"restart_in": decision.delay})
         self.poller_restart_due = True
 
         def restart() -> None:
@@ -355,58 +359,54 @@ class SupervisorActor(pykka.ThreadingActor):
     def _on_scanned(self, scan: Scanned) -> None:
         if self.ctx is None or self.gateway is None:
             return
-        region = self.config.region
         if not scan.active and not self.warned_region and scan.total:
             self.warned_region = True
             self.log.error(
                 "no endpoint in the table targets this region: check REGION",
-                region=region,
+                region=self.config.region,
                 items=scan.total,
             )
         elif scan.active:
             self.warned_region = False
-        for name, item in scan.active.items():
-            self.items[name] = item
-            slot = self.slots.get(name)
-            parked_on = self.parked.get(name)
-            if parked_on is not None and parked_on != item.content_hash:
-                # A person changed the item (never our own status write): try again.
+        try:
+            in_cluster: set[str] | None = self.gateway.instances()
+        except NotSynced:
+            in_cluster = None  # a relisting cache cannot say what exists here
+        plan = plan_scan(
+            scan,
+            actors={name: slot.death_handled for name, slot in self.slots.items()},
+            parked=self.parked,
+            absent=self.absent,
+            in_cluster=in_cluster,
+            rules=self.config.orphans,
+        )
+        self.items.update(scan.active)
+        for name in plan.start:
+            if name in plan.unpark:
                 self.log.info("item changed: unparking", endpoint=name)
                 del self.parked[name]
                 self.policies.pop(name, None)
-                self._start(name, item)
-            elif slot is None:
-                if parked_on is None and not self._restart_pending(name):
-                    self._start(name, item)
-            elif name in scan.changed and slot.ref is not None:
-                _safe_tell(slot.ref, SpecChanged(item))
-        for name, item in scan.retiring.items():
+            self._start(name, scan.active[name])
+        for name in plan.changed:
+            slot = self.slots[name]
+            if slot.ref is not None:
+                _safe_tell(slot.ref, SpecChanged(scan.active[name]))
+        if plan.orphans is not None:
+            self._report_orphans(plan.orphans, empty_scan=scan.total == 0)
+        for name, item in plan.retire.items():
+            if item is None:
+                self.log.warning(
+                    "endpoint absent from the table: deleting its objects", endpoint=name
+                )
             self._retire(name, item)
-        missing = self._plan_orphans(scan)
-        for name in set(self.slots) - set(scan.active) - set(scan.retiring) - missing:
+        for name in plan.stop:
             # Still in the table but not for this region, and no status here: not ours.
             slot = self.slots.pop(name)
             if slot.ref is not None:
                 _safe_stop(slot.ref)
             self._forget(name)
 
-    def _plan_orphans(self, scan: Scanned) -> set[str]:
-        """Count endpoints absent from the table and retire those the rules allow;
-        returns the absent ones."""
-        assert self.gateway is not None
-        try:
-            here = set(self.slots) | self.gateway.instances()
-        except NotSynced:
-            # A relisting cache cannot say what exists here: count nothing this scan.
-            return set(self.slots) - set(scan.present)
-        missing = here - set(scan.present)
-        plan = plan_orphans(
-            self.absent,
-            missing,
-            scan_total=scan.total,
-            present=len(here),
-            rules=self.config.orphans,
-        )
+    def _report_orphans(self, plan: OrphanPlan, *, empty_scan: bool) -> None:
         self.absent = dict(plan.absent)
         for name, count in plan.waiting.items():
             self.log.warning(
@@ -415,16 +415,12 @@ class SupervisorActor(pykka.ThreadingActor):
                 endpoint=name,
                 scans=count,
                 needed=self.config.orphans.confirmations,
-                empty_scan=scan.total == 0,
+                empty_scan=empty_scan,
             )
         if plan.refused and plan.reason != self.refused_detail:
             self.log.error(plan.reason, endpoints=sorted(plan.refused))
         self.refused_detail = plan.reason
-        self.notify("orphans_refused", {"count": len(plan.refused)})
-        for name in plan.delete:
-            self.log.warning("endpoint absent from the table: deleting its objects", endpoint=name)
-            self._retire(name, None)
-        return missing
+        self.notify(EventKind.ORPHANS_REFUSED, {"count": len(plan.refused)})
 
     def _retire(self, name: str, item: LoadedItem | None) -> None:
         slot = self.slots.get(name)
@@ -452,10 +448,6 @@ class SupervisorActor(pykka.ThreadingActor):
 
     # -- deaths and restarts -----------------------------------------------
 
-    def _restart_pending(self, name: str) -> bool:
-        slot = self.slots.get(name)
-        return slot is not None and slot.death_handled
-
     def _on_death(self, name: str, generation: int, error: str) -> None:
         slot = self.slots.get(name)
         if slot is None or slot.generation != generation or slot.death_handled:
@@ -464,7 +456,9 @@ class SupervisorActor(pykka.ThreadingActor):
         policy = self.policies.setdefault(name, RestartPolicy())
         decision = policy.record_death(self.clock.monotonic())
         self.restarts[name] = self.restarts.get(name, 0) + 1
-        self.notify("died", {"endpoint": name, "error": error, "restart_in": decision.delay})
+        self.notify(
+            EventKind.DIED, {"endpoint": name, "error": error, "restart_in": decision.delay}
+        )
         if decision.parked:
             item = self.items.get(name)
             self.parked[name] = item.content_hash if item is not None else ""
@@ -497,7 +491,7 @@ class SupervisorActor(pykka.ThreadingActor):
             if self.store.write_region_status(
                 name, self.config.region, status, epoch=fence.epoch, holder=fence.holder
             ):
-                self.notify("status_written", {"endpoint": name})
+                self.notify(EventKind.STATUS_WRITTEN, {"endpoint": name})
         except StoreError as write_error:
             self.log.warning("parked status not written", endpoint=name, error=str(write_error))
 
@@ -532,7 +526,7 @@ class SupervisorActor(pykka.ThreadingActor):
                     error = slot.last_error or "actor stopped unexpectedly"
                     self._on_death(name, slot.generation, error)
         self.notify(
-            "gauges",
+            EventKind.GAUGES,
             {
                 "alive": len(self._alive()),
                 "parked": len(self.parked),

@@ -25,6 +25,7 @@ from bench.rig import (
     rig,
     wait_until,
 )
+from store import commands
 
 TITLE = "change latency"
 INTERVAL = 2.0
@@ -122,7 +123,7 @@ def update_at_random_times(
             if delay > 0:
                 time.sleep(delay)
             timings.written[name] = time.monotonic()
-            kit.store.update_spec(name, {"image": image})
+            kit.store.apply(name, commands.update_spec, {"image": image})
         with contextlib.suppress(TimeoutError):
             wait_until(
                 lambda: len(timings.running) == len(targets),

@@ -25,6 +25,7 @@ from bench.rig import (
     rig,
     wait_until,
 )
+from store import commands
 
 TITLE = "failover"
 TARGETS = {"SIGTERM": 3.0, "SIGKILL": 20.0}
@@ -40,7 +41,7 @@ def _handover(
     old_status = before.region_status.get(REGION)
     started = time.monotonic()
     leader.signal(signum)
-    kit.store.update_spec(name, {"image": image})
+    kit.store.apply(name, commands.update_spec, {"image": image})
     times: dict[str, float | None] = {"lease": None, "image": None, "status": None}
 
     def progress() -> bool:

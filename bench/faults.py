@@ -14,6 +14,7 @@ import time
 
 from bench.change_latency import rolled_out
 from bench.rig import Options, Rig, Section, names, rig, wait_until
+from store import commands
 
 TITLE = "faults"
 INTERVAL = "2"
@@ -82,11 +83,11 @@ def run(options: Options) -> Section:
             cold_seconds = time.monotonic() - started if cold == [] else None
             started = time.monotonic()
             for name in every:
-                kit.store.update_spec(name, {"image": "repo/model:v2"})
+                kit.store.apply(name, commands.update_spec, {"image": "repo/model:v2"})
                 final[name] = "repo/model:v2"
             time.sleep(float(INTERVAL) / 2)
             for name in every[::2]:
-                kit.store.update_spec(name, {"image": "repo/model:v3"})
+                kit.store.apply(name, commands.update_spec, {"image": "repo/model:v3"})
                 final[name] = "repo/model:v3"
             lost = _converge(kit, final, timeout)
             update_seconds = time.monotonic() - started if lost == [] else None

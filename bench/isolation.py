@@ -18,6 +18,7 @@ from typing import Any
 
 from actors.backoff import RestartPolicy
 from actors.endpoint import EndpointActor
+from actors.messages import EventKind
 from bench.change_latency import add_latency_figures, update_at_random_times
 from bench.rig import Options, Section, at_most, names, percentile, rig, wait_until
 
@@ -36,9 +37,9 @@ class CrashLog:
         self.crashed: dict[int, float] = {}
         self.delays: list[float] = []
 
-    def on_event(self, kind: str, fields: dict[str, Any]) -> None:
+    def on_event(self, kind: EventKind, fields: dict[str, Any]) -> None:
         """Daemon event hook: keep the backoff delay of every death of the bad endpoint."""
-        if kind == "died" and fields.get("endpoint") == BAD:
+        if kind == EventKind.DIED and fields.get("endpoint") == BAD:
             with self.lock:
                 self.delays.append(float(fields["restart_in"]))
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.config import Settings, load_settings
-from actors.daemon import Daemon
+from actors.app.config import Settings, load_settings
+from actors.app.daemon import Daemon
 from actors.endpoint import EndpointActor
 from k8s.sim import SimCluster
-from k8s.sim.errors import ApiError
+from k8s.sim.errors import StatusError
 from k8s.sim.kinds import DEPLOYMENTS, LEASES, ResourceKind
 from store.dynamo import DynamoEndpointStore
 from store.errors import StoreError
@@ -247,7 +247,7 @@ class Rig:
     def _stored(self, kind: ResourceKind, name: str) -> dict[str, Any] | None:
         try:
             return self.sim.store.get(kind, NAMESPACE, name)
-        except ApiError:
+        except StatusError:
             return None
 
     # -- daemons -----------------------------------------------------------
@@ -307,9 +307,9 @@ def daemon_counts(daemon: Daemon) -> dict[str, float]:
     counts: dict[str, float] = {}
     for metric in daemon.metrics.registry.collect():
         for sample in metric.samples:
-            if sample.name == "k8s_requests_total":
+            if sample.name == "inference_supervisor_k8s_requests_total":
                 key = f"k8s {sample.labels['verb']} {sample.labels['kind']}"
-            elif sample.name == "dynamodb_requests_total":
+            elif sample.name == "inference_supervisor_dynamodb_requests_total":
                 key = f"dynamodb {sample.labels['operation']}"
             else:
                 continue
@@ -397,9 +397,9 @@ class DaemonProcess:
                 part.split("=", 1) for part in labels_text.rstrip("}").split(",") if "=" in part
             )
             labels = {k: v.strip('"') for k, v in labels.items()}
-            if metric == "k8s_requests_total":
+            if metric == "inference_supervisor_k8s_requests_total":
                 key = f"k8s {labels['verb']} {labels['kind']}"
-            elif metric == "dynamodb_requests_total":
+            elif metric == "inference_supervisor_dynamodb_requests_total":
                 key = f"dynamodb {labels['operation']}"
             elif not labels_text:
                 key = metric

@@ -129,8 +129,8 @@ def _measure(
         counts = process.counts()
         run.k8s_requests = kit.sim.counters()
         run.table_reads, run.table_writes = table_split(counts)
-        run.actors_alive = counts.get("actors_alive", 0.0)
-        run.lease_transitions = counts.get("lease_transitions_total", 0.0)
+        run.actors_alive = counts.get("inference_supervisor_actors_alive", 0.0)
+        run.lease_transitions = counts.get("inference_supervisor_lease_transitions_total", 0.0)
         status = process.status()
         run.rss_kib, run.hwm_kib, run.threads = status["VmRSS"], status["VmHWM"], status["Threads"]
     finally:

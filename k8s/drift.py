@@ -13,14 +13,25 @@ of its containers. There a key we did not set is drift too - a `hostNetwork`, a
 the API server fills in itself, with its default value (`dnsPolicy:
 ClusterFirst`, `terminationMessagePath`, `securityContext: {}`, ...).
 
+A Deployment's pod template is more: writing it rolls every pod. `template_plan`
+decides whether the template is written at all (see there); when it is not, the
+live template stands and only metadata (labels, annotations) and the other spec
+fields are compared and written (`for_live`). So adopting the predecessor's
+Deployments, and a new version of the builders, change no pod template. The
+template's hash is taken without the server's defaults (`template_hash`), so it is
+recorded in the same write as the template.
+
 Objects are plain dicts in the API's JSON shape (camelCase keys).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,15 +41,25 @@ from k8s.manifests import (
     PREDECESSOR_LABELS,
     REPLICAS_OWNER_HPA,
 )
-from k8s.workload import MANAGED_BY_LABEL, MANAGED_BY_VALUE, REPLICAS_OWNER_ANNOTATION
+from k8s.workload import (
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    REPLICAS_OWNER_ANNOTATION,
+    TEMPLATE_HASH_ANNOTATION,
+    TEMPLATE_SPEC_HASH_ANNOTATION,
+)
 
 __all__ = [
     "OWNED_PLACES",
+    "TemplatePlan",
+    "for_live",
     "foreign_keys",
     "is_adoptable",
     "is_managed",
     "needs_update",
     "replacement",
+    "template_hash",
+    "template_plan",
 ]
 
 # Annotation keys under our own prefix are ours even if a later version stops writing them.
@@ -302,3 +323,143 @@ def replacement(live: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]
     if _hpa_keeps_live_replicas(live, desired) and "replicas" in live_spec:
         spec["replicas"] = live_spec["replicas"]
     return body
+
+
+# -- the pod template: written only for a reason ------------------------------------
+
+
+_PROBE_DEFAULTS = {
+    "timeoutSeconds": 1,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "failureThreshold": 3,
+}
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+
+
+def _without_defaults(value: Any, path: tuple[str, ...] = ()) -> Any:
+    """`value` without what the API server adds or drops on its own: empty values (Go
+    `omitempty`), the defaults of pod specs, containers and probes, `protocol: TCP`,
+    `scheme: HTTP`; resource quantities in canonical form. So a template hashes the same
+    as we sent it and as the server stores it."""
+    if isinstance(value, list):
+        return [_without_defaults(item, path) for item in value]
+    if not isinstance(value, dict):
+        if "resources" in path and isinstance(value, str):
+            quantity = _quantity(value)
+            return value if quantity is None else str(quantity.normalize())
+        return value
+    defaults: Defaults = {}
+    last = path[-1] if path else ""
+    if path == ("spec",):
+        defaults = _POD_SPEC_DEFAULTS
+    elif last in ("containers", "initContainers"):
+        defaults = _CONTAINER_DEFAULTS
+    elif last in _PROBES:
+        defaults = {key: _equals(default) for key, default in _PROBE_DEFAULTS.items()}
+    elif last == "httpGet":
+        defaults = {"scheme": _equals("HTTP")}
+    elif last == "ports":
+        defaults = {"protocol": _equals("TCP")}
+    result = {}
+    for key, item in value.items():
+        if key in defaults and defaults[key](item, value):
+            continue
+        kept = _without_defaults(item, (*path, key))
+        if kept is None or kept in _OMITTED:
+            continue
+        result[key] = kept
+    return result
+
+
+def template_hash(template: Any) -> str:
+    """Short sha256 of a pod template, without what the API server adds on its own
+    (`_without_defaults`): the template as we send it and as the server stores it hash
+    the same, and a change made to it since (a hand edit) does not."""
+    canonical = json.dumps(
+        _without_defaults(template or {}), sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TemplatePlan:
+    """Whether the desired pod template replaces the live one, and why.
+
+    `write` False: the live template stands (no pod restarts); True: ours is written,
+    which rolls the pods. `reason` is one of: `adopted` (no record yet: the template is
+    taken as built from the current spec), `image` (no record and the live image is not
+    the spec's: the spec changed since it was built), `spec` (the template's inputs
+    changed: spec change or restart request), `recorded` (the live template is the one
+    recorded), `edited` (changed since recorded and differs from ours: a hand edit),
+    `matches` (changed since recorded but still what we build, e.g. our own write not
+    recorded yet).
+    """
+
+    write: bool
+    reason: str
+
+
+def _template(obj: dict[str, Any]) -> Any:
+    return (obj.get("spec") or {}).get("template")
+
+
+def _first_image(obj: dict[str, Any]) -> Any:
+    """The image of the first container: the one the predecessor reconciled."""
+    containers = ((_template(obj) or {}).get("spec") or {}).get("containers") or [{}]
+    first = containers[0] if isinstance(containers[0], dict) else {}
+    return first.get("image")
+
+
+def _template_drift(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """The live template differs from the desired one in a field we own, or carries a
+    field we did not set where we own the whole place (same rules as `needs_update`)."""
+    if not _covers(_template(live) or {}, _template(desired) or {}, ("spec", "template")):
+        return True
+    return any(path.startswith("spec.template.") for path in foreign_keys(live, desired))
+
+
+def template_plan(live: dict[str, Any], desired: dict[str, Any]) -> TemplatePlan:
+    """Decide whether a Deployment's desired pod template is written over the live one.
+
+    A pod template is written only when (a) the endpoint's spec changed: the inputs hash
+    `TEMPLATE_SPEC_HASH_ANNOTATION` differs from the one recorded on the live object (a
+    restart request is one of those inputs); (b) the template was edited by hand: its hash
+    differs from `TEMPLATE_HASH_ANNOTATION` recorded when we applied it, and it drifted
+    from ours; or, for a Deployment without a record (the predecessor's, or an older
+    version of ours), (c) its image is not the spec's (the spec changed since it was built,
+    a change the predecessor would have rolled too). A different builder output alone
+    (same inputs, same live template) is never a reason.
+    """
+    live_meta = _annotations(live)
+    recorded_inputs = live_meta.get(TEMPLATE_SPEC_HASH_ANNOTATION)
+    if recorded_inputs is None:
+        if _first_image(live) != _first_image(desired):
+            return TemplatePlan(True, "image")
+        return TemplatePlan(False, "adopted")
+    if recorded_inputs != _annotations(desired).get(TEMPLATE_SPEC_HASH_ANNOTATION):
+        return TemplatePlan(True, "spec")
+    if live_meta.get(TEMPLATE_HASH_ANNOTATION) == template_hash(_template(live)):
+        return TemplatePlan(False, "recorded")
+    if _template_drift(live, desired):
+        return TemplatePlan(True, "edited")
+    return TemplatePlan(False, "matches")
+
+
+def for_live(live: dict[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
+    """The object to converge `live` (None: to create) to: `desired`, except that a
+    Deployment keeps its live pod template unless `template_plan` says to write ours. A
+    Deployment's `TEMPLATE_HASH_ANNOTATION` records the hash of the template it then has
+    (ours as sent, or the live one). `desired` is not modified."""
+    if desired.get("kind") != "Deployment" or _template(desired) is None:
+        return desired
+    if live is None or _template(live) is None or template_plan(live, desired).write:
+        template = _template(desired)
+    else:
+        template = _template(live)
+    target = copy.deepcopy(desired)
+    target["spec"]["template"] = copy.deepcopy(template)
+    target["metadata"].setdefault("annotations", {})[TEMPLATE_HASH_ANNOTATION] = template_hash(
+        template
+    )
+    return target

@@ -30,6 +30,7 @@ from k8s import drift, errors
 from k8s.fence import FenceSource
 from k8s.informer import ApiListWatch, KindInformer, WatchEvent
 from k8s.manifests import KINDS, object_key
+from k8s.naming import CANARY_SUFFIX, INGRESS_PREFIX
 from k8s.ratelimit import TokenBucket
 from k8s.resources import json_headers, resource_apis
 from k8s.retry import BackoffPolicy
@@ -47,10 +48,8 @@ CONFLICT_RETRIES = 3
 CONNECTION_POOL_SIZE = 64
 # How long stop() waits for each watch thread after unblocking it, in seconds.
 STOP_JOIN_TIMEOUT = 5.0
-# The predecessor's label naming the endpoint, and its canary suffix.
+# The predecessor's label naming the endpoint.
 PREDECESSOR_APP_LABEL = "app"
-CANARY_SUFFIX = "-canary"
-INGRESS_PREFIX = "inference-"
 
 
 @dataclass(frozen=True)
@@ -328,7 +327,10 @@ class ClusterGateway:
         """Make the live object match `desired`, writing only on a difference.
 
         The desired object's `app.kubernetes.io/instance` label names the endpoint that
-        asks; a live object whose label names another endpoint is never written.
+        asks; a live object whose label names another endpoint is never written. A live
+        Deployment keeps its pod template unless `drift.template_plan` gives a reason to
+        write ours (spec change, restart request, hand edit); the template's hash is recorded
+        on the Deployment's metadata in the same write.
 
         Returns:
             `created`, `updated`, `unchanged` (no request when the cache is warm),
@@ -347,7 +349,7 @@ class ClusterGateway:
         for attempt in range(CONFLICT_RETRIES + 1):
             if live is None:
                 try:
-                    self._write("create", kind, name, desired)
+                    self._write("create", kind, name, drift.for_live(None, desired))
                 except errors.AlreadyExists:
                     # Created meanwhile (or our earlier attempt landed): compare with it.
                     live = self._read(kind, name)
@@ -370,10 +372,13 @@ class ClusterGateway:
                 raise errors.OwnedElsewhere(
                     f"{kind} {name} belongs to endpoint {holder!r}", owner=holder
                 )
-            if not drift.needs_update(live, desired):
+            # A Deployment's pod template is written only for a reason (spec change, hand
+            # edit, restart request); else the live one stands and no pod restarts.
+            target = drift.for_live(live, desired)
+            if not drift.needs_update(live, target):
                 return "unchanged"
             try:
-                self._write("update", kind, name, drift.replacement(live, desired))
+                self._write("update", kind, name, drift.replacement(live, target))
             except errors.Conflict:
                 if attempt == CONFLICT_RETRIES:
                     raise
@@ -384,7 +389,12 @@ class ClusterGateway:
                 live = None
             else:
                 adopted = drift.is_adoptable(live)
-                log.info("k8s object updated", kind=kind, name=name, adopted=adopted)
+                template = (
+                    drift.template_plan(live, desired).reason if kind == "Deployment" else None
+                )
+                log.info(
+                    "k8s object updated", kind=kind, name=name, adopted=adopted, template=template
+                )
                 return "updated"
         raise errors.Conflict(f"ensure {kind} {name}: object kept changing", reason="Conflict")
 

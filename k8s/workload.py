@@ -17,6 +17,14 @@ SPEC_HASH_ANNOTATION = "inference-supervisor.io/spec-hash"
 # Present on a desired Deployment whose spec.replicas belongs to an HPA: the
 # gateway keeps the live value instead of writing ours.
 REPLICAS_OWNER_ANNOTATION = "inference-supervisor.io/replicas-owner"
+# On a Deployment's metadata: the hash of the inputs its pod template was built from
+# (`k8s.manifests.template_spec_hash`), and the hash of the pod template as the API server
+# stored it when we applied (or adopted) it (`k8s.drift.template_hash`). Together they tell
+# a spec change (roll), a hand edit (repair) and a new builder output (no write) apart.
+TEMPLATE_SPEC_HASH_ANNOTATION = "inference-supervisor.io/template-spec-hash"
+TEMPLATE_HASH_ANNOTATION = "inference-supervisor.io/template-hash"
+# On the pod template, as `kubectl rollout restart` sets it: a new value rolls the pods.
+RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,9 @@ class Workload:
     stopped: bool = False
     serve_traffic: bool = True
     labels: tuple[tuple[str, str], ...] = field(default=())
+    #: The item's restart request (`endpoints restart`): the pod template's
+    #: `RESTARTED_AT_ANNOTATION`, so a new value rolls the pods once. None: no annotation.
+    restarted_at: str | None = None
 
     @property
     def path(self) -> str:

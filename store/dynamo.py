@@ -12,7 +12,6 @@ conditional on the `updated_at` read just before (a lost race raises
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import hashlib
 import json
@@ -30,9 +29,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from store import errors
+from store.commands import Rule
 from store.convert import plain, to_dynamo
 from store.model import (
-    DESIRED_STATES,
     Endpoint,
     RegionStatus,
     next_timestamp,
@@ -327,7 +326,7 @@ class DynamoEndpointStore:
 
         Raises:
             InvalidEndpoint: the endpoint breaks a validation rule (nothing written).
-            AlreadyExists: an item with this name exists.
+            ItemExists: an item with this name exists.
         """
         item = endpoint.to_item()
         now = next_timestamp(None)
@@ -340,7 +339,7 @@ class DynamoEndpointStore:
 
         Raises:
             InvalidEndpoint: the item breaks a validation rule (nothing written).
-            AlreadyExists: an item with this name exists.
+            ItemExists: an item with this name exists.
         """
         problems = validate_item(item)
         name = str(item.get(KEY, ""))
@@ -355,7 +354,7 @@ class DynamoEndpointStore:
                 ExpressionAttributeNames={"#k": KEY},
             )
         except errors.ConditionFailed as error:
-            raise errors.AlreadyExists(f"endpoint {name!r} already exists") from error
+            raise errors.ItemExists(f"endpoint {name!r} already exists") from error
 
     def update(
         self,
@@ -377,7 +376,7 @@ class DynamoEndpointStore:
             The new `updated_at`.
 
         Raises:
-            NotFound: no such item. ConditionFailed: `updated_at` changed (a lost race).
+            ItemNotFound: no such item. ConditionFailed: `updated_at` changed (a lost race).
         """
         return self._update(
             name, set_=set_ or {}, remove=remove, expected=expected_updated_at, check=False
@@ -508,151 +507,38 @@ class DynamoEndpointStore:
             return False
         return True
 
-    # -- operations of the CLI (each conditional on the updated_at just read) ---
+    # -- commands (each conditional on the updated_at just read) ----------------
 
-    def set_desired_state(self, name: str, state: str) -> str:
-        """Set `desired_state` (only; the spec is untouched). Returns the new `updated_at`.
-
-        Raises:
-            InvalidEndpoint: unknown state. OperationRefused: the endpoint is being deleted
-            and `state` is not `deleted`. NotFound, ConditionFailed.
-        """
-        if state not in DESIRED_STATES:
-            raise errors.InvalidEndpoint(
-                name, [f"desired_state must be one of {', '.join(DESIRED_STATES)}, got {state!r}"]
-            )
-        loaded = self._require(name)
-        if loaded.raw.get("desired_state") == "deleted" and state != "deleted":
-            raise errors.OperationRefused(
-                f"endpoint {name!r} is being deleted; it cannot become {state}"
-            )
-        return self._update(
-            name, set_={"desired_state": state}, expected=loaded.updated_at, check=True
-        )
-
-    def update_spec(
-        self, name: str, changes: Mapping[str, Any], *, expected_updated_at: str | None = None
-    ) -> str:
-        """Change spec fields; `desired_state` is untouched (a stopped endpoint stays stopped).
-
-        Args:
-            changes: {field: value} with fields of the spec ("image", "replicas", "env"...;
-                a "spec." prefix is accepted); a value of None removes the field. Changing
-                `image` also removes `region_image_uris` unless `changes` sets new ones.
-            expected_updated_at: the `updated_at` of the read the changes were computed from
-                (default: the read this method does itself).
+    def apply(self, name: str, rule: Rule, *args: Any, **kwargs: Any) -> str:
+        """Read the item, compute the change with `rule(loaded, *args, **kwargs)` (one of
+        `store.commands`) and write it, conditional on `updated_at` being what was read
+        (and, when the change asks, on the endpoint not being stopped or deleted).
 
         Returns:
             The new `updated_at`.
 
         Raises:
-            InvalidEndpoint: the changed item would be invalid (nothing written).
-            NotFound, ConditionFailed.
-        """
-        fields = {key.removeprefix("spec."): value for key, value in changes.items()}
-        if "image" in fields and "region_image_uris" not in fields:
-            fields["region_image_uris"] = None
-        loaded = self._require(name)
-        expected = loaded.updated_at if expected_updated_at is None else expected_updated_at
-        if expected != loaded.updated_at:
-            raise errors.ConditionFailed(
-                f"endpoint {name!r} changed since it was read; nothing was written",
-                current_item=loaded.raw,
-            )
-        set_ = {f"spec.{k}": v for k, v in fields.items() if v is not None}
-        remove = [f"spec.{k}" for k, v in fields.items() if v is None]
-        self._validate_change(loaded, set_, remove)
-        return self._update(name, set_=set_, remove=remove, expected=expected, check=True)
-
-    def set_canary(self, name: str, image: str, weight: int, replicas: int = 1) -> str:
-        """Start (or change) the canary. Returns the new `updated_at`.
-
-        Raises:
-            InvalidEndpoint: bad image, weight or replicas. OperationRefused: the endpoint is
-            stopped or deleted. NotFound, ConditionFailed.
+            whatever the rule refuses with (OperationRefused, InvalidEndpoint...); ItemNotFound;
+            ConditionFailed (the item changed since it was read: nothing written).
         """
         loaded = self._require(name)
-        state = loaded.raw.get("desired_state")
-        if state in ("stopped", "deleted"):
-            raise errors.OperationRefused(f"endpoint {name!r} is {state}; start it first")
-        canary = {"image": image, "weight": weight, "replicas": replicas}
-        self._validate_change(loaded, {"spec.canary": canary}, ())
+        change = rule(loaded, *args, **kwargs)
         return self._update(
             name,
-            set_={"spec.canary": canary},
+            set_=change.set_,
+            remove=change.remove,
             expected=loaded.updated_at,
             check=True,
-            extra_condition=_not_stopped_or_deleted,
+            extra_condition=_not_stopped_or_deleted if change.unless_stopped else None,
         )
-
-    def promote(self, name: str) -> str:
-        """Make the canary's image the primary image and drop the canary and the region
-        overrides, in one write that fails if the item changed or was stopped/deleted.
-
-        Raises:
-            OperationRefused: no canary, or the endpoint is stopped or deleted.
-            NotFound, ConditionFailed (e.g. a stop committed after the read).
-        """
-        loaded = self._require(name)
-        spec = loaded.raw.get("spec")
-        canary = spec.get("canary") if isinstance(spec, dict) else None
-        if not isinstance(canary, dict) or not canary.get("image"):
-            raise errors.OperationRefused(f"endpoint {name!r} has no canary to promote")
-        state = loaded.raw.get("desired_state")
-        if state in ("stopped", "deleted"):
-            raise errors.OperationRefused(f"endpoint {name!r} is {state}; not promoting")
-        set_ = {"spec.image": canary["image"]}
-        remove = ("spec.region_image_uris", "spec.canary")
-        self._validate_change(loaded, set_, remove)
-        return self._update(
-            name,
-            set_=set_,
-            remove=remove,
-            expected=loaded.updated_at,
-            check=True,
-            extra_condition=_not_stopped_or_deleted,
-        )
-
-    def rollback(self, name: str) -> str:
-        """Remove the canary, keeping the primary. Returns the new `updated_at`.
-
-        Raises:
-            OperationRefused: no canary. NotFound, ConditionFailed.
-        """
-        loaded = self._require(name)
-        spec = loaded.raw.get("spec")
-        if not isinstance(spec, dict) or "canary" not in spec:
-            raise errors.OperationRefused(f"endpoint {name!r} has no canary to roll back")
-        return self._update(name, remove=("spec.canary",), expected=loaded.updated_at, check=True)
 
     # -- internals -------------------------------------------------------------
 
     def _require(self, name: str) -> LoadedItem:
         loaded = self.get(name)
         if loaded is None:
-            raise errors.NotFound(f"endpoint {name!r} not found")
+            raise errors.ItemNotFound(f"endpoint {name!r} not found")
         return loaded
-
-    def _validate_change(
-        self, loaded: LoadedItem, set_: Mapping[str, Any], remove: Sequence[str]
-    ) -> None:
-        """Raise InvalidEndpoint if the item with this change applied breaks a rule."""
-        item = copy.deepcopy(loaded.raw)
-        for path, value in set_.items():
-            *parents, leaf = path.split(".")
-            target = item
-            for parent in parents:
-                target = target.setdefault(parent, {})
-            target[leaf] = value
-        for path in remove:
-            *parents, leaf = path.split(".")
-            target = item
-            for parent in parents:
-                target = target.get(parent, {})
-            target.pop(leaf, None)
-        problems = validate_item(item)
-        if problems:
-            raise errors.InvalidEndpoint(loaded.name, problems)
 
     def _update(
         self,
@@ -695,7 +581,7 @@ class DynamoEndpointStore:
             )
         except errors.ConditionFailed as error:
             if error.current_item is None:
-                raise errors.NotFound(f"endpoint {name!r} not found") from error
+                raise errors.ItemNotFound(f"endpoint {name!r} not found") from error
             state = error.current_item.get("desired_state")
             raise errors.ConditionFailed(
                 f"endpoint {name!r} changed since it was read (desired_state now {state}); "

@@ -1,8 +1,10 @@
 """The store's own errors: every DynamoDB failure reaches callers as one of these.
 
-`retryable` splits them for the actors: a temporary error (throttling, an outage)
-is worth retrying later; a permanent one (bad input, a missing item, a lost race
-that needs a fresh read) is not retried as is.
+The split that matters to a caller is by class, as in `k8s.errors`: `Retryable`
+(throttling, an outage) is raised only after botocore's own bounded retries and
+is worth retrying later; every other `StoreError` (bad input, missing
+credentials, a missing item, a lost race that needs a fresh read) is permanent
+for the call as made.
 """
 
 from __future__ import annotations
@@ -15,23 +17,26 @@ class StoreError(Exception):
     """Base of every error the store raises.
 
     Attributes:
-        retryable: True when the same call may succeed later (throttling, an outage).
         code: DynamoDB's error code when the error came from DynamoDB, else "".
     """
 
-    retryable: bool = False
     code: str = ""
 
 
-class NotFound(StoreError):
+class Retryable(StoreError):
+    """A temporary failure that outlived the bounded retries: the same call may succeed
+    later."""
+
+
+class ItemNotFound(StoreError):
     """The endpoint (or the table) does not exist."""
 
 
-class TableNotFound(NotFound):
+class TableNotFound(ItemNotFound):
     """The endpoints table does not exist."""
 
 
-class AlreadyExists(StoreError):
+class ItemExists(StoreError):
     """`create` of a name that is already in the table."""
 
 
@@ -70,16 +75,12 @@ class Superseded(ConditionFailed):
         self.holder = holder
 
 
-class Throttled(StoreError):
+class Throttled(Retryable):
     """DynamoDB throttled the request and the bounded retries are exhausted."""
 
-    retryable = True
 
-
-class Unavailable(StoreError):
+class Unavailable(Retryable):
     """DynamoDB could not be reached, timed out or answered 5xx after the bounded retries."""
-
-    retryable = True
 
 
 class OperationRefused(StoreError):

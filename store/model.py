@@ -30,7 +30,7 @@ __all__ = [
     "DESIRED_STATES",
     "METRIC_TYPES",
     "REGION_STATES",
-    "Autoscaling",
+    "AutoscalingSpec",
     "Canary",
     "Endpoint",
     "EndpointSpec",
@@ -103,7 +103,7 @@ class Metric:
 
 
 @dataclass(frozen=True)
-class Autoscaling:
+class AutoscalingSpec:
     """HorizontalPodAutoscaler settings; `enabled=False` means no HPA."""
 
     enabled: bool = False
@@ -140,7 +140,7 @@ class EndpointSpec:
     model_source: str | None = None
     node_selector: dict[str, str] = field(default_factory=dict)
     capacity_type: str | None = None
-    autoscaling: Autoscaling = field(default_factory=Autoscaling)
+    autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
     canary: Canary | None = None
     #: A GPU name (`a10g`) or instance type (`g5.xlarge`) for the node selector.
     gpu_type: str | None = None
@@ -180,7 +180,7 @@ class EndpointSpec:
                 item[key] = getattr(self, key)
         if self.node_selector:
             item["node_selector"] = dict(self.node_selector)
-        if self.autoscaling != Autoscaling():
+        if self.autoscaling != AutoscalingSpec():
             item["autoscaling"] = {
                 "enabled": self.autoscaling.enabled,
                 "min_replicas": self.autoscaling.min_replicas,
@@ -275,6 +275,11 @@ class Endpoint:
     labels: dict[str, Any] = field(default_factory=dict)
     created_by: str | None = None
     region_status: dict[str, RegionStatus] = field(default_factory=dict)
+    #: When `endpoints restart` last asked for a rolling restart (top-level attribute
+    #: `restart_requested_at`, ISO-8601; absent in the predecessor's items). The daemon
+    #: puts it on the pod template as `kubectl rollout restart` does: a new value rolls
+    #: the pods once.
+    restart_requested_at: str | None = None
 
     def __post_init__(self) -> None:
         if not self.ingress_path:
@@ -298,6 +303,8 @@ class Endpoint:
             item["labels"] = dict(self.labels)
         if self.created_by:
             item["created_by"] = self.created_by
+        if self.restart_requested_at:
+            item["restart_requested_at"] = self.restart_requested_at
         return item
 
 
@@ -324,7 +331,14 @@ def parse_endpoint(item: Mapping[str, Any]) -> Endpoint:
         labels=dict(item.get("labels") or {}),
         created_by=item.get("created_by"),
         region_status=parse_region_status(item.get("region_status")),
+        restart_requested_at=_restart_request(item.get("restart_requested_at")),
     )
+
+
+def _restart_request(value: Any) -> str | None:
+    """The item's restart request: a non-empty string, else none (anything else is not
+    one we wrote, and restarts nothing)."""
+    return value if isinstance(value, str) and value else None
 
 
 def _parse_spec(spec: Mapping[str, Any]) -> EndpointSpec:
@@ -361,7 +375,7 @@ def _parse_spec(spec: Mapping[str, Any]) -> EndpointSpec:
         model_source=spec.get("model_source"),
         node_selector=dict(spec.get("node_selector") or {}),
         capacity_type=spec.get("capacity_type"),
-        autoscaling=Autoscaling(
+        autoscaling=AutoscalingSpec(
             enabled=bool(autoscaling.get("enabled", False)),
             min_replicas=_or_default(autoscaling, "min_replicas", 1),
             max_replicas=_or_default(autoscaling, "max_replicas", 10),
@@ -370,7 +384,7 @@ def _parse_spec(spec: Mapping[str, Any]) -> EndpointSpec:
             metrics=(
                 tuple(Metric(m.get("type") or "cpu", _or_default(m, "target", 70)) for m in metrics)
                 if metrics
-                else Autoscaling().metrics
+                else AutoscalingSpec().metrics
             ),
         ),
         canary=None

@@ -25,6 +25,8 @@ METRIC_TYPES = ("cpu", "memory", "gpu")
 # An endpoint name is a DNS-1035 label (it names the Service); the Ingress
 # `inference-{name}` may be up to 253. Only the canary needs `{name}-canary` to fit in 63,
 # so a longer name refuses the canary, not the endpoint (DESIGN section 8).
+# The same limits as `k8s.naming` (the home of object names; `store` cannot import `k8s`):
+# tests/unit/test_naming.py keeps them equal.
 MAX_NAME_LENGTH = 63
 MAX_CANARY_NAME_LENGTH = 63 - len("-canary")
 # Pod toleration fields, their allowed operators and effects (core/v1 Toleration).

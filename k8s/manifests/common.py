@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -14,6 +15,8 @@ from k8s.workload import (
     MANAGED_BY_VALUE,
     REPLICAS_OWNER_ANNOTATION,
     SPEC_HASH_ANNOTATION,
+    TEMPLATE_HASH_ANNOTATION,
+    TEMPLATE_SPEC_HASH_ANNOTATION,
     CanaryWorkload,
     Workload,
 )
@@ -40,6 +43,8 @@ OWNED_LABELS: frozenset[str] = frozenset(
 OWNED_ANNOTATIONS: frozenset[str] = frozenset(
     {
         SPEC_HASH_ANNOTATION,
+        TEMPLATE_SPEC_HASH_ANNOTATION,
+        TEMPLATE_HASH_ANNOTATION,
         REPLICAS_OWNER_ANNOTATION,
         HEALTHCHECK_PATH_ANNOTATION,
         HEALTHCHECK_INTERVAL_ANNOTATION,
@@ -105,6 +110,38 @@ def spec_hash(obj: dict[str, Any]) -> str:
         body.get("spec", {}).pop("replicas", None)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:_HASH_LENGTH]
+
+
+# Workload fields a pod template does not depend on (they size or route, never roll).
+_NOT_TEMPLATE_INPUTS = frozenset({"replicas", "autoscaling", "canary", "stopped", "serve_traffic"})
+
+
+def template_spec_hash(w: Workload, name: str, image: str) -> str:
+    """The short sha256 of the inputs the pod template of Deployment `name` (running
+    `image`) is built from: the workload without what only sizes or routes it.
+
+    It depends on the inputs only, never on the builder's output, so a new version of
+    the builders (another probe delay, a new default field) leaves it unchanged and rolls
+    no pod; a field left unset (None, empty, False) is left out, so a field added to
+    `Workload` later does not change it either.
+    """
+    inputs: dict[str, Any] = {"deployment": name, "image": image}
+    for f in dataclasses.fields(w):
+        if f.name in _NOT_TEMPLATE_INPUTS or f.name == "image":
+            continue
+        value = getattr(w, f.name)
+        if value is None or value is False or value in ("", (), [], {}):
+            continue
+        inputs[f.name] = value
+    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=_plain)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:_HASH_LENGTH]
+
+
+def _plain(value: Any) -> Any:
+    """JSON form of the dataclasses nested in workload fields (tolerations)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: v for k, v in dataclasses.asdict(value).items() if v is not None}
+    raise TypeError(f"not serialisable: {value!r}")
 
 
 def check_workload(w: Workload) -> None:

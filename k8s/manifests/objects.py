@@ -19,10 +19,17 @@ from k8s.manifests.common import (
     ingress_name,
     labels_for,
     metadata_for,
+    template_spec_hash,
     with_spec_hash,
 )
 from k8s.manifests.pod import pod_spec
-from k8s.workload import REPLICAS_OWNER_ANNOTATION, HpaMetric, Workload
+from k8s.workload import (
+    REPLICAS_OWNER_ANNOTATION,
+    RESTARTED_AT_ANNOTATION,
+    TEMPLATE_SPEC_HASH_ANNOTATION,
+    HpaMetric,
+    Workload,
+)
 
 SERVICE_PORT = 80
 HPA_RESOURCES = ("cpu", "memory")
@@ -39,7 +46,16 @@ GPU_METRIC_NAME = "DCGM_FI_DEV_GPU_UTIL"
 def _deployment(
     w: Workload, *, name: str, image: str, replicas: int, annotations: dict[str, str]
 ) -> dict[str, Any]:
-    """A Deployment selecting `app={name}`, as the predecessor's did."""
+    """A Deployment selecting `app={name}`, as the predecessor's did.
+
+    Its metadata carries `TEMPLATE_SPEC_HASH_ANNOTATION` (the inputs of the pod template);
+    the gateway writes the template only when that hash (or the template, by hand) changed.
+    A restart request goes on the template as `kubectl rollout restart` puts it.
+    """
+    template_metadata: dict[str, Any] = {"labels": labels_for(w, name)}
+    if w.restarted_at:
+        template_metadata["annotations"] = {RESTARTED_AT_ANNOTATION: w.restarted_at}
+    annotations = {**annotations, TEMPLATE_SPEC_HASH_ANNOTATION: template_spec_hash(w, name, image)}
     return with_spec_hash(
         {
             "apiVersion": "apps/v1",
@@ -48,10 +64,7 @@ def _deployment(
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": labels_for(w, name)},
-                    "spec": pod_spec(w, image),
-                },
+                "template": {"metadata": template_metadata, "spec": pod_spec(w, image)},
             },
         }
     )

@@ -48,9 +48,9 @@ from typing import Any
 
 import structlog
 
-from k8s.sim.errors import ApiError
+from k8s.sim.errors import StatusError
 from k8s.sim.kinds import DEPLOYMENTS, HPAS, INGRESSES, ResourceKind
-from k8s.sim.store import Key, ObjectStore, rfc3339
+from k8s.sim.objects import Key, ObjectStore, rfc3339
 
 log = structlog.get_logger(__name__)
 
@@ -306,7 +306,7 @@ class DeploymentController:
     def _reconcile(self, key: Key) -> None:
         try:
             deployment = self._store.get(DEPLOYMENTS, key[0], key[1])
-        except ApiError:
+        except StatusError:
             with self._pods_lock:
                 self._rollouts.pop(key, None)
             return
@@ -333,7 +333,7 @@ class DeploymentController:
             return False
         try:
             hpa = self._store.get(HPAS, key[0], names[0])
-        except ApiError:
+        except StatusError:
             return False
         spec = hpa.get("spec") or {}
         replicas = int((deployment.get("spec") or {}).get("replicas", 1) or 0)
@@ -392,7 +392,7 @@ class DeploymentController:
                     ).encode(),
                     content_type="application/merge-patch+json",
                 )
-            except ApiError:
+            except StatusError:
                 self._schedule(key, time.monotonic() + 0.05)
                 return False
         self._store.write_status(HPAS, (key[0], names[0]), status)
@@ -638,7 +638,7 @@ class IngressFinalizerController:
             for key, action in due:
                 try:
                     self._apply(key, action)
-                except ApiError:
+                except StatusError:
                     pass  # gone or changed meanwhile: the next write brings it back here
                 except Exception:  # a bug here must not stop the thread
                     log.exception("k8s_sim_ingress_controller_failed", name=key[1])
@@ -669,7 +669,7 @@ class IngressFinalizerController:
                 json.dumps(patch).encode(),
                 content_type="application/merge-patch+json",
             )
-        except ApiError as error:
+        except StatusError as error:
             if error.code == 409:
                 # Written meanwhile: try again on the newer object.
                 with self._cond:

@@ -149,7 +149,7 @@ def micro_time(value: str) -> str:
     """Returns a `MicroTime` as the server writes it back: UTC, six fractional digits, `Z`.
 
     Raises:
-        ApiError: 400 when `value` is not an RFC 3339 time.
+        StatusError: 400 when `value` is not an RFC 3339 time.
     """
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))

@@ -1,6 +1,6 @@
 """Kubernetes `Status` errors: the one exception the sim raises inside a request.
 
-`ApiError` carries everything a real API server puts in its error body
+`StatusError` carries everything a real API server puts in its error body
 (reason, code, message, details); the HTTP layer turns it into a `Status`
 object and the right status line.
 """
@@ -25,7 +25,7 @@ REASONS: dict[int, str] = {
 }
 
 
-class ApiError(Exception):
+class StatusError(Exception):
     """A request the API server answers with a `Status` failure.
 
     Args:
@@ -75,18 +75,18 @@ def _details(name: str, group: str, kind: str) -> dict[str, Any]:
     return {"name": name, "kind": kind}
 
 
-def not_found(qualified: str, name: str, *, group: str, plural: str) -> ApiError:
+def not_found(qualified: str, name: str, *, group: str, plural: str) -> StatusError:
     """Returns the 404 for a missing object, e.g. `deployments.apps "m1" not found`."""
-    return ApiError(
+    return StatusError(
         404,
         f'{qualified} "{name}" not found',
         details=_details(name, group, plural),
     )
 
 
-def conflict(qualified: str, name: str, *, group: str, plural: str) -> ApiError:
+def conflict(qualified: str, name: str, *, group: str, plural: str) -> StatusError:
     """Returns the 409 `Conflict` for a write carrying a stale resourceVersion."""
-    return ApiError(
+    return StatusError(
         409,
         f'Operation cannot be fulfilled on {qualified} "{name}": the object has been modified;'
         " please apply your changes to the latest version and try again",
@@ -94,9 +94,9 @@ def conflict(qualified: str, name: str, *, group: str, plural: str) -> ApiError:
     )
 
 
-def already_exists(qualified: str, name: str, *, group: str, plural: str) -> ApiError:
+def already_exists(qualified: str, name: str, *, group: str, plural: str) -> StatusError:
     """Returns the 409 `AlreadyExists` for a create of a name already taken."""
-    return ApiError(
+    return StatusError(
         409,
         f'{qualified} "{name}" already exists',
         reason="AlreadyExists",
@@ -104,10 +104,10 @@ def already_exists(qualified: str, name: str, *, group: str, plural: str) -> Api
     )
 
 
-def invalid(kind: str, name: str, causes: list[dict[str, str]], *, group: str) -> ApiError:
+def invalid(kind: str, name: str, causes: list[dict[str, str]], *, group: str) -> StatusError:
     """Returns the 422 `Invalid` with `details.causes`, worded like the real server."""
     summary = ", ".join(f"{c['field']}: {c['message']}" for c in causes[:5])
-    return ApiError(
+    return StatusError(
         422,
         f'{kind} "{name}" is invalid: [{summary}]'
         if len(causes) > 1
@@ -116,6 +116,6 @@ def invalid(kind: str, name: str, causes: list[dict[str, str]], *, group: str) -
     )
 
 
-def bad_request(message: str) -> ApiError:
+def bad_request(message: str) -> StatusError:
     """Returns a 400 `BadRequest` with `message`."""
-    return ApiError(400, message)
+    return StatusError(400, message)

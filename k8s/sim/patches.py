@@ -8,7 +8,7 @@
   `$patch: replace` directives; `$setElementOrder` and `$retainKeys` ignored.
 - `json_patch`: RFC 6902 (add, remove, replace, move, copy, test).
 
-Malformed patches raise `ApiError` (400 for a body of the wrong shape, 422 when
+Malformed patches raise `StatusError` (400 for a body of the wrong shape, 422 when
 an operation cannot apply), as the real server answers.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from k8s.sim.errors import ApiError, bad_request
+from k8s.sim.errors import StatusError, bad_request
 
 # list field name -> merge key (Kubernetes' patchMergeKey for the fields we use).
 _MERGE_KEYS: dict[str, str] = {
@@ -131,7 +131,7 @@ def _pointer(path: str) -> list[str]:
     if path == "":
         return []
     if not path.startswith("/"):
-        raise ApiError(422, f"invalid JSON pointer {path!r}")
+        raise StatusError(422, f"invalid JSON pointer {path!r}")
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 
@@ -143,7 +143,7 @@ def _parent(doc: Any, tokens: list[str], path: str) -> Any:
         elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
             node = node[int(token)]
         else:
-            raise ApiError(
+            raise StatusError(
                 422,
                 f"the server rejected our request due to an error in our request:"
                 f' doc is missing path: "{path}"',
@@ -161,7 +161,7 @@ def _get(doc: Any, path: str) -> Any:
         return parent[last]
     if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
         return parent[int(last)]
-    raise ApiError(
+    raise StatusError(
         422,
         f"the server rejected our request due to an error in our request:"
         f' doc is missing path: "{path}"',
@@ -176,7 +176,7 @@ def _remove(doc: Any, path: str) -> Any:
         return parent.pop(last)
     if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
         return parent.pop(int(last))
-    raise ApiError(
+    raise StatusError(
         422,
         f"the server rejected our request due to an error in our request:"
         f" Unable to remove nonexistent key: {last}: missing value",
@@ -197,13 +197,13 @@ def _add(doc: Any, path: str, value: Any) -> Any:
         elif last.isdigit() and int(last) <= len(parent):
             parent.insert(int(last), value)
         else:
-            raise ApiError(
+            raise StatusError(
                 422,
                 f"the server rejected our request due to an error in our request:"
                 f" add operation does not apply: index out of range {path!r}",
             )
     else:
-        raise ApiError(
+        raise StatusError(
             422,
             f"the server rejected our request due to an error in our request:"
             f' doc is missing path: "{path}"',
@@ -215,7 +215,7 @@ def json_patch(target: Any, operations: Any) -> Any:
     """Returns `target` with the RFC 6902 operations applied (input untouched).
 
     Raises:
-        ApiError: 400 when the body is not a list of operations (a JSON object
+        StatusError: 400 when the body is not a list of operations (a JSON object
             sent as json-patch), 422 when an operation cannot apply.
     """
     if not isinstance(operations, list):
@@ -244,13 +244,13 @@ def json_patch(target: Any, operations: Any) -> Any:
             doc = _add(doc, path, value)
         elif kind == "test":
             if _get(doc, path) != op.get("value"):
-                raise ApiError(
+                raise StatusError(
                     422,
                     f"the server rejected our request due to an error in our "
                     f"request: testing value {path} failed: test failed",
                 )
         else:
-            raise ApiError(
+            raise StatusError(
                 422,
                 f"the server rejected our request due to an error in our request:"
                 f" Unexpected kind: {kind}",

@@ -3,7 +3,7 @@
 `parse_label_selector("app=m1,tier!=canary,env in (a,b),!legacy,present")`
 returns a predicate over a labels dict; `parse_field_selector` supports
 `metadata.name` and `metadata.namespace` (`=`, `==`, `!=`) like every kind in a
-real server. Malformed selectors raise `ApiError(400)`.
+real server. Malformed selectors raise `StatusError(400)`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import structlog
 import yaml
 
 from k8s.sim.controller import DeploymentController, IngressFinalizerController
-from k8s.sim.errors import ApiError, bad_request
+from k8s.sim.errors import StatusError, bad_request
 from k8s.sim.faults import (
     FaultPlan,
     RequestArrival,
@@ -43,8 +43,15 @@ from k8s.sim.kinds import (
     ResourceKind,
     discovery_documents,
 )
+from k8s.sim.objects import (
+    ObjectStore,
+    WatchEvent,
+    WatchExpired,
+    apply_patch,
+    parse_patch,
+    scale_of,
+)
 from k8s.sim.selectors import parse_field_selector, parse_label_selector
-from k8s.sim.store import ObjectStore, WatchEvent, WatchExpired, apply_patch, parse_patch, scale_of
 from k8s.sim.tables import table, wants_table
 
 log = structlog.get_logger(__name__)
@@ -225,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_error(self, error: ApiError) -> None:
+    def _send_error(self, error: StatusError) -> None:
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
         self._send(error.code, error.status(), headers)
 
@@ -249,7 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if method == "GET" and path in cluster.discovery:
                     self._send(200, cluster.discovery[path])
                     return
-                raise ApiError(404, "the server could not find the requested resource", details={})
+                raise StatusError(
+                    404, "the server could not find the requested resource", details={}
+                )
             verb = _verb(method, found, query)
             resource = found.resource
             cluster.stats.count(verb, resource)
@@ -266,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
                 ):
                     body = self._as_table(found, body)
                 self._send(status, body)
-        except ApiError as error:
+        except StatusError as error:
             status = error.code
             self._drain_body()
             self._send_error(error)
@@ -278,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = 500
             self._drain_body()
             self.close_connection = True
-            self._send_error(ApiError(500, f"Internal error occurred: {error!r}"))
+            self._send_error(StatusError(500, f"Internal error occurred: {error!r}"))
         finally:
             if found is not None:
                 cluster.stats.record(
@@ -317,7 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_json()
             return 201, store.create(kind, namespace, body)
         if r.name is None:
-            raise ApiError(
+            raise StatusError(
                 405, f"{method} is not supported on the collection", reason="MethodNotAllowed"
             )
         if method == "GET":
@@ -348,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if method == "DELETE":
             if r.subresource:
-                raise ApiError(
+                raise StatusError(
                     405, "DELETE is not supported on a subresource", reason="MethodNotAllowed"
                 )
             options = self._read_json() or {}
@@ -356,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
             if kind is DEPLOYMENTS and not deleted["metadata"].get("deletionTimestamp"):
                 return 200, _deleted_status(kind, deleted)
             return 200, deleted
-        raise ApiError(405, f"{method} is not supported", reason="MethodNotAllowed")
+        raise StatusError(405, f"{method} is not supported", reason="MethodNotAllowed")
 
     def _read_raw(self) -> bytes:
         self._body_read = True
@@ -373,7 +382,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = parse_patch(raw, "application/apply-patch+yaml", query.get("fieldManager"))
         try:
             store.get(r.kind, namespace, r.name or "")
-        except ApiError as error:
+        except StatusError as error:
             if error.code != 404:
                 raise
             return 201, store.create(r.kind, namespace, body)
@@ -408,7 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
                 _dumps(patch),
                 content_type="application/merge-patch+json",
             )
-        except ApiError as error:
+        except StatusError as error:
             if error.code == 409 and not wanted_rv:
                 updated = store.patch(
                     DEPLOYMENTS,
@@ -470,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _pods(self, method: str, r: _Route, query: dict[str, str]) -> tuple[int, Any]:
         if method != "GET" or r.subresource:
-            raise ApiError(405, "pods are read-only in the sim", reason="MethodNotAllowed")
+            raise StatusError(405, "pods are read-only in the sim", reason="MethodNotAllowed")
         pods = sorted(
             self.server.cluster.controller.pods(r.namespace),
             key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]),
@@ -480,7 +489,7 @@ class _Handler(BaseHTTPRequestHandler):
             for pod in pods:
                 if pod["metadata"]["name"] == r.name:
                     return 200, pod
-            raise ApiError(
+            raise StatusError(
                 404, f'pods "{r.name}" not found', details={"name": r.name, "kind": "pods"}
             )
         selected = [p for p in pods if match is None or match(p)]
@@ -610,7 +619,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {"readyDelay": cluster.controller.ready_delay})
             else:
                 self._send(404, {"error": f"no admin endpoint {method} {path}"})
-        except (TypeError, ValueError, KeyError, ApiError) as error:
+        except (TypeError, ValueError, KeyError, StatusError) as error:
             self._send(400, {"error": str(error)})
 
 
@@ -655,7 +664,7 @@ def _bookmark(kind: ResourceKind, rv: int, *, initial_events_end: bool = False) 
 
 
 def _expired_line(error: WatchExpired) -> bytes:
-    status = ApiError(410, error.message, reason="Expired").status()
+    status = StatusError(410, error.message, reason="Expired").status()
     return _dumps({"type": "ERROR", "object": status}) + b"\n"
 
 
@@ -894,13 +903,13 @@ class SimCluster:
             self._stopping.wait(plan.latency)
         if plan.should_fail():
             if plan.error_status == 429:
-                raise ApiError(
+                raise StatusError(
                     429,
                     "Too many requests, please try again later.",
                     details={"retryAfterSeconds": 1},
                     retry_after=1,
                 )
-            raise ApiError(plan.error_status, "Internal error occurred: injected fault")
+            raise StatusError(plan.error_status, "Internal error occurred: injected fault")
 
     def set_faults(
         self,

@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 from kubernetes import client
 
+from actors.app.config import load_settings
+from actors.app.daemon import Daemon
 from actors.clock import Clock, FakeClock
-from actors.config import load_settings
-from actors.daemon import Daemon
 from actors.endpoint import EndpointActor
 from store.dynamo import DynamoEndpointStore, LoadedItem
 from store.model import RegionStatus, utc_timestamp
@@ -232,7 +232,7 @@ def scan_count(daemon) -> float:
         sample.value
         for family in daemon.metrics.registry.collect()
         for sample in family.samples
-        if sample.name == "dynamodb_requests_total"
+        if sample.name == "inference_supervisor_dynamodb_requests_total"
         and sample.labels.get("operation", "").lower() == "scan"
     )
 

@@ -35,7 +35,7 @@ def update_items(daemon) -> float:
         sample.value
         for family in daemon.metrics.registry.collect()
         for sample in family.samples
-        if sample.name == "dynamodb_requests_total"
+        if sample.name == "inference_supervisor_dynamodb_requests_total"
         and sample.labels.get("operation") == "UpdateItem"
     )
 
@@ -58,7 +58,7 @@ def test_ingress_path_that_is_not_a_string_is_an_error_never_applied(kit: Harnes
         sample.value
         for family in daemon.metrics.registry.collect()
         for sample in family.samples
-        if sample.name == "actor_restarts_total"
+        if sample.name == "inference_supervisor_actor_restarts_total"
     ), "no crash, no restart"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from actors.cli import main
+from actors.app.cli import main
 from store.dynamo import DynamoEndpointStore
 from store.model import RegionStatus
 
@@ -525,3 +525,24 @@ def test_create_and_canary_refuse_a_name_collision_and_write_nothing(
     result = cli("canary", "y", "--image", "vllm/vllm-openai:v0.9.0")
     assert (result.status, result.out, result.err) == (2, "", refused)
     assert cli("list", "--json").json() == before
+
+
+def test_restart_asks_every_region_to_roll_the_pods_once(
+    cli: Callable[..., Result], store: DynamoEndpointStore
+) -> None:
+    create_llama(cli)
+    result = cli("restart", "llama3")
+    assert (result.status, result.out, result.err) == (
+        0,
+        "restart requested for 'llama3'; pods roll once in each target region\n",
+        "",
+    )
+    first = store.get("llama3").raw["restart_requested_at"]
+    assert cli("restart", "llama3").status == 0
+    assert store.get("llama3").raw["restart_requested_at"] > first
+    cli("delete", "llama3")
+    result = cli("restart", "llama3")
+    assert (result.status, result.err) == (
+        1,
+        f"{PREFIX}endpoint 'llama3' is being deleted; nothing to restart\n",
+    )

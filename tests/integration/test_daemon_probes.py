@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from actors.app.daemon import READY_TABLE_CHECK_SECONDS, Daemon
+from actors.app.metrics import Metrics
 from actors.clock import FakeClock
-from actors.daemon import READY_TABLE_CHECK_SECONDS, Daemon
 from actors.messages import CrashEndpoint, SupervisorView
-from actors.metrics import Metrics
 from tests.integration.harness import Harness, wait_for
 
 
@@ -26,19 +26,24 @@ def _samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], f
 
 
 def describe_tables(daemon: Daemon) -> float:
-    """DescribeTable requests the daemon has made (its own dynamodb_requests_total)."""
+    """DescribeTable requests the daemon has made (its own
+    inference_supervisor_dynamodb_requests_total)."""
     return sum(
         value
-        for labels, value in _samples(daemon.metrics, "dynamodb_requests_total").items()
+        for labels, value in _samples(
+            daemon.metrics, "inference_supervisor_dynamodb_requests_total"
+        ).items()
         if ("operation", "DescribeTable") in labels
     )
 
 
 def restarts(daemon: Daemon) -> dict[str, float]:
-    """actor_restarts_total by endpoint."""
+    """inference_supervisor_actor_restarts_total by endpoint."""
     return {
         dict(labels)["endpoint"]: value
-        for labels, value in _samples(daemon.metrics, "actor_restarts_total").items()
+        for labels, value in _samples(
+            daemon.metrics, "inference_supervisor_actor_restarts_total"
+        ).items()
     }
 
 
@@ -143,5 +148,5 @@ def test_forget_endpoint_drops_only_that_endpoint_and_ignores_unknown_names() ->
 
     assert {
         dict(labels)["endpoint"]: value
-        for labels, value in _samples(metrics, "actor_restarts_total").items()
+        for labels, value in _samples(metrics, "inference_supervisor_actor_restarts_total").items()
     } == {"b": 1}

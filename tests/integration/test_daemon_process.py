@@ -89,14 +89,18 @@ def test_health_metrics_and_sigterm(kit: Harness, daemon_process) -> None:
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: _get(f"{base}/readyz") == (200, "leader"), timeout=30, what="/readyz leader")
     assert _get(f"{base}/healthz")[0] == 200
-    before = _metric(_get(f"{base}/metrics")[1], "k8s_requests_total", verb="create")
+    before = _metric(
+        _get(f"{base}/metrics")[1], "inference_supervisor_k8s_requests_total", verb="create"
+    )
     kit.put("m1")
     kit.wait_state("m1", "running")
     metrics = _get(f"{base}/metrics")[1]
-    assert _metric(metrics, "k8s_requests_total", verb="create") >= before + 3
-    assert _metric(metrics, "leader") == 1
-    assert _metric(metrics, "reconcile_duration_seconds_count") > 0
-    assert _metric(metrics, "status_writes_total") >= 2, "creating, then running"
+    assert _metric(metrics, "inference_supervisor_k8s_requests_total", verb="create") >= before + 3
+    assert _metric(metrics, "inference_supervisor_leader") == 1
+    assert _metric(metrics, "inference_supervisor_reconcile_duration_seconds_count") > 0
+    assert _metric(metrics, "inference_supervisor_status_writes_total") >= 2, (
+        "creating, then running"
+    )
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
     lease = kit.kube.get("Lease", "inference-monitor-leader")

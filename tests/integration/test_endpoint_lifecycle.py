@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from k8s.workload import MANAGED_BY_LABEL, SPEC_HASH_ANNOTATION
+from store import commands
 from tests.integration.harness import Harness, scan_count, wait_for
 
 
@@ -67,7 +68,7 @@ def test_image_update_rolls_out_and_clears_the_region_override(kit: Harness) -> 
     kit.start_daemon()
     kit.wait_state("m1", "running")
     assert _container(kit.kube.get("Deployment", "m1"))["image"] == "regional/model:v1"
-    kit.store.update_spec("m1", {"image": "repo/model:v2"})
+    kit.store.apply("m1", commands.update_spec, {"image": "repo/model:v2"})
     wait_for(
         lambda: _container(kit.kube.get("Deployment", "m1"))["image"] == "repo/model:v2",
         what="the new image on the Deployment",
@@ -106,13 +107,13 @@ def test_stop_scales_to_zero_keeps_service_and_ingress_and_start_restores(kit: H
     kit.start_daemon()
     kit.wait_state("m1", "running")
     assert kit.kube.get("HorizontalPodAutoscaler", "m1") is not None
-    kit.store.set_desired_state("m1", "stopped")
+    kit.store.apply("m1", commands.set_desired_state, "stopped")
     kit.wait_state("m1", "stopped")
     assert kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 0
     assert kit.kube.get("HorizontalPodAutoscaler", "m1") is None
     assert kit.kube.get("Service", "m1") is not None
     assert kit.kube.get("Ingress", "inference-m1") is not None
-    kit.store.update_spec("m1", {"env": {"NEW": "1"}})
+    kit.store.apply("m1", commands.update_spec, {"env": {"NEW": "1"}})
     wait_for(
         lambda: any(
             e["name"] == "NEW" for e in _container(kit.kube.get("Deployment", "m1")).get("env", [])
@@ -121,7 +122,7 @@ def test_stop_scales_to_zero_keeps_service_and_ingress_and_start_restores(kit: H
     )
     assert kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 0
     assert kit.state("m1") == "stopped"
-    kit.store.set_desired_state("m1", "running")
+    kit.store.apply("m1", commands.set_desired_state, "running")
     kit.wait_state("m1", "running")
     assert kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 2
     assert kit.kube.get("HorizontalPodAutoscaler", "m1") is not None
@@ -136,8 +137,9 @@ def test_hpa_owns_replicas_and_follows_the_spec(kit: Harness) -> None:
     kit.kube.merge_patch("Deployment", "m1", {"spec": {"replicas": 3}})
     kit.wait_state("m1", "running")
     assert kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 3
-    kit.store.update_spec(
+    kit.store.apply(
         "m1",
+        commands.update_spec,
         {
             "autoscaling": {
                 "enabled": True,
@@ -154,7 +156,7 @@ def test_hpa_owns_replicas_and_follows_the_spec(kit: Harness) -> None:
     hpa = kit.kube.get("HorizontalPodAutoscaler", "m1")
     assert hpa["spec"]["minReplicas"] == 2
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "memory"
-    kit.store.update_spec("m1", {"autoscaling": {"enabled": False}, "replicas": 5})
+    kit.store.apply("m1", commands.update_spec, {"autoscaling": {"enabled": False}, "replicas": 5})
     wait_for(lambda: kit.kube.get("HorizontalPodAutoscaler", "m1") is None, what="HPA deleted")
     wait_for(
         lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 5,
@@ -177,7 +179,7 @@ def test_canary_add_weight_promote_and_rollback(kit: Harness) -> None:
     kit.put("m1", image="vllm/vllm-openai:v1", region_image_uris={"us-east-1": "r/vllm:v1"})
     kit.start_daemon()
     kit.wait_state("m1", "running")
-    kit.store.set_canary("m1", "vllm/vllm-openai:v2", 20)
+    kit.store.apply("m1", commands.set_canary, "vllm/vllm-openai:v2", 20)
     wait_for(lambda: kit.kube.get("Deployment", "m1-canary"), what="canary Deployment")
     canary = _container(kit.kube.get("Deployment", "m1-canary"))
     assert canary["image"] == "vllm/vllm-openai:v2", "the canary runs its own image"
@@ -189,7 +191,7 @@ def test_canary_add_weight_promote_and_rollback(kit: Harness) -> None:
     assert name == "weighted-routing"
     assert weights == {"m1": 80, "m1-canary": 20}
 
-    kit.store.set_canary("m1", "vllm/vllm-openai:v2", 50)
+    kit.store.apply("m1", commands.set_canary, "vllm/vllm-openai:v2", 50)
     wait_for(
         lambda: (
             {
@@ -203,7 +205,7 @@ def test_canary_add_weight_promote_and_rollback(kit: Harness) -> None:
         what="weight change",
     )
 
-    kit.store.promote("m1")
+    kit.store.apply("m1", commands.promote)
     wait_for(lambda: kit.kube.get("Service", "m1-canary") is None, what="canary removed")
     assert kit.kube.get("Deployment", "m1-canary") is None
     assert _container(kit.kube.get("Deployment", "m1"))["image"] == "vllm/vllm-openai:v2"
@@ -212,9 +214,9 @@ def test_canary_add_weight_promote_and_rollback(kit: Harness) -> None:
     assert item.endpoint.spec.region_image_uris == {}
     assert item.endpoint.spec.canary is None
 
-    kit.store.set_canary("m1", "vllm/vllm-openai:v3", 10)
+    kit.store.apply("m1", commands.set_canary, "vllm/vllm-openai:v3", 10)
     wait_for(lambda: kit.kube.get("Deployment", "m1-canary"), what="second canary")
-    kit.store.rollback("m1")
+    kit.store.apply("m1", commands.rollback)
     wait_for(lambda: kit.kube.get("Service", "m1-canary") is None, what="rolled back")
     assert _backends(kit.kube.get("Ingress", "inference-m1")) == ("m1", None)
     assert _container(kit.kube.get("Deployment", "m1"))["image"] == "vllm/vllm-openai:v2"
@@ -228,7 +230,7 @@ def test_delete_removes_everything_then_the_item(kit: Harness) -> None:
     )
     kit.start_daemon()
     kit.wait_state("m1", "running")
-    kit.store.set_desired_state("m1", "deleted")
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
     wait_for(lambda: kit.item("m1") is None, what="item purged")
     for kind, name in [
         ("Deployment", "m1"),
@@ -245,7 +247,7 @@ def test_delete_waits_for_every_target_region_before_purging(kit: Harness) -> No
     kit.put("m1", regions=("us-east-1", "eu-west-1"))
     kit.start_daemon()
     kit.wait_state("m1", "running")
-    kit.store.set_desired_state("m1", "deleted")
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
     kit.wait_state("m1", "deleted")
     assert kit.item("m1") is not None, "eu-west-1 has not reported deleted yet"
     assert kit.kube.get("Deployment", "m1") is None
@@ -257,7 +259,7 @@ def test_failed_delete_is_reported_as_error_never_deleted(kit: Harness, sim) -> 
     kit.start_daemon()
     kit.wait_state("m1", "running")
     sim.set_faults(error_rate=1.0, error_status=500, verbs=("DELETE",))
-    kit.store.set_desired_state("m1", "deleted")
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
     status = kit.wait_state("m1", "error", timeout=30)
     assert "delete" in (status.error or "").lower() or "500" in (status.error or "")
     assert kit.kube.get("Deployment", "m1") is not None

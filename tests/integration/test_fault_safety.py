@@ -8,6 +8,7 @@ import pykka
 import pytest
 
 from actors.poller import PollerActor
+from store import commands
 from tests.integration.harness import Harness, scan_count, wait_for
 
 ENDPOINT_KINDS = ("deployments", "services", "ingresses", "horizontalpodautoscalers")
@@ -107,7 +108,7 @@ def test_a_slow_api_is_waited_out_without_restarting_anyone(kit: Harness, sim) -
         kit.wait_state(name, "running")
     sim.set_faults(latency=1.5, verbs=("UPDATE",), kinds=ENDPOINT_KINDS)
     for name in names:
-        kit.store.update_spec(name, {"image": "repo/model:v2"})
+        kit.store.apply(name, commands.update_spec, {"image": "repo/model:v2"})
     scans = scan_count(daemon)
     wait_for(lambda: scan_count(daemon) >= scans + 15, timeout=30, what="15 scans in the slow API")
     assert daemon.snapshot().restarts == {}, "a slow API must not restart actors"
@@ -136,7 +137,7 @@ def test_the_33rd_endpoint_converges_while_32_wait_on_a_stuck_api(kit: Harness, 
     sim.set_faults(latency=20, verbs=("UPDATE",), kinds=("deployments",))
     sim.reset_counters()
     for name in stuck:
-        kit.store.update_spec(name, {"replicas": 2})
+        kit.store.apply(name, commands.update_spec, {"replicas": 2})
     wait_for(
         lambda: sim.counters().get("UPDATE deployments", 0) >= 32,
         timeout=30,
@@ -160,7 +161,7 @@ def test_a_dead_poller_is_restarted(kit: Harness) -> None:
         killed += 1
     assert killed == 1
     wait_for(lambda: daemon.snapshot().restarts.get("(poller)") == 1, what="poller restarted")
-    kit.store.update_spec("m1", {"replicas": 3})
+    kit.store.apply("m1", commands.update_spec, {"replicas": 3})
     wait_for(
         lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 3,
         what="the table followed again",

@@ -11,6 +11,7 @@ import pytest
 
 from k8s.sim import SimCluster
 from k8s.sim.faults import RequestArrival, RequestRecord
+from store import commands
 from store.errors import Superseded
 from store.model import RegionStatus
 from tests.integration.harness import REGION, Harness, wait_for
@@ -56,7 +57,7 @@ def test_a_deposed_leader_sends_nothing_after_its_renew_deadline(
         verbs=["UPDATE"], kinds=["deployments"], latency=UPDATE_LATENCY, user_agent="daemon-a"
     )
     updates = sim.counters().get("UPDATE deployments", 0)
-    kit.store.update_spec("m1", {"replicas": 3})
+    kit.store.apply("m1", commands.update_spec, {"replicas": 3})
     wait_for(
         lambda: sim.counters().get("UPDATE deployments", 0) > updates,
         what="a's update of m1 to reach the API server",
@@ -69,7 +70,7 @@ def test_a_deposed_leader_sends_nothing_after_its_renew_deadline(
 
     # The new leader writes m1 (a's update is still waiting in the server) ...
     wait_for(lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 3, what="b writes m1")
-    kit.store.update_spec("m1", {"replicas": 4})
+    kit.store.apply("m1", commands.update_spec, {"replicas": 4})
     wait_for(lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 4, what="b writes 4")
     # ... then a's late update reaches the store: conditional on the version it was
     # computed from, it is refused.

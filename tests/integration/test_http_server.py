@@ -17,8 +17,8 @@ from types import ModuleType
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.http_server import HealthServer
-from actors.metrics import Metrics
+from actors.app.http_server import HealthServer
+from actors.app.metrics import Metrics
 
 MODEL_SERVER = Path(__file__).resolve().parents[2] / "docker" / "model-server" / "server.py"
 
@@ -95,20 +95,30 @@ def test_metrics_render_parses_and_counters_move(metrics: Metrics) -> None:
     metrics.status_writes.inc()
     after = samples(metrics.render().decode())
 
-    assert before[("actors_alive", ())] == 0
-    assert after[("actors_alive", ())] == 3
-    assert after[("actor_restarts_total", (("endpoint", "m1"),))] == 1
-    assert after[("parked_endpoints", ())] == 1
-    assert after[("reconcile_duration_seconds_count", ())] == 1
-    assert after[("reconcile_duration_seconds_bucket", (("le", "0.025"),))] == 1
-    assert after[("reconcile_duration_seconds_bucket", (("le", "0.01"),))] == 0
+    assert before[("inference_supervisor_actors_alive", ())] == 0
+    assert after[("inference_supervisor_actors_alive", ())] == 3
+    assert after[("inference_supervisor_actor_restarts_total", (("endpoint", "m1"),))] == 1
+    assert after[("inference_supervisor_parked_endpoints", ())] == 1
+    assert after[("inference_supervisor_reconcile_duration_seconds_count", ())] == 1
+    assert (
+        after[("inference_supervisor_reconcile_duration_seconds_bucket", (("le", "0.025"),))] == 1
+    )
+    assert after[("inference_supervisor_reconcile_duration_seconds_bucket", (("le", "0.01"),))] == 0
     k8s_key = (("kind", "Deployment"), ("outcome", "ok"), ("verb", "patch"))
-    assert after[("k8s_requests_total", k8s_key)] == 2
-    assert after[("dynamodb_requests_total", (("operation", "Scan"), ("outcome", "ok")))] == 1
-    assert after[("leader", ())] == 1
-    assert after[("lease_transitions_total", ())] == 1
-    assert after[("mailbox_depth", ())] == 7
-    assert after[("status_writes_total", ())] == 1
+    assert after[("inference_supervisor_k8s_requests_total", k8s_key)] == 2
+    assert (
+        after[
+            (
+                "inference_supervisor_dynamodb_requests_total",
+                (("operation", "Scan"), ("outcome", "ok")),
+            )
+        ]
+        == 1
+    )
+    assert after[("inference_supervisor_leader", ())] == 1
+    assert after[("inference_supervisor_lease_transitions_total", ())] == 1
+    assert after[("inference_supervisor_mailbox_depth", ())] == 7
+    assert after[("inference_supervisor_status_writes_total", ())] == 1
 
 
 def test_two_daemons_in_one_process_keep_separate_metrics() -> None:
@@ -116,8 +126,8 @@ def test_two_daemons_in_one_process_keep_separate_metrics() -> None:
 
     first.status_writes.inc()
 
-    assert samples(first.render().decode())[("status_writes_total", ())] == 1
-    assert samples(second.render().decode())[("status_writes_total", ())] == 0
+    assert samples(first.render().decode())[("inference_supervisor_status_writes_total", ())] == 1
+    assert samples(second.render().decode())[("inference_supervisor_status_writes_total", ())] == 0
 
 
 def test_metrics_over_http(server: str, metrics: Metrics) -> None:
@@ -127,7 +137,10 @@ def test_metrics_over_http(server: str, metrics: Metrics) -> None:
 
     assert status == 200
     assert content_type.startswith("text/plain; version=0.0.4")
-    key = ("k8s_requests_total", (("kind", "Lease"), ("outcome", "ok"), ("verb", "get")))
+    key = (
+        "inference_supervisor_k8s_requests_total",
+        (("kind", "Lease"), ("outcome", "ok"), ("verb", "get")),
+    )
     assert samples(body)[key] == 1
 
 

@@ -4,7 +4,8 @@ is replaced once its lease expires."""
 
 from __future__ import annotations
 
-from actors.daemon import Daemon
+from actors.app.daemon import Daemon
+from store import commands
 from tests.integration.harness import Harness, wait_for
 
 
@@ -15,12 +16,14 @@ def _writes(daemon: Daemon) -> float:
         for sample in family.samples:
             labels = sample.labels
             if (
-                sample.name == "k8s_requests_total"
+                sample.name == "inference_supervisor_k8s_requests_total"
                 and labels.get("kind") != "Lease"
                 and labels.get("verb") in ("create", "update", "patch", "delete")
             ):
                 total += sample.value
-            if sample.name == "dynamodb_requests_total" and labels.get("operation") in (
+            if sample.name == "inference_supervisor_dynamodb_requests_total" and labels.get(
+                "operation"
+            ) in (
                 "UpdateItem",
                 "PutItem",
                 "DeleteItem",
@@ -57,7 +60,7 @@ def test_graceful_stop_releases_the_lease_and_the_standby_takes_over(kit: Harnes
     assert lease["spec"]["holderIdentity"] in ("", "daemon-b")
     # Well inside the 30 s lease: only a release lets b in this fast.
     wait_for(lambda: second.snapshot().leading, timeout=5, what="b leads after release")
-    kit.store.update_spec("m1", {"replicas": 3})
+    kit.store.apply("m1", commands.update_spec, {"replicas": 3})
     wait_for(lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 3, what="b reconciles")
 
 
@@ -74,5 +77,5 @@ def test_crashed_leader_is_replaced_after_its_lease_expires(kit: Harness) -> Non
     assert kit.kube.get("Lease", "inference-monitor-leader")["spec"]["holderIdentity"] == (
         "daemon-b"
     )
-    kit.store.update_spec("m1", {"replicas": 2})
+    kit.store.apply("m1", commands.update_spec, {"replicas": 2})
     wait_for(lambda: kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 2, what="b reconciles")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.logsetup import close_log_files, configure_logging, reset_logging
+from actors.app.logsetup import close_log_files, configure_logging, reset_logging
 from tests.integration.harness import Harness
 
 
@@ -43,6 +43,6 @@ def test_each_endpoint_gets_its_own_stream(kit: Harness, log_dir: Path) -> None:
         assert {(e["region"], e["cluster"]) for e in events} == {("us-east-1", "test-cluster")}
         assert any(e["event"] == "status written" for e in events)
         assert any(e.get("logger", "").startswith("k8s.") for e in events), "gateway lines too"
-    supervisor = _events(log_dir / "supervisor.jsonl")
-    assert any(e["event"] == "leadership changed" for e in supervisor)
-    assert all("endpoint" not in e for e in supervisor)
+    daemon_events = _events(log_dir / "_daemon.jsonl")
+    assert any(e["event"] == "leadership changed" for e in daemon_events)
+    assert all("endpoint" not in e for e in daemon_events)

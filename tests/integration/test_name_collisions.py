@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from k8s.workload import INSTANCE_LABEL
+from store import commands
 from tests.integration.harness import Harness, wait_for
 
 CANARY = {"image": "repo/model:v2", "weight": 20}
@@ -36,7 +37,7 @@ def test_a_canary_never_takes_over_another_endpoints_objects(kit: Harness) -> No
     ingress = kit.kube.get("Ingress", "inference-x")
     assert ingress is None or "x-canary" not in json.dumps(ingress), "no traffic to x-canary"
 
-    kit.store.rollback("x")
+    kit.store.apply("x", commands.rollback)
     kit.wait_state("x", "running")
     assert _identity(kit.kube.get("Deployment", "x-canary")) == _identity(deployment)
     assert _identity(kit.kube.get("Service", "x-canary")) == _identity(service)
@@ -57,7 +58,7 @@ def test_an_endpoint_named_like_a_canary_never_takes_it_over_nor_deletes_it(
     assert "Deployment x-canary belongs to endpoint 'x'" in (status.error or "")
     assert _identity(kit.kube.get("Deployment", "x-canary")) == _identity(canary)
 
-    kit.store.set_desired_state("x-canary", "deleted")
+    kit.store.apply("x-canary", commands.set_desired_state, "deleted")
     wait_for(lambda: kit.item("x-canary") is None, what="x-canary deleted and purged")
     assert _identity(kit.kube.get("Deployment", "x-canary")) == _identity(canary)
     assert kit.kube.get("Service", "x-canary") is not None

@@ -1,4 +1,4 @@
-"""The daemon's Role (k8s/daemon_manifests.py) grants exactly what the daemon sends.
+"""The daemon's Role (k8s/daemon_objects.py) grants exactly what the daemon sends.
 
 A full endpoint lifecycle runs against `k8s.sim` with the real daemon, then the lease is
 released and `run --check` runs; every request the sim logged is mapped to an RBAC
@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from actors.daemon import _check
-from k8s.daemon_manifests import build_daemon_manifests
+from actors.app.daemon import check
+from k8s.daemon_objects import build_daemon_objects
 from k8s.sim import SimCluster
 from k8s.sim.server import route
+from store import commands
 from tests.integration.harness import NAMESPACE, Harness, wait_for
 
 #: The sim's verbs (from method, name and `?watch`) as RBAC names them.
@@ -40,7 +41,7 @@ Grant = tuple[str, str, str, tuple[str, ...]]  # (apiGroup, resource, verb, reso
 
 def role_grants(lease_name: str) -> set[Grant]:
     """Every (group, resource, verb, resourceNames) the rendered Role grants."""
-    objects = build_daemon_manifests(
+    objects = build_daemon_objects(
         image="registry/sup:1", region="us-east-1", cluster_name="c1",
         extra_env={"LEASE_NAME": lease_name},
     )  # fmt: skip
@@ -101,7 +102,7 @@ def _lifecycle(kit: Harness, sim: SimCluster) -> None:
 
     kit.put("m1", replicas=1)
     kit.wait_state("m1", "running")
-    kit.store.update_spec("m1", {"image": "repo/model:v2", "port": 8080})
+    kit.store.apply("m1", commands.update_spec, {"image": "repo/model:v2", "port": 8080})
     wait_object("deployments", "m1", lambda d: image(d) == "repo/model:v2", "image updated")
     wait_object(
         "services",
@@ -111,21 +112,25 @@ def _lifecycle(kit: Harness, sim: SimCluster) -> None:
     )
     kit.wait_state("m1", "running")
 
-    kit.store.set_canary("m1", "repo/model:c1", 20)
+    kit.store.apply("m1", commands.set_canary, "repo/model:c1", 20)
     wait_object("services", "m1-canary")
     wait_object("ingresses", "inference-m1", lambda i: weighted(i, 20), "weighted Ingress")
-    kit.store.set_canary("m1", "repo/model:c1", 40)
+    kit.store.apply("m1", commands.set_canary, "repo/model:c1", 40)
     wait_object("ingresses", "inference-m1", lambda i: weighted(i, 40), "weight changed")
-    kit.store.promote("m1")
+    kit.store.apply("m1", commands.promote)
     wait_object("deployments", "m1", lambda d: image(d) == "repo/model:c1", "promoted")
     wait_object("services", "m1-canary", lambda s: s is None, "canary removed")
 
-    kit.store.update_spec(
-        "m1", {"autoscaling": {"enabled": True, "min_replicas": 1, "max_replicas": 4}}
+    kit.store.apply(
+        "m1",
+        commands.update_spec,
+        {"autoscaling": {"enabled": True, "min_replicas": 1, "max_replicas": 4}},
     )
     wait_object("horizontalpodautoscalers", "m1")
-    kit.store.update_spec(
-        "m1", {"autoscaling": {"enabled": True, "min_replicas": 1, "max_replicas": 6}}
+    kit.store.apply(
+        "m1",
+        commands.update_spec,
+        {"autoscaling": {"enabled": True, "min_replicas": 1, "max_replicas": 6}},
     )
     wait_object(
         "horizontalpodautoscalers",
@@ -133,19 +138,19 @@ def _lifecycle(kit: Harness, sim: SimCluster) -> None:
         lambda h: h is not None and h["spec"]["maxReplicas"] == 6,
         "HPA updated",
     )
-    kit.store.update_spec("m1", {"autoscaling": {"enabled": False}})
+    kit.store.apply("m1", commands.update_spec, {"autoscaling": {"enabled": False}})
     wait_object("horizontalpodautoscalers", "m1", lambda h: h is None, "HPA deleted")
 
-    kit.store.set_canary("m1", "repo/model:c2", 10)
+    kit.store.apply("m1", commands.set_canary, "repo/model:c2", 10)
     wait_object("deployments", "m1-canary")
-    kit.store.set_desired_state("m1", "stopped")
+    kit.store.apply("m1", commands.set_desired_state, "stopped")
     kit.wait_state("m1", "stopped")
-    kit.store.set_desired_state("m1", "running")
+    kit.store.apply("m1", commands.set_desired_state, "running")
     kit.wait_state("m1", "running")
-    kit.store.rollback("m1")
+    kit.store.apply("m1", commands.rollback)
     wait_object("deployments", "m1-canary", lambda d: d is None, "canary rolled back")
 
-    kit.store.set_desired_state("m1", "deleted")
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
     wait_for(lambda: kit.item("m1") is None, what="item purged")
     for plural, name in [("deployments", "m1"), ("services", "m1"), ("ingresses", "inference-m1")]:
         assert stored(sim, plural, name) is None, f"{plural} {name} left behind"
@@ -157,7 +162,7 @@ def test_role_grants_exactly_the_verbs_the_daemon_and_run_check_use(
     daemon = kit.start_daemon()
     _lifecycle(kit, sim)
     daemon.stop()  # releases the lease: an UPDATE of it
-    assert _check(kit.settings()) == 0, capsys.readouterr().out
+    assert check(kit.settings()) == 0, capsys.readouterr().out
     # A watch is logged when its stream ends (stopping the daemon ends it): wait for all.
     wait_for(
         lambda: len(sim.requests_log()) >= sim.counters()["total"],

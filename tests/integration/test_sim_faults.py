@@ -19,7 +19,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from k8s.sim import SimCluster, command
+from actors.app import local_cluster
+from k8s.sim import SimCluster
 from k8s.sim.testing import NAMESPACE, api_client, deployment, raw_request, service, wait_for
 
 
@@ -149,7 +150,7 @@ def test_local_cluster_command_prints_url_and_stops_on_sigterm(tmp_path: Path) -
         [
             sys.executable,
             "-m",
-            "actors.cli",
+            "actors",
             "local-cluster",
             "--port",
             "0",
@@ -180,7 +181,7 @@ def test_local_cluster_command_prints_url_and_stops_on_sigterm(tmp_path: Path) -
 
 def test_command_arguments_have_documented_defaults() -> None:
     parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
+    local_cluster.add_arguments(parser)
     args = parser.parse_args([])
     assert (args.port, args.host, args.kubeconfig, args.ready_delay) == (
         8001,

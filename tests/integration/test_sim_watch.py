@@ -241,6 +241,9 @@ def _first_event(core: client.CoreV1Api, resource_version: str) -> dict[str, Any
     try:
         return json.loads(raw.readline())
     finally:
+        # The rest of the stream is unread: the connection must not go back to the pool,
+        # or the next request on it reads the stream's end as its status line.
+        raw.close()
         raw.release_conn()
 
 

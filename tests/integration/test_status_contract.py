@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from actors.clock import FakeClock
+from store import commands
 from store.model import RegionStatus, parse_timestamp
 from tests.integration.harness import FAKE_TIME_LEASE, REGION, Harness, drive, wait_for
 
@@ -33,7 +34,9 @@ def test_deploying_becomes_running_once_every_target_region_runs_it(kit: Harness
 def test_a_stop_that_lands_first_wins_over_the_move_to_running(kit: Harness) -> None:
     kit.put("m1", desired_state="deploying")
     kit.store.write_region_status("m1", REGION, RegionStatus(state="running"))
-    kit.store.set_desired_state("m1", "stopped")  # a person's stop, read-then-written first
+    kit.store.apply(
+        "m1", commands.set_desired_state, "stopped"
+    )  # a person's stop, read-then-written first
     assert not kit.store.mark_running("m1", [REGION])
     assert _desired(kit, "m1") == "stopped"
 
@@ -93,5 +96,5 @@ def _status_writes(daemon) -> float:
         sample.value
         for family in daemon.metrics.registry.collect()
         for sample in family.samples
-        if sample.name == "status_writes_total"
+        if sample.name == "inference_supervisor_status_writes_total"
     )

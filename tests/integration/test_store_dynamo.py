@@ -10,12 +10,13 @@ from typing import Any
 import boto3
 import pytest
 
+from store import commands
 from store.dynamo import DynamoEndpointStore, LoadedItem
 from store.errors import (
-    AlreadyExists,
     ConditionFailed,
     InvalidEndpoint,
-    NotFound,
+    ItemExists,
+    ItemNotFound,
     OperationRefused,
     TableNotFound,
 )
@@ -126,7 +127,7 @@ def test_create_then_get_round_trips(store: DynamoEndpointStore) -> None:
 
 def test_create_refuses_an_existing_name(store: DynamoEndpointStore) -> None:
     store.create(endpoint(replicas=1))
-    with pytest.raises(AlreadyExists, match="endpoint 'llama3' already exists"):
+    with pytest.raises(ItemExists, match="endpoint 'llama3' already exists"):
         store.create(endpoint(replicas=7))
     loaded = store.get("llama3")
     assert loaded is not None
@@ -180,11 +181,13 @@ def test_conditional_update_loses_a_race_and_writes_nothing(
     mine.create(endpoint())
     read = mine.get("llama3")
     assert read is not None
-    theirs.set_desired_state("llama3", "stopped")
+    theirs.apply("llama3", commands.set_desired_state, "stopped")
     with pytest.raises(ConditionFailed, match="changed since it was read"):
         mine.update("llama3", set_={"spec.replicas": 9}, expected_updated_at=read.updated_at)
     with pytest.raises(ConditionFailed):
-        mine.update_spec("llama3", {"replicas": 9}, expected_updated_at=read.updated_at)
+        mine.apply(
+            "llama3", commands.update_spec, {"replicas": 9}, expected_updated_at=read.updated_at
+        )
     final = mine.get("llama3")
     assert final is not None
     assert final.endpoint is not None
@@ -194,18 +197,18 @@ def test_conditional_update_loses_a_race_and_writes_nothing(
 def test_update_of_a_missing_item_is_not_found_and_creates_nothing(
     store: DynamoEndpointStore,
 ) -> None:
-    with pytest.raises(NotFound, match="endpoint 'ghost' not found"):
+    with pytest.raises(ItemNotFound, match="endpoint 'ghost' not found"):
         store.update("ghost", set_={"desired_state": "stopped"})
-    with pytest.raises(NotFound):
-        store.set_desired_state("ghost", "stopped")
+    with pytest.raises(ItemNotFound):
+        store.apply("ghost", commands.set_desired_state, "stopped")
     assert store.scan() == []
 
 
 def test_update_spec_keeps_a_stopped_endpoint_stopped(store: DynamoEndpointStore) -> None:
     """Defect 9: a spec update must not restart a stopped endpoint."""
     store.create(endpoint())
-    store.set_desired_state("llama3", "stopped")
-    store.update_spec("llama3", {"replicas": 3})
+    store.apply("llama3", commands.set_desired_state, "stopped")
+    store.apply("llama3", commands.update_spec, {"replicas": 3})
     loaded = store.get("llama3")
     assert loaded is not None
     assert loaded.endpoint is not None
@@ -215,7 +218,7 @@ def test_update_spec_keeps_a_stopped_endpoint_stopped(store: DynamoEndpointStore
 def test_image_update_drops_region_overrides(store: DynamoEndpointStore) -> None:
     """Defect 2: a new image must not keep serving an old per-region override."""
     store.create(endpoint(region_image_uris={"eu-west-1": "eu.example.com/llm:1"}))
-    store.update_spec("llama3", {"image": "vllm/vllm-openai:v0.9.0"})
+    store.apply("llama3", commands.update_spec, {"image": "vllm/vllm-openai:v0.9.0"})
     loaded = store.get("llama3")
     assert loaded is not None
     assert loaded.endpoint is not None
@@ -226,7 +229,7 @@ def test_image_update_drops_region_overrides(store: DynamoEndpointStore) -> None
 def test_update_spec_refuses_an_invalid_change(store: DynamoEndpointStore) -> None:
     store.create(endpoint())
     with pytest.raises(InvalidEndpoint, match=r"spec.port must be between 1 and 65535, got 0"):
-        store.update_spec("llama3", {"port": 0})
+        store.apply("llama3", commands.update_spec, {"port": 0})
     loaded = store.get("llama3")
     assert loaded is not None
     assert loaded.endpoint is not None
@@ -235,7 +238,7 @@ def test_update_spec_refuses_an_invalid_change(store: DynamoEndpointStore) -> No
 
 def test_canary_promote_and_rollback(store: DynamoEndpointStore) -> None:
     store.create(endpoint(region_image_uris={"eu-west-1": "eu.example.com/llm:1"}))
-    store.set_canary("llama3", "vllm/vllm-openai:v0.9.0", 25, replicas=2)
+    store.apply("llama3", commands.set_canary, "vllm/vllm-openai:v0.9.0", 25, replicas=2)
     loaded = store.get("llama3")
     assert loaded is not None
     assert loaded.endpoint is not None
@@ -244,22 +247,22 @@ def test_canary_promote_and_rollback(store: DynamoEndpointStore) -> None:
         "weight": 25,
         "replicas": 2,
     }
-    store.promote("llama3")
+    store.apply("llama3", commands.promote)
     promoted = store.get("llama3")
     assert promoted is not None
     assert promoted.endpoint is not None
     assert promoted.endpoint.spec.canary is None
     assert promoted.endpoint.spec.image_for("eu-west-1") == "vllm/vllm-openai:v0.9.0"
     assert "region_image_uris" not in promoted.raw["spec"]
-    store.set_canary("llama3", "vllm/vllm-openai:v1.0.0", 10)
-    store.rollback("llama3")
+    store.apply("llama3", commands.set_canary, "vllm/vllm-openai:v1.0.0", 10)
+    store.apply("llama3", commands.rollback)
     rolled_back = store.get("llama3")
     assert rolled_back is not None
     assert rolled_back.endpoint is not None
     assert rolled_back.endpoint.spec.canary is None
     assert rolled_back.endpoint.spec.image == "vllm/vllm-openai:v0.9.0"
     with pytest.raises(OperationRefused, match="has no canary"):
-        store.promote("llama3")
+        store.apply("llama3", commands.promote)
 
 
 def test_promote_refused_after_a_concurrent_stop(
@@ -268,11 +271,13 @@ def test_promote_refused_after_a_concurrent_stop(
     """Defect 8: a stop that commits between promote's read and write wins."""
     operator = new_store()
     operator.create(endpoint())
-    operator.set_canary("llama3", "vllm/vllm-openai:v0.9.0", 10)
+    operator.apply("llama3", commands.set_canary, "vllm/vllm-openai:v0.9.0", 10)
     with InterleavedStore(table_name, endpoint_url=dynamo_url) as promoter:
-        promoter.between_read_and_write = lambda: operator.set_desired_state("llama3", "stopped")
+        promoter.between_read_and_write = lambda: operator.apply(
+            "llama3", commands.set_desired_state, "stopped"
+        )
         with pytest.raises(ConditionFailed, match="desired_state now stopped"):
-            promoter.promote("llama3")
+            promoter.apply("llama3", commands.promote)
     loaded = operator.get("llama3")
     assert loaded is not None
     assert loaded.endpoint is not None
@@ -283,9 +288,9 @@ def test_promote_refused_after_a_concurrent_stop(
 
 def test_start_of_a_deleted_endpoint_is_refused(store: DynamoEndpointStore) -> None:
     store.create(endpoint())
-    store.set_desired_state("llama3", "deleted")
+    store.apply("llama3", commands.set_desired_state, "deleted")
     with pytest.raises(OperationRefused, match="is being deleted"):
-        store.set_desired_state("llama3", "running")
+        store.apply("llama3", commands.set_desired_state, "running")
 
 
 def test_region_status_writes_keep_each_others_entries(
@@ -381,7 +386,7 @@ def test_purge_only_when_every_listed_region_is_deleted(store: DynamoEndpointSto
     store.write_region_status("llama3", "us-east-1", RegionStatus("deleted"))
     store.write_region_status("llama3", "eu-west-1", RegionStatus("deleted"))
     assert store.purge_if_deleted("llama3", ["us-east-1", "eu-west-1"]) is False  # not deleted
-    store.set_desired_state("llama3", "deleted")
+    store.apply("llama3", commands.set_desired_state, "deleted")
     store.write_region_status("llama3", "eu-west-1", RegionStatus("deleting"))
     assert store.purge_if_deleted("llama3", ["us-east-1", "eu-west-1"]) is False
     store.write_region_status("llama3", "eu-west-1", RegionStatus("deleted"))
@@ -405,7 +410,7 @@ def test_on_request_reports_error_codes(new_store: Callable[..., DynamoEndpointS
     requests: list[tuple[str, str]] = []
     store = new_store(on_request=lambda op, outcome: requests.append((op, outcome)))
     store.create(endpoint())
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(ItemExists):
         store.create(endpoint())
     assert requests[-2:] == [("PutItem", "ok"), ("PutItem", "ConditionalCheckFailedException")]
 
@@ -423,8 +428,8 @@ def test_predecessor_item_loads_and_survives_our_writes(
     assert loaded.raw["spec"]["autoscaling"]["target_cpu"] == 0.75
 
     store.write_region_status("llama3", "us-east-1", RegionStatus("running", 2, 2, "t"))
-    store.update_spec("llama3", {"replicas": 3})
-    store.set_desired_state("llama3", "stopped")
+    store.apply("llama3", commands.update_spec, {"replicas": 3})
+    store.apply("llama3", commands.set_desired_state, "stopped")
 
     after = raw_table.get_item(Key={"endpoint_name": "llama3"}, ConsistentRead=True)["Item"]
     changed = {"updated_at", "desired_state", "spec", "region_status"}

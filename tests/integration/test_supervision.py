@@ -11,9 +11,12 @@ from typing import Any
 from actors.clock import FakeClock
 from actors.endpoint import EndpointActor
 from actors.messages import CrashEndpoint, SpecChanged
+from store import commands
 from tests.integration.harness import FAKE_TIME_LEASE, Harness, drive, scan_count, wait_for
 
 ENDPOINT_KINDS = ("deployments", "services", "ingresses", "horizontalpodautoscalers")
+
+
 class CrashOnEveryMessage(EndpointActor):
     """Endpoints named bad-*: the handler raises on every message."""
 
@@ -86,8 +89,10 @@ def test_crashed_actor_is_back_at_once_and_the_others_are_untouched(kit: Harness
     before = daemon.snapshot().generations
     daemon.supervisor.tell(CrashEndpoint("a"))
     wait_for(
-        lambda: daemon.snapshot().generations.get("a") not in (None, before["a"])
-        and "a" in daemon.snapshot().alive,
+        lambda: (
+            daemon.snapshot().generations.get("a") not in (None, before["a"])
+            and "a" in daemon.snapshot().alive
+        ),
         timeout=5,
         what="a restarted",
     )
@@ -95,7 +100,7 @@ def test_crashed_actor_is_back_at_once_and_the_others_are_untouched(kit: Harness
     assert view.generations["b"] == before["b"]
     assert view.restarts.get("b", 0) == 0
     # The new actor is a working one: it follows the next change.
-    kit.store.update_spec("a", {"replicas": 3})
+    kit.store.apply("a", commands.update_spec, {"replicas": 3})
     wait_for(lambda: kit.kube.get("Deployment", "a")["spec"]["replicas"] == 3, what="a follows")
 
 
@@ -143,7 +148,7 @@ def test_too_many_deaths_park_the_endpoint_until_its_spec_changes(kit: Harness) 
     drive(clock, lambda: scan_count(daemon) >= scans + 10, what="ten more scans")
     assert daemon.snapshot().restarts["bad"] == restarts
     assert daemon.snapshot().parked == frozenset({"bad"})
-    kit.store.update_spec("bad", {"image": "repo/fixed:2"})
+    kit.store.apply("bad", commands.update_spec, {"image": "repo/fixed:2"})
     drive(clock, lambda: kit.state("bad") == "running", what="bad unparked and running")
     assert daemon.snapshot().parked == frozenset()
 
@@ -158,7 +163,7 @@ def test_api_outage_heals_without_restarts(kit: Harness, sim) -> None:
         drive(clock, lambda n=name: kit.state(n) == "running", what=f"{name} running")
     sim.set_faults(error_rate=1.0, error_status=500, kinds=ENDPOINT_KINDS)
     for name in names:
-        kit.store.update_spec(name, {"image": "repo/model:v2"})
+        kit.store.apply(name, commands.update_spec, {"image": "repo/model:v2"})
     drive(clock, lambda: all(kit.state(n) == "error" for n in names), what="outage reported")
     for _ in range(60):
         clock.advance(1)

@@ -11,6 +11,7 @@ import pytest
 
 from actors.clock import FakeClock
 from k8s.sim import SimCluster
+from store import commands
 from tests.integration.harness import FAKE_TIME_LEASE, Harness, drive, harness, scan_count
 
 THRESHOLD = 300
@@ -74,7 +75,7 @@ def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failo
     assert "traffic stopped" in (status.error or "")
     assert clock.time() - failover_at < THRESHOLD * 0.75, "the failover reset the clock"
     # A canary weight change must not bring the Ingress back while the primary is dead.
-    kit.store.set_canary("m1", "repo/model:v2", 40)
+    kit.store.apply("m1", commands.set_canary, "repo/model:v2", 40)
     scans = scan_count(second)
     drive(clock, lambda: scan_count(second) >= scans + 3, step=5, what="the change seen")
     drive(
@@ -85,7 +86,7 @@ def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failo
     )
     assert kit.kube.get("Ingress", "inference-m1") is None
     # The primary is fixed: traffic comes back.
-    kit.store.update_spec("m1", {"image": "repo/model:v3"})
+    kit.store.apply("m1", commands.update_spec, {"image": "repo/model:v3"})
     drive(clock, lambda: kit.kube.get("Ingress", "inference-m1"), step=5, what="Ingress back")
     drive(clock, lambda: kit.state("m1") == "running", what="running again")
 

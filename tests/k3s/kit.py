@@ -11,8 +11,8 @@ from typing import Any
 
 from kubernetes import client
 
-from actors.config import load_settings
-from actors.daemon import Daemon
+from actors.app.config import load_settings
+from actors.app.daemon import Daemon
 from store.dynamo import DynamoEndpointStore
 from store.model import RegionStatus, utc_timestamp
 from tests.integration.harness import wait_for

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from k8s.daemon_manifests import APP_NAME, build_daemon_manifests
+from k8s.daemon_objects import APP_NAME, build_daemon_objects
+from store import commands
 from tests.k3s.backends import K3S_TIMEOUT_SECONDS, REQUEST_TIMEOUT
 from tests.k3s.kit import (
     REGION,
@@ -100,7 +101,7 @@ def test_image_update_rolls_out_to_every_pod(kit: EndpointKit) -> None:
     kit.start_daemon()
     kit.wait_state("m1", "running")
     generation = _deployment(kit, "m1")["metadata"]["generation"]
-    kit.store.update_spec("m1", {"image": kit.cluster.image("v2")})
+    kit.store.apply("m1", commands.update_spec, {"image": kit.cluster.image("v2")})
     new_image = kit.cluster.image("v2")
     kit.wait(lambda: container(_deployment(kit, "m1"))["image"] == new_image, "the new image")
     assert _deployment(kit, "m1")["metadata"]["generation"] > generation
@@ -113,13 +114,13 @@ def test_stop_scales_to_zero_and_start_brings_the_pods_back(kit: EndpointKit) ->
     kit.put("m1", replicas=2)
     kit.start_daemon()
     kit.wait_state("m1", "running")
-    kit.store.set_desired_state("m1", "stopped")
+    kit.store.apply("m1", commands.set_desired_state, "stopped")
     kit.wait_state("m1", "stopped")
     assert _deployment(kit, "m1")["spec"]["replicas"] == 0
     kit.wait(lambda: not kit.kube.items("Pod", "app=m1"), "every pod gone")
     assert kit.kube.get("Service", "m1") is not None
     assert kit.kube.get("Ingress", "inference-m1") is not None
-    kit.store.set_desired_state("m1", "running")
+    kit.store.apply("m1", commands.set_desired_state, "running")
     status = kit.wait_state("m1", "running")
     assert (status.replicas_ready, status.replicas_desired) == (2, 2)
     assert _deployment(kit, "m1")["spec"]["replicas"] == 2
@@ -154,8 +155,9 @@ def test_autoscaling_on_creates_the_hpa_and_off_restores_replicas(kit: EndpointK
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the HPA's two replicas")
     kit.wait_state("m1", "running")
     assert _deployment(kit, "m1")["spec"]["replicas"] == 2
-    kit.store.update_spec(
+    kit.store.apply(
         "m1",
+        commands.update_spec,
         {
             "autoscaling": {
                 "enabled": True,
@@ -177,7 +179,7 @@ def test_autoscaling_on_creates_the_hpa_and_off_restores_replicas(kit: EndpointK
         "name": "memory",
         "target": {"type": "Utilization", "averageUtilization": 60},
     }
-    kit.store.update_spec("m1", {"autoscaling": {"enabled": False}, "replicas": 3})
+    kit.store.apply("m1", commands.update_spec, {"autoscaling": {"enabled": False}, "replicas": 3})
     kit.wait(lambda: kit.kube.get("HorizontalPodAutoscaler", "m1") is None, "the HPA deleted")
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 3), "the spec's 3 replicas")
     status = kit.wait_state("m1", "running")
@@ -190,7 +192,7 @@ def test_canary_add_promote_and_rollback_move_the_ingress(kit: EndpointKit) -> N
     kit.start_daemon()
     kit.wait_state("m1", "running")
 
-    kit.store.set_canary("m1", v2, 20)
+    kit.store.apply("m1", commands.set_canary, v2, 20)
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1-canary"), 1), "canary ready")
     assert container(_deployment(kit, "m1-canary"))["image"] == v2
     kit.wait(lambda: _ready_pods(kit, "m1-canary", v2, 1), "the canary pod")
@@ -199,7 +201,7 @@ def test_canary_add_promote_and_rollback_move_the_ingress(kit: EndpointKit) -> N
     assert _routing(kit, "m1") == ("weighted-routing", {"m1": 80, "m1-canary": 20})
     assert container(_deployment(kit, "m1"))["image"] == v1
 
-    kit.store.promote("m1")
+    kit.store.apply("m1", commands.promote)
     kit.wait(lambda: kit.kube.get("Service", "m1-canary") is None, "canary Service removed")
     kit.wait(lambda: kit.kube.get("Deployment", "m1-canary") is None, "canary removed")
     assert _routing(kit, "m1") == ("m1", None)
@@ -210,11 +212,11 @@ def test_canary_add_promote_and_rollback_move_the_ingress(kit: EndpointKit) -> N
     assert item is not None
     assert item.endpoint.spec.canary is None
 
-    kit.store.set_canary("m1", v3, 10)
+    kit.store.apply("m1", commands.set_canary, v3, 10)
     kit.wait(lambda: kit.kube.get("Deployment", "m1-canary"), "second canary")
     kit.wait(lambda: _routing(kit, "m1")[1], "weighted routing again")
     assert _routing(kit, "m1") == ("weighted-routing", {"m1": 90, "m1-canary": 10})
-    kit.store.rollback("m1")
+    kit.store.apply("m1", commands.rollback)
     kit.wait(lambda: kit.kube.get("Deployment", "m1-canary") is None, "canary rolled back")
     kit.wait(lambda: kit.kube.get("Service", "m1-canary") is None, "canary Service rolled back")
     assert _routing(kit, "m1") == ("m1", None)
@@ -241,7 +243,7 @@ def test_watchdog_removes_the_ingress_of_a_never_ready_primary(kit: EndpointKit)
     assert (available["status"], available["reason"]) == ("False", "MinimumReplicasUnavailable")
     assert kit.kube.get("Service", "m1") is not None
     # The primary is fixed: traffic comes back once it is ready.
-    kit.store.update_spec("m1", {**kit.cluster.healthy_spec("v2"), "env": None})
+    kit.store.apply("m1", commands.update_spec, {**kit.cluster.healthy_spec("v2"), "env": None})
     kit.wait(lambda: kit.kube.get("Ingress", "inference-m1"), "the Ingress restored")
     kit.wait_state("m1", "running")
     assert _routing(kit, "m1") == ("m1", None)
@@ -259,7 +261,7 @@ def test_delete_leaves_nothing_in_the_namespace(kit: EndpointKit) -> None:
     kit.wait_state("m1", "running")
     assert kit.kube.get("HorizontalPodAutoscaler", "m1") is not None
     assert kit.kube.get("Deployment", "m1-canary") is not None
-    kit.store.set_desired_state("m1", "deleted")
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
     kit.wait(lambda: kit.store.get("m1") is None, "the item purged")
 
     def leftovers() -> dict[str, list[str]]:
@@ -287,7 +289,7 @@ def test_leader_hands_over_on_stop_and_the_standby_reconciles(kit: EndpointKit) 
     first.stop()
     wait_for(lambda: second.snapshot().leading, timeout=FAILOVER_SECONDS, what="b leads")
     assert kit.kube.get("Lease", LEASE_NAME)["spec"]["holderIdentity"] == "daemon-b"
-    kit.store.update_spec("m1", {"replicas": 2})
+    kit.store.apply("m1", commands.update_spec, {"replicas": 2})
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "b reconciles")
     status = kit.wait_state("m1", "running")
     assert status.replicas_ready == 2
@@ -302,7 +304,7 @@ def test_crashed_leader_is_replaced_after_its_lease_expires(kit: EndpointKit) ->
     first.stop(release=False)
     assert kit.kube.get("Lease", LEASE_NAME)["spec"]["holderIdentity"] == "daemon-a"
     wait_for(lambda: second.snapshot().leading, timeout=FAILOVER_SECONDS, what="b leads")
-    kit.store.update_spec("m1", {"replicas": 2})
+    kit.store.apply("m1", commands.update_spec, {"replicas": 2})
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "b reconciles")
 
 
@@ -336,7 +338,7 @@ def test_daemon_manifests_are_accepted_and_their_rbac_is_enough(
     kit: EndpointKit, tmp_path: Path
 ) -> None:
     """k3s only: the sim has no authorization and serves only the daemon's own kinds."""
-    manifests = build_daemon_manifests(
+    manifests = build_daemon_objects(
         image="inference-supervisor:test",
         region=REGION,
         cluster_name="k3s-cluster",
@@ -381,8 +383,8 @@ def test_daemon_manifests_are_accepted_and_their_rbac_is_enough(
     daemon = kit.start_daemon(KUBECONFIG=str(kubeconfig), POD_NAME="daemon-rbac")
     wait_for(lambda: daemon.snapshot().leading, timeout=FAILOVER_SECONDS, what="it leads")
     kit.wait_state("m1", "running")
-    kit.store.update_spec("m1", {"autoscaling": {"enabled": False}, "replicas": 2})
+    kit.store.apply("m1", commands.update_spec, {"autoscaling": {"enabled": False}, "replicas": 2})
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the update")
-    kit.store.set_desired_state("m1", "deleted")
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
     kit.wait(lambda: kit.store.get("m1") is None, "the item purged")
     assert kit.kube.get("Deployment", "m1") is None

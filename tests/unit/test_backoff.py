@@ -22,19 +22,21 @@ def test_delay_without_jitter_doubles_to_the_cap(attempt: int, expected: float) 
     assert Backoff(jitter=0.0).delay(attempt) == expected
 
 
-def test_jitter_stays_within_twenty_percent() -> None:
+def test_jitter_takes_off_at_most_twenty_percent_and_never_exceeds_the_cap() -> None:
+    """One schedule for restarts and Kubernetes retries (`k8s.retry.BackoffPolicy`):
+    jitter only shortens a delay, so the cap holds."""
     rng = random.Random(7)
     delays = [Backoff().delay(3, rng=rng) for _ in range(500)]
     assert min(delays) >= 4.0 * 0.8
-    assert max(delays) <= 4.0 * 1.2
-    assert max(delays) - min(delays) > 1.0, "jitter must actually spread the delays"
+    assert max(delays) <= 4.0
+    assert max(delays) - min(delays) > 0.5, "jitter must actually spread the delays"
+    assert max(Backoff().delay(20, rng=rng) for _ in range(100)) <= 300.0
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
         pytest.param({"base": 0}, id="zero-base"),
-        pytest.param({"factor": 0.5}, id="shrinking"),
         pytest.param({"cap": 0.1}, id="cap-below-base"),
         pytest.param({"jitter": 1.0}, id="jitter-100pct"),
     ],

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from actors.cli import UsageError
-from actors.config import ConfigError, Settings, add_run_arguments, load_settings
+from actors.app.cli import UsageError
+from actors.app.config import ConfigError, Settings, add_run_arguments, load_settings
 
 
 def parse_flags(*argv: str) -> argparse.Namespace:

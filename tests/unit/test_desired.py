@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from actors.desired import observed_status, same_report, unready_since, watchdog, workload_for
+from actors.desired import observed_status, same_report, workload_for
+from actors.watchdog import unready_since, watchdog
 from store.model import RegionStatus, parse_endpoint
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from actors.cli import UsageError
-from actors.logs_command import add_arguments, follow_file, format_event, parse_since, run
-from actors.logsetup import close_log_files, configure_logging, reset_logging
+from actors.app.cli import UsageError
+from actors.app.logs import add_arguments, follow_file, format_event, parse_since, run
+from actors.app.logsetup import close_log_files, configure_logging, reset_logging
 
 NOW = datetime.now(UTC)
 
@@ -64,6 +64,25 @@ def test_prints_one_endpoints_stream_one_readable_line_per_event(log_dir: Path) 
         f"{stamp(timedelta(minutes=5))} info    unready  endpoint=m1 ready=0",
         f'{stamp(timedelta(seconds=20))} info    running  endpoint=m1 note="all good"',
     ]
+
+
+def test_logs_of_an_endpoint_named_supervisor_hold_only_its_own_events(tmp_path: Path) -> None:
+    """The daemon writes its own events elsewhere (`_daemon.jsonl`), so `logs supervisor`
+    shows the endpoint `supervisor` and nothing of the daemon."""
+    configure_logging(stream=io.StringIO(), log_dir=str(tmp_path))
+    try:
+        log = structlog.get_logger("actors.supervisor")
+        log.info("leadership changed", leading=True)
+        log.bind(endpoint="supervisor").info("created", kind="Deployment")
+    finally:
+        close_log_files()
+        reset_logging()
+
+    lines = run_logs("supervisor", "--log-dir", str(tmp_path))
+
+    assert len(lines) == 1
+    assert "created" in lines[0]
+    assert "endpoint=supervisor" in lines[0]
 
 
 @pytest.mark.parametrize(

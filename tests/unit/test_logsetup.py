@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from actors.logsetup import close_log_files, configure_logging, reset_logging, stream_path
+from actors.app.logsetup import close_log_files, configure_logging, reset_logging, stream_path
 
 
 class TerminalStream(io.StringIO):
@@ -121,10 +121,10 @@ def test_per_endpoint_files_hold_only_their_endpoints_lines(tmp_path: Path) -> N
     close_log_files()
 
     m1, m2 = read_events(tmp_path / "m1.jsonl"), read_events(tmp_path / "m2.jsonl")
-    supervisor = read_events(tmp_path / "supervisor.jsonl")
+    daemon = read_events(tmp_path / "_daemon.jsonl")
     assert [(e["endpoint"], e["event"]) for e in m1] == [("m1", "created"), ("m1", "unready")]
     assert [(e["endpoint"], e["event"]) for e in m2] == [("m2", "created")]
-    assert [e["event"] for e in supervisor] == ["poll done", "connection reset"]
+    assert [e["event"] for e in daemon] == ["poll done", "connection reset"]
     assert all((e["region"], e["cluster"]) == ("r", "c") for e in m1 + m2)
 
 
@@ -136,9 +136,31 @@ def test_an_endpoint_name_cannot_escape_the_log_directory(tmp_path: Path) -> Non
     close_log_files()
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
-    assert [e["endpoint"] for e in read_events(log_dir / "supervisor.jsonl")] == ["../escape"]
+    assert [e["endpoint"] for e in read_events(log_dir / "_daemon.jsonl")] == ["../escape"]
     with pytest.raises(ValueError, match="not a log stream name"):
         stream_path(log_dir, "../escape")
+
+
+@pytest.mark.parametrize("name", ["supervisor", "daemon"])
+def test_an_endpoint_named_like_the_daemon_gets_a_stream_of_its_own(
+    tmp_path: Path, name: str
+) -> None:
+    """The daemon's own events go to `_daemon.jsonl`, a name no endpoint can have: an
+    endpoint named `supervisor` shares its file with nobody, and `logs supervisor` reads it."""
+    configure_logging(stream=io.StringIO(), log_dir=str(tmp_path))
+    log = structlog.get_logger("actors.supervisor")
+
+    log.info("leadership changed", leading=True)
+    log.bind(endpoint=name, region="r", cluster="c").info("created", kind="Deployment")
+    close_log_files()
+
+    assert [(e["endpoint"], e["event"]) for e in read_events(tmp_path / f"{name}.jsonl")] == [
+        (name, "created")
+    ]
+    assert [e["event"] for e in read_events(tmp_path / "_daemon.jsonl")] == ["leadership changed"]
+    assert stream_path(tmp_path, name) == tmp_path / f"{name}.jsonl"
+    with pytest.raises(ValueError, match="not a log stream name"):
+        stream_path(tmp_path, "_anything")
 
 
 def test_files_rotate_by_size(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from store.convert import plain, to_dynamo
 from store.dynamo import content_hash, load_item
 from store.errors import InvalidEndpoint
 from store.model import (
-    Autoscaling,
+    AutoscalingSpec,
     Canary,
     Endpoint,
     EndpointSpec,
@@ -288,7 +288,7 @@ def test_parse_applies_the_predecessor_defaults() -> None:
     assert endpoint.spec.resources == Resources(
         requests={"cpu": "1", "memory": "4Gi"}, limits={"cpu": "4", "memory": "16Gi"}
     )
-    assert endpoint.spec.autoscaling == Autoscaling(metrics=(Metric("cpu", 70),))
+    assert endpoint.spec.autoscaling == AutoscalingSpec(metrics=(Metric("cpu", 70),))
 
 
 def test_parse_refuses_an_invalid_item_with_every_problem() -> None:
@@ -327,7 +327,7 @@ def test_to_item_writes_the_predecessor_format_and_parses_back() -> None:
         spec=EndpointSpec(
             image="vllm/vllm-openai:v0.8.0",
             env={"A": "1"},
-            autoscaling=Autoscaling(enabled=True, max_replicas=4),
+            autoscaling=AutoscalingSpec(enabled=True, max_replicas=4),
             canary=Canary(image="vllm/vllm-openai:v0.9.0", weight=20),
         ),
         created_at="2025-06-01T10:00:00+00:00",

@@ -19,8 +19,14 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+#: Every series' name starts with the application's name (Prometheus' naming guide):
+#: `inference_supervisor_actor_restarts_total`, `inference_supervisor_k8s_requests_total`...
+PREFIX = "inference_supervisor"
+
+
 class Metrics:
     """All series the daemon exports; `render()` gives the Prometheus text for /metrics.
+    Every name below is served with the `inference_supervisor_` prefix (`PREFIX`).
 
     Attributes:
         registry: the registry holding exactly these series.
@@ -39,60 +45,80 @@ class Metrics:
             lost leadership.
         mailbox_depth: gauge, messages waiting in actor mailboxes (sampled).
         status_writes: counter `status_writes_total`, region status writes to the table.
+        orphan_deletes_refused: gauge, endpoints whose deletion the mass-deletion guard holds.
     """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.actors_alive = Gauge(
-            "actors_alive", "Endpoint actors currently running.", registry=self.registry
+            "actors_alive",
+            "Endpoint actors currently running.",
+            namespace=PREFIX,
+            registry=self.registry,
         )
         self.actor_restarts = Counter(
             "actor_restarts",
             "Endpoint actors restarted after a crash or hang.",
             ["endpoint"],
+            namespace=PREFIX,
             registry=self.registry,
         )
         self.parked_endpoints = Gauge(
             "parked_endpoints",
             "Endpoints parked after too many restarts (waiting for their item to change).",
+            namespace=PREFIX,
             registry=self.registry,
         )
         self.reconcile_duration = Histogram(
             "reconcile_duration_seconds",
             "Time to reconcile one endpoint.",
             buckets=RECONCILE_BUCKETS,
+            namespace=PREFIX,
             registry=self.registry,
         )
         self.k8s_requests = Counter(
             "k8s_requests",
             "Kubernetes API requests by verb, kind and outcome.",
             ["verb", "kind", "outcome"],
+            namespace=PREFIX,
             registry=self.registry,
         )
         self.dynamodb_requests = Counter(
             "dynamodb_requests",
             "DynamoDB requests by operation and outcome.",
             ["operation", "outcome"],
+            namespace=PREFIX,
             registry=self.registry,
         )
         self.leader = Gauge(
-            "leader", "1 while this process holds the leader lease, else 0.", registry=self.registry
+            "leader",
+            "1 while this process holds the leader lease, else 0.",
+            namespace=PREFIX,
+            registry=self.registry,
         )
         self.lease_transitions = Counter(
             "lease_transitions",
             "Times this process gained or lost leadership.",
+            namespace=PREFIX,
             registry=self.registry,
         )
         self.mailbox_depth = Gauge(
-            "mailbox_depth", "Messages waiting in actor mailboxes.", registry=self.registry
+            "mailbox_depth",
+            "Messages waiting in actor mailboxes.",
+            namespace=PREFIX,
+            registry=self.registry,
         )
         self.status_writes = Counter(
-            "status_writes", "Region status writes to the table.", registry=self.registry
+            "status_writes",
+            "Region status writes to the table.",
+            namespace=PREFIX,
+            registry=self.registry,
         )
         self.orphan_deletes_refused = Gauge(
-            "inference_supervisor_orphan_deletes_refused",
+            "orphan_deletes_refused",
             "Endpoints absent from the table whose deletion the mass-deletion guard holds "
             "back (non-zero: check the table and REGION; /readyz says more).",
+            namespace=PREFIX,
             registry=self.registry,
         )
 

@@ -20,7 +20,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from actors.cli import UsageError
+from actors.app.cli import UsageError
 
 # DNS-1123 label: what Kubernetes accepts as a namespace name.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -370,10 +370,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def _table_region_fallback(env: Mapping[str, str], region_from_env_or_flag: str | None) -> str:
-    """The predecessor's rule (REGION, else us-east-1) with the AWS SDK's variables in between."""
+def table_region(env: Mapping[str, str], region: str | None = None) -> str:
+    """The AWS region of the endpoints table: one rule for the daemon and every command.
+
+    `DYNAMODB_REGION`, else the cluster's region (`region`: the daemon's REGION, from its
+    environment or `--region`), else the AWS SDK's `AWS_REGION` and `AWS_DEFAULT_REGION`,
+    else us-east-1 (the predecessor's rule, with the SDK's variables in between).
+    """
     for candidate in (
-        region_from_env_or_flag,
+        env.get("DYNAMODB_REGION"),
+        region,
         env.get("AWS_REGION"),
         env.get("AWS_DEFAULT_REGION"),
     ):
@@ -433,7 +439,7 @@ def load_settings(env: Mapping[str, str], args: argparse.Namespace | None = None
         else:
             values[spec.name] = raw
     if values["table_region"] is None:
-        values["table_region"] = _table_region_fallback(
+        values["table_region"] = table_region(
             env, values["region"] if "region" in explicit else None
         )
     problem = first_problem(values, names, written)

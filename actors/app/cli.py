@@ -1,4 +1,4 @@
-"""The `inference-supervisor` command line: one sub-command per module.
+"""The `inference-supervisor` command line: one sub-command per module of `actors.app`.
 
 Each command module exposes `add_arguments(parser)` and `run(args) -> int`; the
 module is imported only when its command runs, so `endpoints list` does not
@@ -13,14 +13,34 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("run", "actors.daemon", "run the daemon (leader election, poller, one actor per endpoint)"),
-    ("demo", "actors.demo", "run the daemon against a local table and cluster and show it work"),
-    ("endpoints", "store.cli", "create, list, show, update, stop, start, delete endpoints"),
-    ("render", "actors.render", "print the objects the daemon would apply for an endpoint"),
-    ("render-manifests", "actors.deploy_manifests", "print the daemon's own Kubernetes manifests"),
-    ("logs", "actors.logs_command", "read one endpoint's log stream"),
-    ("local-dynamodb", "store.local", "run a local DynamoDB (moto server) in the foreground"),
-    ("local-cluster", "k8s.sim.command", "run the local Kubernetes API server in the foreground"),
+    ("run", "actors.app.run", "run the daemon (leader election, poller, one actor per endpoint)"),
+    (
+        "demo",
+        "actors.app.demo",
+        "run the daemon against a local table and cluster and show it work",
+    ),
+    (
+        "endpoints",
+        "actors.app.endpoints",
+        "create, list, show, update, stop, start, delete endpoints",
+    ),
+    ("render", "actors.app.render", "print the objects the daemon would apply for an endpoint"),
+    (
+        "render-manifests",
+        "actors.app.render_manifests",
+        "print the daemon's own Kubernetes manifests",
+    ),
+    ("logs", "actors.app.logs", "read one endpoint's log stream"),
+    (
+        "local-dynamodb",
+        "actors.app.local_dynamodb",
+        "run a local DynamoDB (moto server) in the foreground",
+    ),
+    (
+        "local-cluster",
+        "actors.app.local_cluster",
+        "run the local Kubernetes API server in the foreground",
+    ),
 )
 
 

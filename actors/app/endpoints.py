@@ -19,7 +19,9 @@ from typing import Any
 
 import yaml
 
-from store import errors
+from actors.app.config import table_region
+from k8s.naming import base_of_canary, canary_name
+from store import commands, errors
 from store.dynamo import DynamoEndpointStore, LoadedItem
 from store.model import (
     DEFAULT_LIMITS,
@@ -34,8 +36,6 @@ PROG = "inference-supervisor endpoints"
 DEFAULT_TABLE = "gco-inference-endpoints"
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-# Endpoint `x`'s canary Deployment and Service are named `x-canary` (DESIGN section 3).
-CANARY_SUFFIX = "-canary"
 
 
 class BadInput(Exception):
@@ -52,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     common.add_argument(
         "--aws-region",
-        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-        help="AWS region of the table (env AWS_REGION / AWS_DEFAULT_REGION, default us-east-1)",
+        default=table_region(os.environ, os.environ.get("REGION")),
+        help="AWS region of the table (default: DYNAMODB_REGION, else REGION, else AWS_REGION, "
+        "else AWS_DEFAULT_REGION, else us-east-1)",
     )
     common.add_argument(
         "--endpoint-url",
@@ -118,6 +119,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rollback = sub.add_parser("rollback", parents=[common], help="remove the canary")
     rollback.add_argument("name")
     rollback.set_defaults(command=_rollback)
+
+    restart = sub.add_parser(
+        "restart",
+        parents=[common],
+        help="roll the endpoint's pods once in every target region (kubectl rollout restart)",
+    )
+    restart.add_argument("name")
+    restart.set_defaults(command=_restart)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -257,13 +266,15 @@ def _update(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
     changes = _spec_changes(args, spec, creating=False)
     if not changes:
         raise BadInput("nothing to update: give at least one flag (see --help)")
-    updated_at = store.update_spec(args.name, changes, expected_updated_at=entry.updated_at)
+    updated_at = store.apply(
+        args.name, commands.update_spec, changes, expected_updated_at=entry.updated_at
+    )
     return _report_change(args, f"updated endpoint {args.name!r}", updated_at)
 
 
 def _state_command(state: str) -> Callable[[DynamoEndpointStore, argparse.Namespace], int]:
     def change_state(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
-        updated_at = store.set_desired_state(args.name, state)
+        updated_at = store.apply(args.name, commands.set_desired_state, state)
         return _report_change(args, f"endpoint {args.name!r} is now {state}", updated_at)
 
     return change_state
@@ -271,18 +282,27 @@ def _state_command(state: str) -> Callable[[DynamoEndpointStore, argparse.Namesp
 
 def _canary(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
     _refuse_name_collision(store, args.name, canary=True, creating=False)
-    updated_at = store.set_canary(args.name, args.image, args.weight, args.replicas)
+    updated_at = store.apply(args.name, commands.set_canary, args.image, args.weight, args.replicas)
     message = f"canary of {args.name!r}: {args.image} takes {args.weight}% of traffic"
     return _report_change(args, message, updated_at)
 
 
 def _promote(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
-    updated_at = store.promote(args.name)
+    updated_at = store.apply(args.name, commands.promote)
     return _report_change(args, f"promoted the canary of {args.name!r}", updated_at)
 
 
+def _restart(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
+    updated_at = store.apply(args.name, commands.request_restart)
+    return _report_change(
+        args,
+        f"restart requested for {args.name!r}; pods roll once in each target region",
+        updated_at,
+    )
+
+
 def _rollback(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
-    updated_at = store.rollback(args.name)
+    updated_at = store.apply(args.name, commands.rollback)
     return _report_change(args, f"removed the canary of {args.name!r}", updated_at)
 
 
@@ -293,17 +313,17 @@ def _refuse_name_collision(
     and endpoint `x`'s canary both need the Deployment and Service `x-canary` (DESIGN
     section 3). A new `x-canary` is refused while `x` exists (it may start a canary at any
     time); a canary of `x` (new or started) while `x-canary` exists."""
-    base = name.removesuffix(CANARY_SUFFIX)
+    base = base_of_canary(name)
     if creating and base != name and base and store.get(base) is not None:
         raise BadInput(
             f"endpoint {name!r} would share the Deployment and Service {name!r} with the "
             f"canary of endpoint {base!r}; choose another name"
         )
-    canary_name = f"{name}{CANARY_SUFFIX}"
-    if canary and store.get(canary_name) is not None:
+    taken = canary_name(name)
+    if canary and store.get(taken) is not None:
         raise BadInput(
-            f"the canary of {name!r} needs the Deployment and Service {canary_name!r}, "
-            f"which endpoint {canary_name!r} has; rename or delete that endpoint first"
+            f"the canary of {name!r} needs the Deployment and Service {taken!r}, "
+            f"which endpoint {taken!r} has; rename or delete that endpoint first"
         )
 
 
@@ -501,7 +521,7 @@ def _autoscaling_changes(args: argparse.Namespace, current: Any) -> dict[str, An
 def _read(store: DynamoEndpointStore, name: str) -> LoadedItem:
     entry = store.get(name)
     if entry is None:
-        raise errors.NotFound(f"endpoint {name!r} not found")
+        raise errors.ItemNotFound(f"endpoint {name!r} not found")
     return entry
 
 

@@ -1,4 +1,4 @@
-"""The object store of the sim: objects by kind, one global resourceVersion, a
+"""The sim's objects (its etcd): objects by kind, one global resourceVersion, a
 bounded event history for watches.
 
 Stored objects are never mutated after they are stored (every write builds a
@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from k8s.sim import defaults
-from k8s.sim.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from k8s.sim.errors import StatusError, already_exists, bad_request, conflict, invalid, not_found
 from k8s.sim.kinds import (
     DEPLOYMENTS,
     HPAS,
@@ -140,7 +140,7 @@ class ObjectStore:
         return self._clock()
 
     def get(self, kind: ResourceKind, namespace: str, name: str) -> dict[str, Any]:
-        """Returns the stored object, or raises the 404 `ApiError`."""
+        """Returns the stored object, or raises the 404 `StatusError`."""
         obj = self._objects[kind.plural].get((namespace, name))
         if obj is None:
             raise not_found(kind.qualified, name, group=kind.group, plural=kind.plural)
@@ -231,7 +231,7 @@ class ObjectStore:
         """Creates an object from a client body; returns the stored object.
 
         Raises:
-            ApiError: 400 (resourceVersion set, mismatched type or namespace), 404
+            StatusError: 400 (resourceVersion set, mismatched type or namespace), 404
                 (namespace missing), 409 AlreadyExists, 422 Invalid.
         """
         obj = self._check_type(kind, body)
@@ -274,7 +274,7 @@ class ObjectStore:
         key = (namespace if kind.namespaced else "", name)
         with self.cond:
             if self.closed:
-                raise ApiError(503, "the server is shutting down", reason="ServiceUnavailable")
+                raise StatusError(503, "the server is shutting down", reason="ServiceUnavailable")
             if kind.namespaced and ("", namespace) not in self._objects[NAMESPACES.plural]:
                 raise not_found("namespaces", namespace, group="", plural="namespaces")
             if key in self._objects[kind.plural]:
@@ -399,7 +399,7 @@ class ObjectStore:
             obj = self._prepare_update(kind, current, copy.deepcopy(body), subresource)
             try:
                 return self._write_update(kind, key, current, obj)
-            except ApiError as error:
+            except StatusError as error:
                 # Lost a race with another writer between read and write: an unconditional
                 # PUT retries on the newer object, a conditional one is a real conflict.
                 if error.code != 409 or (body.get("metadata") or {}).get("resourceVersion"):
@@ -426,7 +426,7 @@ class ObjectStore:
             obj = self._prepare_update(kind, current, patched, subresource)
             try:
                 return self._write_update(kind, key, current, obj)
-            except ApiError as error:
+            except StatusError as error:
                 if error.code != 409 or _patch_carries_rv(patch_body):
                     raise
         raise conflict(kind.qualified, name, group=kind.group, plural=kind.plural)
@@ -458,7 +458,7 @@ class ObjectStore:
             if preconditions.get("resourceVersion") not in (None, meta["resourceVersion"]):
                 raise conflict(kind.qualified, name, group=kind.group, plural=kind.plural)
             if preconditions.get("uid") not in (None, meta["uid"]):
-                raise ApiError(
+                raise StatusError(
                     409,
                     f"Precondition failed: UID in precondition:"
                     f" {preconditions['uid']}, UID in object meta: {meta['uid']}",
@@ -517,7 +517,7 @@ class ObjectStore:
 
         Raises:
             WatchExpired: `rv_text` is older than the history kept.
-            ApiError: 400 when `rv_text` is not a number.
+            StatusError: 400 when `rv_text` is not a number.
         """
         rv: int | None = None
         if rv_text not in (None, "", "0"):
@@ -603,7 +603,7 @@ def _finalized(obj: dict[str, Any]) -> bool:
 def parse_patch(raw: bytes, content_type: str, field_manager: str | None) -> Any:
     """Decodes a PATCH body for `content_type`; raises 400/415 like the API server."""
     if content_type not in PATCH_TYPES:
-        raise ApiError(
+        raise StatusError(
             415,
             f"the body of the request was in an unknown format - accepted media"
             f" types include: {', '.join(PATCH_TYPES)}",

@@ -15,10 +15,11 @@ from typing import Any
 
 import yaml
 
-from actors.cli import UsageError
+from actors.app.cli import UsageError
+from actors.app.config import table_region
+from actors.app.endpoints import BadInput, read_spec_file
 from actors.desired import workload_for
 from k8s.manifests import ManifestError, build_objects
-from store.cli import BadInput, read_spec_file
 from store.dynamo import DynamoEndpointStore
 from store.errors import InvalidEndpoint, StoreError
 from store.model import parse_endpoint
@@ -37,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"))
     parser.add_argument(
         "--aws-region",
-        default=os.environ.get("DYNAMODB_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+        default=table_region(os.environ, os.environ.get("REGION")),
+        help="AWS region of the table (default: DYNAMODB_REGION, else REGION, else AWS_REGION, "
+        "else AWS_DEFAULT_REGION, else us-east-1)",
     )
 
 

@@ -4,7 +4,7 @@
 
 The output is one multi-document YAML stream (Namespace, ServiceAccount, Role,
 RoleBinding, Deployment, PodDisruptionBudget, metrics Service), built by
-`k8s.daemon_manifests` so what is applied is what the tests validate.
+`k8s.daemon_objects` so what is applied is what the tests validate.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import TextIO
 
 import yaml
 
-from actors.cli import UsageError
-from k8s.daemon_manifests import DEFAULT_MEMORY_LIMIT, build_daemon_manifests
+from actors.app.cli import UsageError
+from k8s.daemon_objects import DEFAULT_MEMORY_LIMIT, build_daemon_objects
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         UsageError: a flag value the builder rejects (exit status 2).
     """
     try:
-        manifests = build_daemon_manifests(
+        manifests = build_daemon_objects(
             image=args.image,
             region=args.region,
             cluster_name=args.cluster_name,

@@ -206,7 +206,7 @@ def _deployment(
     }
 
 
-def build_daemon_manifests(
+def build_daemon_objects(
     *,
     image: str,
     region: str,

@@ -11,9 +11,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from actors.cli import UsageError
-from actors.deploy_manifests import add_arguments, run
-from k8s.daemon_manifests import build_daemon_manifests
+from actors.app.cli import UsageError
+from actors.app.render_manifests import add_arguments, run
+from k8s.daemon_objects import build_daemon_objects
 from k8s.workload import MANAGED_BY_LABEL
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docker" / "manifests" / "example.yaml"
@@ -24,7 +24,7 @@ def manifests(**overrides: Any) -> list[dict[str, Any]]:
     params: dict[str, Any] = {"image": "registry/sup:1.0", "region": "us-east-1"}
     params["cluster_name"] = "c1"
     params.update(overrides)
-    return build_daemon_manifests(**params)
+    return build_daemon_objects(**params)
 
 
 def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

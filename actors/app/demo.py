@@ -19,12 +19,13 @@ from typing import Any
 
 from kubernetes import client
 
-from actors.cli import UsageError
-from actors.config import load_settings
-from actors.daemon import Daemon
-from actors.logsetup import close_log_files, configure_logging
-from actors.messages import CrashEndpoint
+from actors.app.cli import UsageError
+from actors.app.config import load_settings
+from actors.app.daemon import Daemon
+from actors.app.logsetup import close_log_files, configure_logging
+from actors.messages import CrashEndpoint, EventKind
 from k8s.gateway import GatewaySettings, make_api_client
+from k8s.naming import ingress_name
 from store.dynamo import DynamoEndpointStore
 from store.model import utc_timestamp
 
@@ -117,14 +118,14 @@ def run(args: argparse.Namespace) -> int:
             store.create_item(_item(template))
         events: list[str] = []
 
-        def on_event(kind: str, fields: dict[str, Any]) -> None:
-            if kind == "died":
+        def on_event(kind: EventKind, fields: dict[str, Any]) -> None:
+            if kind == EventKind.DIED:
                 seen["restart"] = True
                 events.append(
                     f"actor of {fields['endpoint']} died ({fields['error']}); "
                     f"restarting in {fields['restart_in']:.1f}s"
                 )
-            elif kind in ("leading", "standby"):
+            elif kind in (EventKind.LEADING, EventKind.STANDBY):
                 events.append(f"this daemon is now {kind}")
 
         daemon = Daemon(settings, on_event=on_event).start()
@@ -193,7 +194,7 @@ def _show(
                 state = status.state if status else "-"
                 if item.name != "broken" and state == "running":
                     seen["running"] = True
-                has_ingress = f"inference-{item.name}" in ingresses
+                has_ingress = ingress_name(item.name) in ingresses
                 if item.name == "broken" and not has_ingress and status and state == "error":
                     seen["watchdog"] = True
                 rows.append(

@@ -3,9 +3,11 @@
 Events go to one stream (stderr by default) as JSON lines when it is not a
 terminal, or through structlog's console renderer when it is. With a log
 directory, every event that carries an `endpoint` key is also appended to
-`{log_dir}/{endpoint}.jsonl` and every other event to `{log_dir}/supervisor.jsonl`,
-each rotated by size. Library loggers (kubernetes, botocore, urllib3) pass
-through the same pipeline, so their lines are JSON too.
+`{log_dir}/{endpoint}.jsonl` and every other event to the daemon's own stream
+`{log_dir}/_daemon.jsonl` (a name no endpoint can have, so an endpoint named
+`supervisor` or `daemon` gets a stream of its own), each rotated by size. Library
+loggers (kubernetes, botocore, urllib3) pass through the same pipeline, so their lines
+are JSON too.
 
 Modules log with `log = structlog.get_logger(__name__)`; actors bind their
 `endpoint`, `region` and `cluster` in `on_start`.
@@ -24,7 +26,8 @@ from typing import Any, TextIO
 
 import structlog
 
-SUPERVISOR_STREAM = "supervisor"
+#: The daemon's own stream: it starts with "_", which no endpoint stream name can.
+DAEMON_STREAM = "_daemon"
 # 10 MiB x 3 backups per stream: a busy endpoint keeps ~40 MiB of history.
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUP_COUNT = 3
@@ -32,7 +35,7 @@ DEFAULT_BACKUP_COUNT = 3
 # descriptors. The least recently written stream is closed and reopened on demand.
 MAX_OPEN_FILES = 128
 # An endpoint name becomes a file name only if it is this tame; anything else
-# (path separators, dots first) goes to supervisor.jsonl with its `endpoint` key.
+# (path separators, dots first) goes to the daemon's stream with its `endpoint` key.
 _SAFE_STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 LOG_FORMATS = ("auto", "json", "console")
 
@@ -46,18 +49,18 @@ _COMMON = (
 
 
 def stream_path(log_dir: str | Path, name: str) -> Path:
-    """The JSONL file of stream `name` (an endpoint, or `supervisor`) in `log_dir`.
+    """The JSONL file of stream `name` (an endpoint, or `DAEMON_STREAM`) in `log_dir`.
 
     Raises:
         ValueError: `name` could escape the directory or is not a plain name.
     """
-    if not _SAFE_STREAM_NAME.match(name):
+    if name != DAEMON_STREAM and not _SAFE_STREAM_NAME.match(name):
         raise ValueError(f"not a log stream name: {name!r}")
     return Path(log_dir) / f"{name}.jsonl"
 
 
 class EndpointFileHandler(logging.Handler):
-    """Appends each event to its endpoint's JSONL file, or to supervisor.jsonl.
+    """Appends each event to its endpoint's JSONL file, or to the daemon's own stream.
 
     Files are opened lazily on the first event of a stream, rotated by size,
     and at most `max_open` are open at once.
@@ -87,7 +90,7 @@ class EndpointFileHandler(logging.Handler):
             endpoint = event.get("endpoint")
             if isinstance(endpoint, str) and _SAFE_STREAM_NAME.match(endpoint):
                 return endpoint
-        return SUPERVISOR_STREAM
+        return DAEMON_STREAM
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write `record` to its stream's file (called under this handler's lock)."""
@@ -175,7 +178,7 @@ def configure_logging(
 
     Args:
         fmt: `auto` (console on a terminal, JSON otherwise), `json` or `console`.
-        log_dir: when set, also write per-endpoint JSONL streams and supervisor.jsonl there.
+        log_dir: when set, also write per-endpoint JSONL streams and _daemon.jsonl there.
         level: minimum level name (`debug`, `info`, `warning`, `error`).
         stream: where the main stream goes; None means `sys.stderr` at call time.
         max_bytes: size at which a file stream rotates.
@@ -223,7 +226,7 @@ def configure_logging(
 
 
 def close_log_files() -> None:
-    """Close every per-endpoint and supervisor file; later events reopen them lazily."""
+    """Close every per-endpoint and daemon stream file; later events reopen them lazily."""
     with _lock:
         for handler in _installed:
             if isinstance(handler, EndpointFileHandler):

@@ -20,7 +20,7 @@ from typing import Self
 
 import structlog
 
-from actors.metrics import CONTENT_TYPE, Metrics
+from actors.app.metrics import CONTENT_TYPE, Metrics
 
 log = structlog.get_logger(__name__)
 

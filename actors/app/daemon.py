@@ -1,14 +1,12 @@
-"""`inference-supervisor run`: wire the store, the gateway, the scheduler, the supervisor
-and the health server, then run until SIGTERM/SIGINT.
+"""The daemon's wiring: the store, the gateway, the scheduler, the supervisor
+and the health server, run by `inference-supervisor run` (`actors.app.run`).
 
 `Daemon` is also what the demo, the tests and the benchmarks start in-process.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -17,14 +15,13 @@ import pykka
 import structlog
 from kubernetes.client import ApiClient
 
+from actors.app.config import Settings
+from actors.app.http_server import HealthServer
+from actors.app.metrics import Metrics
 from actors.clock import Clock, SystemClock
-from actors.config import Settings, add_run_arguments, load_settings
 from actors.endpoint import HANDLER_PERMITS, EndpointActor
-from actors.http_server import HealthServer
 from actors.lease import LeaseSettings
-from actors.logsetup import configure_logging
-from actors.messages import Shutdown, Snapshot, SupervisorView
-from actors.metrics import Metrics
+from actors.messages import EventKind, OnEvent, Shutdown, Snapshot, SupervisorView
 from actors.orphans import OrphanRules
 from actors.permits import HandlerPermits
 from actors.scheduler import Scheduler
@@ -53,7 +50,7 @@ class Daemon:
         clock: Clock | None = None,
         actor_factory: type[EndpointActor] = EndpointActor,
         serve_http: bool = True,
-        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        on_event: OnEvent | None = None,
         gateway_retries: tuple[int, float, float] | None = None,
     ) -> None:
         self.settings = settings
@@ -114,20 +111,20 @@ class Daemon:
     def _count_dynamodb(self, operation: str, outcome: str) -> None:
         self.metrics.dynamodb_requests.labels(operation=operation, outcome=outcome).inc()
 
-    def _on_event(self, kind: str, fields: dict[str, Any]) -> None:
-        if kind == "died":
+    def _on_event(self, kind: EventKind, fields: dict[str, Any]) -> None:
+        if kind == EventKind.DIED:
             self.metrics.actor_restarts.labels(endpoint=fields["endpoint"]).inc()
-        elif kind == "retired":
+        elif kind == EventKind.RETIRED:
             # The endpoint left this region: its per-endpoint series go with it.
             self.metrics.forget_endpoint(fields["endpoint"])
-        elif kind in ("leading", "standby"):
-            self.metrics.leader.set(1 if kind == "leading" else 0)
+        elif kind in (EventKind.LEADING, EventKind.STANDBY):
+            self.metrics.leader.set(1 if kind == EventKind.LEADING else 0)
             self.metrics.lease_transitions.inc()
-        elif kind == "status_written":
+        elif kind == EventKind.STATUS_WRITTEN:
             self.metrics.status_writes.inc()
-        elif kind == "orphans_refused":
+        elif kind == EventKind.ORPHANS_REFUSED:
             self.metrics.orphan_deletes_refused.set(fields["count"])
-        elif kind == "gauges":
+        elif kind == EventKind.GAUGES:
             self.metrics.actors_alive.set(fields["alive"])
             self.metrics.parked_endpoints.set(fields["parked"])
             self.metrics.mailbox_depth.set(fields["mailbox"])
@@ -276,37 +273,8 @@ def _table(
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `run`: every setting (flags override environment) plus --check."""
-    add_run_arguments(parser)
-    parser.add_argument(
-        "--check", action="store_true", help="validate configuration and connectivity, then exit"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the daemon until SIGTERM/SIGINT; exit status 0 after a clean stop, 2 on bad config."""
-    settings = load_settings(os.environ, args)
-    configure_logging(fmt=settings.log_format, log_dir=settings.log_dir)
-    if args.check:
-        return _check(settings)
-    daemon = Daemon(settings).start()
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("signal received: shutting down", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    while not stop.wait(1.0):
-        pass
-    daemon.stop()
-    return 0
-
-
-def _check(settings: Settings) -> int:
-    """--check: the configuration parsed; now reach the table, list and watch every kind
+def check(settings: Settings) -> int:
+    """`run --check`: the configuration parsed; now reach the table, list and watch every kind
     in the namespace (proves those RBAC verbs) and read the Lease. Exit 0 when all work."""
     problems: list[str] = []
     with _table(settings) as store:
