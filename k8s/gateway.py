@@ -30,7 +30,7 @@ from k8s import drift, errors
 from k8s.fence import FenceSource
 from k8s.informer import ApiListWatch, KindInformer, WatchEvent
 from k8s.manifests import KINDS, object_key
-from k8s.naming import CANARY_SUFFIX, INGRESS_PREFIX
+from k8s.naming import base_of_canary, endpoint_of_ingress
 from k8s.ratelimit import TokenBucket
 from k8s.resources import json_headers, resource_apis
 from k8s.retry import BackoffPolicy
@@ -147,6 +147,9 @@ class ClusterGateway:
         fence: the leader's write fence (see `k8s.fence`): every request of this gateway
             is refused once it closes, and no attempt outlasts the lease. None (the
             lease's own gateway, the CLI) for an unfenced gateway.
+        limiter: a rate limiter shared with other gateways of the same client (one per
+            watched namespace: `qps`/`burst` stay the process's budget); None builds this
+            gateway's own from `settings`.
     """
 
     def __init__(
@@ -160,6 +163,7 @@ class ClusterGateway:
         random: Callable[[], float] = random.random,
         waiting: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
         fence: FenceSource | None = None,
+        limiter: TokenBucket | None = None,
     ) -> None:
         self._settings = settings
         self._namespace = settings.namespace
@@ -172,7 +176,8 @@ class ClusterGateway:
             max_retries=settings.max_retries,
         )
         self._transport = Transport(
-            limiter=TokenBucket(settings.qps, settings.burst, monotonic=monotonic, sleep=sleep),
+            limiter=limiter
+            or TokenBucket(settings.qps, settings.burst, monotonic=monotonic, sleep=sleep),
             policy=self._backoff,
             timeout=settings.timeout,
             counter=self._counter,
@@ -314,7 +319,7 @@ class ClusterGateway:
             elif drift.is_adoptable(obj):
                 predecessor.add(endpoint_candidates(kind, obj)[0])
         for name in predecessor:
-            base = name.removesuffix(CANARY_SUFFIX)
+            base = base_of_canary(name)
             if name != base and (base in predecessor or base in names):
                 names.add(base)
             else:
@@ -702,8 +707,8 @@ def endpoint_candidates(kind: str, obj: dict[str, Any]) -> list[str]:
     if not name:
         name = str((obj.get("metadata") or {}).get("name", ""))
         if kind == "Ingress":
-            name = name.removeprefix(INGRESS_PREFIX)
-    base = name.removesuffix(CANARY_SUFFIX)
+            name = endpoint_of_ingress(name)
+    base = base_of_canary(name)
     return [name, base] if base != name else [name]
 
 

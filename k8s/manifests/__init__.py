@@ -21,8 +21,6 @@ from k8s.manifests.common import (
     KINDS,
     LABEL_ANNOTATION_PREFIX,
     LABELS_ANNOTATION,
-    MAX_CANARY_NAME_LENGTH,
-    MAX_NAME_LENGTH,
     NAME_LIMITS,
     OWNED_ANNOTATIONS,
     OWNED_LABELS,
@@ -31,8 +29,6 @@ from k8s.manifests.common import (
     WEIGHTED_ACTION,
     WEIGHTED_ACTION_ANNOTATION,
     ManifestError,
-    canary_name,
-    ingress_name,
     object_key,
     spec_hash,
 )
@@ -47,6 +43,7 @@ from k8s.manifests.objects import (
     build_service,
 )
 from k8s.manifests.pod import GPU_NAME_LABEL, INSTANCE_TYPE_LABEL, MODEL_CLAIM, MODEL_MOUNT_PATH
+from k8s.naming import MAX_CANARY_NAME_LENGTH, MAX_NAME_LENGTH, canary_name, ingress_name
 
 __all__ = [
     "CANARY_LABEL",

@@ -9,6 +9,7 @@ import json
 import re
 from typing import Any
 
+from k8s.naming import MAX_CANARY_NAME_LENGTH, MAX_NAME_LENGTH, canary_name
 from k8s.workload import (
     INSTANCE_LABEL,
     MANAGED_BY_LABEL,
@@ -58,12 +59,6 @@ _NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # Label values (and the name part of keys): at most 63 characters, alphanumeric at both ends.
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-# An endpoint name is a DNS-1035 label (it names the Service). Only the canary needs
-# `{name}-canary` to fit in 63 (its Service name and `app` label value), so a longer name
-# refuses the canary, not the endpoint.
-MAX_NAME_LENGTH = 63
-CANARY_SUFFIX = "-canary"
-MAX_CANARY_NAME_LENGTH = 63 - len(CANARY_SUFFIX)
 # Longest name of each kind we build. A Deployment's name is a DNS-1123 subdomain (253)
 # but ours is also the `app` label value of its pods (63); a Service's is a DNS-1035
 # label; an Ingress's and an HPA's are DNS-1123 subdomains.
@@ -83,16 +78,6 @@ _HASH_LENGTH = 16
 
 class ManifestError(ValueError):
     """A `Workload` no valid set of objects can be built from (bad name, metric, weight...)."""
-
-
-def canary_name(name: str) -> str:
-    """Name of the canary Deployment and Service of endpoint `name`."""
-    return f"{name}{CANARY_SUFFIX}"
-
-
-def ingress_name(name: str) -> str:
-    """Name of the Ingress of endpoint `name`."""
-    return f"inference-{name}"
 
 
 def object_key(obj: dict[str, Any]) -> tuple[str, str]:

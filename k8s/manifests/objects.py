@@ -13,16 +13,15 @@ from k8s.manifests.common import (
     WEIGHTED_ACTION,
     WEIGHTED_ACTION_ANNOTATION,
     ManifestError,
-    canary_name,
     check_canary,
     check_workload,
-    ingress_name,
     labels_for,
     metadata_for,
     template_spec_hash,
     with_spec_hash,
 )
 from k8s.manifests.pod import pod_spec
+from k8s.naming import canary_name, ingress_name
 from k8s.workload import (
     REPLICAS_OWNER_ANNOTATION,
     RESTARTED_AT_ANNOTATION,

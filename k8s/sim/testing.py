@@ -30,18 +30,23 @@ def api_client(url: str) -> Any:
 def wait_for(
     condition: Callable[[], T | None],
     *,
-    timeout: float = 5.0,
-    interval: float = 0.02,
-    what: str = "condition",
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "",
 ) -> T:
-    """Polls `condition` until it returns a truthy value; returns it or raises AssertionError."""
+    """Poll `condition` until it returns a truthy value and return it; after `timeout`
+    seconds raise AssertionError naming `what` and the last value seen. The one wait of
+    the test suites: tests wait on conditions with a deadline, never sleep to synchronise."""
     deadline = time.monotonic() + timeout
+    last: T | None = None
     while True:
-        value = condition()
-        if value:
-            return value
+        last = condition()
+        if last:
+            return last
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or condition}: {last!r}"
+            )
         time.sleep(interval)
 
 

@@ -17,6 +17,7 @@ from actors.app.config import load_settings
 from actors.app.daemon import Daemon
 from actors.clock import Clock, FakeClock
 from actors.endpoint import EndpointActor
+from k8s.sim.testing import wait_for
 from store.dynamo import DynamoEndpointStore, LoadedItem
 from store.model import RegionStatus, utc_timestamp
 
@@ -31,18 +32,6 @@ APIS = {
     "HorizontalPodAutoscaler": (client.AutoscalingV2Api, "horizontal_pod_autoscaler"),
     "Lease": (client.CoordinationV1Api, "lease"),
 }
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 20.0, what: str = "") -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: {last!r}")
 
 
 class Kube:

@@ -1,16 +1,15 @@
-"""Pure decisions of an endpoint actor: the workload per region and state, the
-watchdog (judged on the primary, clock from the cluster), and the status to report."""
+"""Pure decisions of an endpoint actor: the workload per region and state, and the
+status to report (the watchdog is in test_watchdog.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 
 from actors.desired import observed_status, same_report, workload_for
-from actors.watchdog import unready_since, watchdog
 from store.model import RegionStatus, parse_endpoint
+from tests.unit.live_objects import deployment as _deployment
 
 
 def _endpoint(desired_state: str = "running", **spec: Any):
@@ -22,41 +21,6 @@ def _endpoint(desired_state: str = "running", **spec: Any):
         "spec": {"image": "repo/model:v1", **spec},
     }
     return parse_endpoint(item)
-
-
-def _deployment(
-    *,
-    replicas: int = 2,
-    ready: int = 0,
-    available: bool = False,
-    since: str = "2027-01-15T08:00:00Z",
-    generation: int = 1,
-    observed: int = 1,
-    updated: int | None = None,
-) -> dict:
-    status: dict[str, Any] = {
-        "observedGeneration": observed,
-        "replicas": replicas,
-        "conditions": [
-            {
-                "type": "Available",
-                "status": "True" if available else "False",
-                "lastTransitionTime": since,
-            }
-        ],
-    }
-    if ready:
-        status.update(readyReplicas=ready, availableReplicas=ready)
-    status["updatedReplicas"] = replicas if updated is None else updated
-    return {
-        "metadata": {
-            "name": "m1",
-            "generation": generation,
-            "creationTimestamp": "2027-01-15T07:00:00Z",
-        },
-        "spec": {"replicas": replicas},
-        "status": status,
-    }
 
 
 def test_region_override_applies_to_the_primary_only_and_canary_keeps_its_image() -> None:
@@ -96,36 +60,6 @@ def test_unhealthy_canary_gets_weight_zero() -> None:
     w = workload_for(endpoint, "us-east-1", canary_healthy=False)
     assert w.canary is not None
     assert w.canary.weight == 0
-
-
-def test_unready_since_comes_from_the_available_condition() -> None:
-    since = unready_since(_deployment(ready=0, since="2027-01-15T08:00:00Z"))
-    assert since == dt.datetime(2027, 1, 15, 8, tzinfo=dt.UTC).timestamp()
-    assert unready_since(_deployment(ready=1, available=True)) is None
-    assert unready_since(_deployment(replicas=0)) is None
-
-
-def test_watchdog_cuts_traffic_after_threshold_and_ignores_a_ready_canary() -> None:
-    """Defect 5: a ready canary must not hide a dead primary."""
-    primary = _deployment(ready=0, since="2027-01-15T08:00:00Z")
-    canary = _deployment(ready=1, available=True)
-    start = unready_since(primary)
-    assert start is not None
-    early = watchdog(primary, canary, now=start + 299, threshold=300)
-    assert early.serve_traffic
-    assert early.next_check == start + 300
-    late = watchdog(primary, canary, now=start + 300, threshold=300)
-    assert not late.serve_traffic
-    assert late.canary_healthy
-
-
-def test_watchdog_gives_an_unready_canary_weight_zero_after_threshold() -> None:
-    primary = _deployment(ready=2, available=True)
-    canary = _deployment(ready=0, since="2027-01-15T08:00:00Z")
-    start = unready_since(canary)
-    assert start is not None
-    assert watchdog(primary, canary, now=start + 10, threshold=300).canary_healthy
-    assert not watchdog(primary, canary, now=start + 300, threshold=300).canary_healthy
 
 
 @pytest.mark.parametrize(
