@@ -38,6 +38,8 @@ from store.model import (
     parse_endpoint,
     parse_region_status,
 )
+from store.rollout import ATTRIBUTE as ROLLOUT
+from store.rollout import Halt
 from store.validation import validate_item
 
 log = structlog.get_logger(__name__)
@@ -141,8 +143,13 @@ def load_item(raw: Mapping[str, Any]) -> LoadedItem:
 
 
 def content_hash(item: Mapping[str, Any]) -> str:
-    """Stable SHA-256 of `item` without `region_status` and `updated_at`."""
+    """Stable SHA-256 of `item` without `region_status` and `updated_at`, and of its
+    `rollout` record only `paused` (what a person sets): the daemon's own rollout writes
+    must not look like a person's change (they would unpark an endpoint, defect 26)."""
     content = {k: v for k, v in plain(dict(item)).items() if k not in _NOT_CONTENT}
+    record = content.get(ROLLOUT)
+    if isinstance(record, dict):
+        content[ROLLOUT] = {"paused": record.get("paused")}
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=_canonical)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -444,13 +451,9 @@ class DynamoEndpointStore:
             True if deleted; False if the item is gone or the condition does not hold.
         """
         expression = _Expression()
-        deleted = expression.value("deleted")
-        conditions = [f"{expression.path('desired_state')} = {deleted}"]
-        for target in regions:
-            path = expression.path("region_status") + "." + expression.path(target)
-            conditions.append(f"{path}.{expression.path('state')} = {deleted}")
-        if region is not None and epoch is not None:
-            conditions.append(_epoch_condition(expression, region, epoch, holder))
+        conditions = _every_region_in(
+            expression, "deleted", "deleted", regions, region=region, epoch=epoch, holder=holder
+        )
         try:
             self._call(
                 "DeleteItem",
@@ -486,14 +489,10 @@ class DynamoEndpointStore:
             does not hold (another region made it first, or something changed).
         """
         expression = _Expression()
-        state = expression.path("desired_state")
-        running = expression.value("running")
-        conditions = [f"{state} = {expression.value('deploying')}"]
-        for target in regions:
-            path = expression.path("region_status") + "." + expression.path(target)
-            conditions.append(f"{path}.{expression.path('state')} = {running}")
-        if region is not None and epoch is not None:
-            conditions.append(_epoch_condition(expression, region, epoch, holder))
+        conditions = _every_region_in(
+            expression, "deploying", "running", regions, region=region, epoch=epoch, holder=holder
+        )
+        state, running = expression.path("desired_state"), expression.value("running")
         try:
             self._call(
                 "UpdateItem",
@@ -506,6 +505,134 @@ class DynamoEndpointStore:
         except errors.ConditionFailed:
             return False
         return True
+
+    # -- rollout transitions (DESIGN 12): any region may make them first ------------
+
+    def record_rollout_completion(
+        self,
+        name: str,
+        revision: str,
+        spec: Mapping[str, Any],
+        regions: Sequence[str],
+        *,
+        expected_updated_at: str | None,
+        region: str | None = None,
+        epoch: int | None = None,
+        holder: str = "",
+    ) -> bool:
+        """Record `revision` (whose spec map is `spec`) as completed everywhere, only if
+        the item is still the one read (`updated_at`: its spec is still that revision)
+        and every region in `regions` reports it `done`. `updated_at` is left alone.
+
+        Returns:
+            True if this call wrote it; False if the condition does not hold (another
+            region recorded it first, or something changed) or the item is gone.
+        """
+
+        def conditions(expression: _Expression) -> list[str]:
+            done, rev = expression.value("done"), expression.value(revision)
+            found = []
+            for target in regions:
+                entry = f"{expression.path('region_status')}.{expression.path(target)}"
+                found.append(f"{entry}.{expression.path('revision')} = {rev}")
+                found.append(f"{entry}.{expression.path('rollout')} = {done}")
+            return found
+
+        return self._set_rollout(
+            name,
+            {"completed_revision": revision, "completed_spec": dict(spec)},
+            conditions,
+            expected_updated_at=expected_updated_at,
+            fence=(region, epoch, holder),
+        )
+
+    def record_rollout_halt(
+        self,
+        name: str,
+        halt: Halt,
+        *,
+        expected_updated_at: str | None,
+        region: str | None = None,
+        epoch: int | None = None,
+        holder: str = "",
+    ) -> bool:
+        """Record that `halt.revision` failed, once per revision (a halt of the same
+        revision already there wins), only if the item is still the one read.
+
+        Returns:
+            True if this call wrote it; False if a halt of that revision is there, the
+            item changed, or it is gone.
+        """
+
+        def conditions(expression: _Expression) -> list[str]:
+            stored = f"{expression.path(ROLLOUT)}.{expression.path('halt')}"
+            return [
+                f"NOT ({stored}.{expression.path('revision')} = {expression.value(halt.revision)})"
+            ]
+
+        return self._set_rollout(
+            name,
+            {"halt": halt.to_item()},
+            conditions,
+            expected_updated_at=expected_updated_at,
+            fence=(region, epoch, holder),
+        )
+
+    def _set_rollout(
+        self,
+        name: str,
+        fields: Mapping[str, Any],
+        conditions: Callable[[_Expression], list[str]],
+        *,
+        expected_updated_at: str | None,
+        fence: tuple[str | None, int | None, str],
+    ) -> bool:
+        """Set `fields` of the item's `rollout` map in one conditional request (creating
+        the map when the item has none), with `conditions`, the `updated_at` token and
+        the leader's epoch condition."""
+        region, epoch, holder = fence
+        for create in (False, True):
+            expression = _Expression()
+            record = expression.path(ROLLOUT)
+            if create:
+                update = f"SET {record} = {expression.value(dict(fields))}"
+                found = [f"attribute_not_exists({record})"]
+            else:
+                update = "SET " + ", ".join(
+                    f"{record}.{expression.path(k)} = {expression.value(v)}"
+                    for k, v in fields.items()
+                )
+                found = [
+                    f"attribute_type({record}, {expression.value('M')})",
+                    *conditions(expression),
+                ]
+            stamp = expression.path("updated_at")
+            if expected_updated_at is None:
+                found.append(f"attribute_not_exists({stamp})")
+            else:
+                found.append(f"{stamp} = {expression.value(expected_updated_at)}")
+            if region is not None and epoch is not None:
+                found.append(_epoch_condition(expression, region, epoch, holder))
+            try:
+                self._call(
+                    "UpdateItem",
+                    TableName=self.table_name,
+                    Key=_key(name),
+                    UpdateExpression=update,
+                    ConditionExpression=" AND ".join(
+                        [f"attribute_exists({expression.path(KEY)})", *found]
+                    ),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **expression.arguments(),
+                )
+            except errors.ConditionFailed as error:
+                if error.current_item is None or isinstance(error.current_item.get(ROLLOUT), dict):
+                    return False
+                if create:
+                    return False
+                continue
+            return True
+        return False
 
     # -- commands (each conditional on the updated_at just read) ----------------
 
@@ -791,6 +918,29 @@ def _translate(error: ClientError, table_name: str) -> errors.StoreError:
         result = errors.StoreError(f"DynamoDB refused the request: {code}: {message}")
     result.code = code
     return result
+
+
+def _every_region_in(
+    expression: _Expression,
+    desired_state: str,
+    state: str,
+    regions: Sequence[str],
+    *,
+    region: str | None,
+    epoch: int | None,
+    holder: str,
+) -> list[str]:
+    """Conditions: `desired_state` is `desired_state` and every region in `regions` reports
+    `state`; with `region` and `epoch`, that region's entry was not written by a newer
+    leader."""
+    conditions = [f"{expression.path('desired_state')} = {expression.value(desired_state)}"]
+    value = expression.value(state)
+    for target in regions:
+        path = expression.path("region_status") + "." + expression.path(target)
+        conditions.append(f"{path}.{expression.path('state')} = {value}")
+    if region is not None and epoch is not None:
+        conditions.append(_epoch_condition(expression, region, epoch, holder))
+    return conditions
 
 
 def _key(name: str) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def test_last_sync_is_refreshed_as_a_heartbeat_and_only_then(kit: Harness) -> No
     assert 60 <= gap <= 60 * 1.2 + 10
     for _ in range(120):
         clock.advance(5)
-        time.sleep(0.02)
+        time.sleep(0.05)  # fake time at most 100x real: the lease keeps up under load
     beats = _status_writes(daemon) - writes
     # 600 s / (60-72 s) is 8-10 heartbeats; more would mean writes without a change.
     assert 3 <= beats <= 11, f"{beats} status writes in 10 minutes with a 60 s heartbeat"
@@ -87,7 +87,7 @@ def test_no_heartbeat_with_zero(kit: Harness) -> None:
     writes = _status_writes(daemon)
     for _ in range(120):
         clock.advance(5)
-        time.sleep(0.01)
+        time.sleep(0.05)  # fake time at most 100x real: the lease keeps up under load
     assert _status_writes(daemon) == writes
 
 

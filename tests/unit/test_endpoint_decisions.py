@@ -47,10 +47,10 @@ def _item(**fields: Any):
     return load_item(raw)
 
 
-def _run(item, cluster: FakeCluster, store: FakeStore, scheduler: Scheduler, clock: FakeClock):
-    """Start one actor on `item`, let it reconcile twice (the one it asks for itself on
-    start, then ours, which returns when both are done), stop it."""
-    ctx = EndpointContext(
+def _context(
+    cluster: FakeCluster, store: FakeStore, scheduler: Scheduler, clock: FakeClock
+) -> EndpointContext:
+    return EndpointContext(
         region=REGION,
         cluster="test",
         namespace="gco-inference",
@@ -62,6 +62,12 @@ def _run(item, cluster: FakeCluster, store: FakeStore, scheduler: Scheduler, clo
         permits=HandlerPermits(1, monotonic=clock.monotonic),
         heartbeat=0,
     )
+
+
+def _run(item, cluster: FakeCluster, store: FakeStore, scheduler: Scheduler, clock: FakeClock):
+    """Start one actor on `item`, let it reconcile twice (the one it asks for itself on
+    start, then ours, which returns when both are done), stop it."""
+    ctx = _context(cluster, store, scheduler, clock)
     slot = EndpointSlot(name="m1", generation=1)
     supervisor = pykka.ThreadingActor.start()
     try:
@@ -112,18 +118,7 @@ def test_an_endpoint_gone_from_the_table_is_deleted_on_the_servers_word(schedule
     cluster = FakeCluster({("Service", "m1"): {"metadata": {"name": "m1"}}})
     store = FakeStore()
     ctx_item = None
-    ctx = EndpointContext(
-        region=REGION,
-        cluster="test",
-        namespace="gco-inference",
-        gateway=cluster,
-        store=store,
-        scheduler=scheduler,
-        clock=clock,
-        may_write=lambda: True,
-        permits=HandlerPermits(1, monotonic=clock.monotonic),
-        heartbeat=0,
-    )
+    ctx = _context(cluster, store, scheduler, clock)
     slot = EndpointSlot(name="m1", generation=1)
     supervisor = pykka.ThreadingActor.start()
     try:
