@@ -22,6 +22,7 @@ from kubernetes import client
 from actors.app.cli import UsageError
 from actors.app.config import load_settings
 from actors.app.daemon import Daemon
+from actors.app.live_view import LiveView
 from actors.app.logsetup import close_log_files, configure_logging
 from actors.messages import CrashEndpoint, EventKind
 from k8s.gateway import GatewaySettings, make_api_client
@@ -175,11 +176,13 @@ def _show(
     started = time.monotonic()
     crashed = False
     tick = threading.Event()
+    view_out = LiveView(("ENDPOINT", "DESIRED", REGION, "READY", "INGRESS", "RESTARTS", "ERROR"))
     try:
         while duration is None or time.monotonic() - started < duration:
             elapsed = time.monotonic() - started
             if not crashed and elapsed >= CRASH_AT and daemon.supervisor is not None:
                 crashed = True
+                events.append("demo: crashing the actor of chat on purpose")
                 daemon.supervisor.tell(CrashEndpoint("chat", "demo: crash injected"))
             ingresses = {
                 i.metadata.name
@@ -205,28 +208,17 @@ def _show(
                         f"{status.replicas_ready}/{status.replicas_desired}" if status else "-",
                         "yes" if has_ingress else "no",
                         str(view.restarts.get(item.name, 0)),
-                        (status.error or "") if status else "",
+                        ((status.error or "") if status else "")[:70],
                     )
                 )
-            _print_table(elapsed, view.leading, rows, events)
+            role = "leader" if view.leading else "standby"
+            new_events = [f"[{elapsed:5.1f}s] {event}" for event in events]
             events.clear()
+            view_out.update(f"[{elapsed:5.1f}s] this daemon: {role}", rows, new_events)
             tick.wait(1.0)
     finally:
+        view_out.close()
         api.close()
-
-
-def _print_table(
-    elapsed: float, leading: bool, rows: list[tuple[str, ...]], events: list[str]
-) -> None:
-    header = ("ENDPOINT", "DESIRED", f"{REGION}", "READY", "INGRESS", "RESTARTS", "ERROR")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    print(f"\n[{elapsed:5.1f}s] {'leader' if leading else 'standby'}")
-    for row in [header, *rows]:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
-        print("  " + "  ".join(cells) + "  " + row[-1][:70])
-    for event in events:
-        print(f"  ! {event}")
-    sys.stdout.flush()
 
 
 class _NullStream:
