@@ -30,6 +30,7 @@ BENCHMARKS = {
     "isolation": "bench.isolation",
     "failover": "bench.failover",
     "faults": "bench.faults",
+    "slow-api": "bench.slow_api",
 }
 
 
