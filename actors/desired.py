@@ -7,6 +7,7 @@ times as epoch seconds) and returns plain values.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -14,6 +15,26 @@ from typing import Any
 from k8s.naming import canary_name, deployment_name, ingress_name
 from k8s.workload import Autoscaling, CanaryWorkload, HpaMetric, Toleration, Workload
 from store.model import Endpoint, RegionStatus
+from store.spec_schema import FIELDS as SPEC_FIELDS_BY_NAME
+
+#: Spec fields resolved here rather than copied as they are.
+_RESOLVED_FIELDS = frozenset({"image", "replicas", "tolerations", "autoscaling", "canary"})
+#: Spec fields copied to the Workload field of the same name.
+_COPIED_FIELDS = tuple(
+    key
+    for key in SPEC_FIELDS_BY_NAME
+    if key in {f.name for f in dataclasses.fields(Workload)} and key not in _RESOLVED_FIELDS
+)
+
+
+def _workload_value(value: Any) -> Any:
+    """A spec value as a Workload holds it: maps as sorted (key, value) tuples, lists as
+    tuples, the rest as it is."""
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    if isinstance(value, list):
+        return tuple(value)
+    return value
 
 
 def owned_names(name: str) -> list[tuple[str, str]]:
@@ -83,24 +104,15 @@ def workload_for(
     else:
         replicas = spec.replicas
     return Workload(
+        # Every spec field whose name is a Workload field, as Workload values
+        # (`store.spec_schema`: a new field needs no line here).
+        **{key: _workload_value(getattr(spec, key)) for key in _COPIED_FIELDS},
         name=endpoint.endpoint_name,
         namespace=endpoint.namespace,
         image=spec.image_for(region),
         replicas=replicas,
-        port=spec.port,
-        gpu_count=spec.gpu_count,
-        accelerator=spec.accelerator,
-        health_check_path=spec.health_check_path,
-        env=tuple(sorted(spec.env.items())),
         requests=tuple(sorted(spec.resources.requests.items())),
         limits=tuple(sorted(spec.resources.limits.items())),
-        command=tuple(spec.command) if spec.command is not None else None,
-        args=tuple(spec.args) if spec.args is not None else None,
-        model_path=spec.model_path,
-        model_source=spec.model_source,
-        node_selector=tuple(sorted(spec.node_selector.items())),
-        capacity_type=spec.capacity_type,
-        gpu_type=spec.gpu_type,
         tolerations=tuple(_toleration(t) for t in spec.tolerations),
         ingress_path=endpoint.ingress_path,
         autoscaling=autoscaling,

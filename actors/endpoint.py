@@ -12,16 +12,18 @@ other exception kills the actor and the supervisor restarts it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 import structlog
 
+from actors import rollout
 from actors.backoff import Backoff
 from actors.clock import Clock
 from actors.desired import (
@@ -50,10 +52,12 @@ from k8s.errors import Fenced as RequestFenced
 from k8s.errors import Retryable as ApiRetryable
 from k8s.fence import Fence, FenceSource
 from k8s.manifests import ManifestError, build_objects, object_key
+from k8s.naming import canary_name
 from store.dynamo import LoadedItem
 from store.errors import Retryable as StoreRetryable
 from store.errors import StoreError, Superseded
 from store.model import Endpoint, RegionStatus, parse_timestamp
+from store.rollout import Halt
 
 log = structlog.get_logger(__name__)
 
@@ -130,6 +134,22 @@ class EndpointContext:
     #: The lease's write window and epoch (`LeaseKeeper.fence`); table writes carry the
     #: epoch in their condition. None: only `may_write` is checked, writes carry no epoch.
     fence: FenceSource | None = None
+    #: Every watched namespace's gateway (`INFERENCE_NAMESPACES`, `namespace`'s included).
+    #: Empty: `namespace` alone is watched, through `gateway`.
+    gateways: Mapping[str, Cluster] = field(default_factory=dict)
+    #: The per-pod metric an autoscaling metric `gpu` scales on (None: the builder's default).
+    gpu_metric: str | None = None
+    #: Which of the given CloudWatch alarm names are in ALARM in this region
+    #: (`store.alarms.AlarmReader.firing`); None: alarms are not read (DESIGN 12).
+    alarms: Callable[[Sequence[str]], tuple[str, ...]] | None = None
+
+    def watched(self) -> Mapping[str, Cluster]:
+        """The gateway of each watched namespace."""
+        return self.gateways or {self.namespace: self.gateway}
+
+    def gateway_for(self, namespace: str) -> Cluster | None:
+        """The gateway an item of `namespace` is applied through; None when not watched."""
+        return self.watched().get(namespace)
 
 
 class EndpointActor(pykka.ThreadingActor):
@@ -242,18 +262,20 @@ class EndpointActor(pykka.ThreadingActor):
             elif self.item.endpoint is None:
                 problems = "; ".join(self.item.problems) or "invalid item"
                 self._report(RegionStatus(state="error", error=f"invalid item: {problems}"))
-            elif self.item.endpoint.namespace != self.ctx.namespace:
+            elif self.item.endpoint.desired_state == "deleted":
+                # Also in a namespace not watched: nothing of ours can be there.
+                self._delete(self.item.endpoint)
+            elif self.ctx.gateway_for(self.item.endpoint.namespace) is None:
+                watched = ",".join(self.ctx.watched())
                 self._report(
                     RegionStatus(
                         state="error",
                         error=(
                             f"namespace {self.item.endpoint.namespace!r} is not watched by this "
-                            f"daemon (INFERENCE_NAMESPACE={self.ctx.namespace})"
+                            f"daemon (INFERENCE_NAMESPACES={watched})"
                         ),
                     )
                 )
-            elif self.item.endpoint.desired_state == "deleted":
-                self._delete(self.item.endpoint)
             else:
                 self._converge(self.item.endpoint)
             self.failures = 0
@@ -264,20 +286,41 @@ class EndpointActor(pykka.ThreadingActor):
             self._failed(error)
 
     def _converge(self, endpoint: Endpoint) -> None:
-        gateway, name = self.ctx.gateway, endpoint.endpoint_name
+        gateway, name = self._gateway(endpoint), endpoint.endpoint_name
         now = self.ctx.clock.time()
+        # DESIGN 12: with `spec.rollout`, the rollout decides which spec is served here.
+        step = self._rollout_plan(endpoint, gateway, now)
+        if step is not None and step.endpoint is None:
+            # Not due and nothing completed to serve yet: the objects are left as they are.
+            primary = gateway.cached("Deployment", name)
+            threshold = self.ctx.unhealthy_threshold
+            self._report(
+                step.stamp(observed_status(endpoint, primary, serving=True, threshold=threshold))
+            )
+            self._arm_watchdog(step.decision.next_check, now)
+            return
+        served = endpoint if step is None or step.endpoint is None else step.endpoint
+        stepping = None if step is None else step.canary
+        with_canary = served.spec.canary is not None or stepping is not None
         decision = watchdog(
             gateway.cached("Deployment", name),
-            gateway.cached("Deployment", f"{name}-canary") if endpoint.spec.canary else None,
+            gateway.cached("Deployment", canary_name(name)) if with_canary else None,
             now=now,
             threshold=self.ctx.unhealthy_threshold,
         )
         workload = workload_for(
-            endpoint,
+            served,
             self.ctx.region,
             serve_traffic=decision.serve_traffic,
             canary_healthy=decision.canary_healthy,
+            gpu_metric=self.ctx.gpu_metric,
         )
+        if stepping is not None:
+            # The new revision's share of traffic; an unready canary gets 0, as any canary.
+            weight = stepping.weight if decision.canary_healthy else 0
+            workload = dataclasses.replace(
+                workload, canary=dataclasses.replace(stepping, weight=weight)
+            )
         desired = build_objects(workload)
         for obj in desired:
             self._fence()
@@ -289,50 +332,125 @@ class EndpointActor(pykka.ThreadingActor):
                 self.log.info(
                     "object applied", kind=obj["kind"], name=obj["metadata"]["name"], result=result
                 )
-        self._remove_owned(name, keep={object_key(obj) for obj in desired})
+        self._remove_owned(
+            name, keep={object_key(obj) for obj in desired}, namespace=endpoint.namespace
+        )
         if not decision.serve_traffic:
             self.log.warning("watchdog: primary unready past threshold, Ingress removed")
-        self._arm_watchdog(decision.next_check, now)
-        self._report(
-            observed_status(
-                endpoint,
-                gateway.cached("Deployment", name),
-                serving=decision.serve_traffic,
-                threshold=self.ctx.unhealthy_threshold,
-            )
+        checks = [t for t in (decision.next_check, step and step.decision.next_check) if t]
+        self._arm_watchdog(min(checks) if checks else None, now)
+        status = observed_status(
+            served,
+            gateway.cached("Deployment", name),
+            serving=decision.serve_traffic,
+            threshold=self.ctx.unhealthy_threshold,
         )
+        self._report(status if step is None else step.stamp(status))
+        if step is not None and step.decision.complete:
+            self._record_completion(endpoint, step.revision)
         self._mark_running(endpoint)
 
+    def _rollout_plan(
+        self, endpoint: Endpoint, gateway: Cluster, now: float
+    ) -> rollout.Plan | None:
+        """The rollout's decision for this region (None without `spec.rollout`); a halt it
+        calls for is recorded on the item first, so the other regions stop at once."""
+        if self.item is None:
+            return None
+        name = endpoint.endpoint_name
+        primary = gateway.cached("Deployment", name)
+        step = rollout.plan(
+            self.item,
+            endpoint,
+            self.ctx.region,
+            own=self.last_reported,
+            primary=primary,
+            canary=gateway.cached("Deployment", canary_name(name)),
+            serving=watchdog(
+                primary, None, now=now, threshold=self.ctx.unhealthy_threshold
+            ).serve_traffic,
+            alarms=self.ctx.alarms,
+            now=now,
+        )
+        if step is not None and step.decision.halt is not None:
+            fence = self._fence()
+            halt = Halt(step.revision, self.ctx.region, step.decision.halt, iso_now(now))
+            if self.ctx.store.record_rollout_halt(
+                name,
+                halt,
+                expected_updated_at=self.item.updated_at,
+                region=self.ctx.region,
+                **_epoch(fence),
+            ):
+                self.log.warning("rollout halted", revision=halt.revision, reason=halt.reason)
+        return step
+
+    def _record_completion(self, endpoint: Endpoint, revision: str) -> None:
+        """Every target region is done at `revision`: record it as the completed one."""
+        if self.item is None:
+            return
+        fence = self._fence()
+        spec = {k: v for k, v in self.item.raw["spec"].items() if k != "rollout"}
+        if self.ctx.store.record_rollout_completion(
+            endpoint.endpoint_name,
+            revision,
+            spec,
+            list(endpoint.target_regions),
+            expected_updated_at=self.item.updated_at,
+            region=self.ctx.region,
+            **_epoch(fence),
+        ):
+            self.log.info("rollout complete in every target region", revision=revision)
+
+    def _gateway(self, endpoint: Endpoint) -> Cluster:
+        """The gateway of the endpoint's namespace (`_reconcile` checked it is watched)."""
+        gateway = self.ctx.gateway_for(endpoint.namespace)
+        if gateway is None:
+            raise _Permanent(f"namespace {endpoint.namespace!r} is not watched by this daemon")
+        return gateway
+
     def _remove_owned(
-        self, name: str, *, keep: Collection[tuple[str, str]] = (), from_server: bool = False
+        self,
+        name: str,
+        *,
+        keep: Collection[tuple[str, str]] = (),
+        from_server: bool = False,
+        namespace: str | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Delete the objects endpoint `name` owns here, except those in `keep` (kind,
-        name). With `from_server`, each object is read from the API server first (not the
-        cache), so nothing is deleted on a stale view.
+        """Delete the objects endpoint `name` owns in `namespace`, except those in `keep`
+        (kind, name); with `namespace` None, in every watched namespace (a cleanup: an
+        endpoint whose item moved leaves nothing behind). With `from_server`, each object
+        is read from the API server first (not the cache), so nothing is deleted on a
+        stale view.
 
         Returns:
             (terminating, left): objects whose deletion is under way (finalizers), and
             objects still present that could not be deleted.
         """
-        gateway = self.ctx.gateway
+        watched = self.ctx.watched()
         terminating: list[str] = []
         left: list[str] = []
-        for kind, obj_name in owned_names(name):
-            if (kind, obj_name) in keep:
-                continue
-            live = gateway.read(kind, obj_name) if from_server else gateway.cached(kind, obj_name)
-            if live is None:
-                continue
-            if _terminating(live):
-                terminating.append(f"{kind} {obj_name}")
-                continue
-            self._fence()
-            if gateway.remove(kind, obj_name, owner=name):
-                self.log.info("object removed", kind=kind, name=obj_name)
-            elif _terminating(gateway.cached(kind, obj_name)):
-                terminating.append(f"{kind} {obj_name}")
-            else:
-                left.append(f"{kind} {obj_name}")
+        for ns in list(watched) if namespace is None else [namespace]:
+            gateway = watched[ns]
+            where = "" if ns == self.ctx.namespace else f"{ns}/"
+            for kind, obj_name in owned_names(name):
+                if ns == namespace and (kind, obj_name) in keep:
+                    continue
+                live = (
+                    gateway.read(kind, obj_name) if from_server else gateway.cached(kind, obj_name)
+                )
+                if live is None:
+                    continue
+                if _terminating(live):
+                    terminating.append(f"{kind} {where}{obj_name}")
+                    continue
+                self._fence()
+                if gateway.remove(kind, obj_name, owner=name):
+                    self.log.info("object removed", kind=kind, name=obj_name, namespace=ns)
+                elif _terminating(gateway.cached(kind, obj_name)):
+                    terminating.append(f"{kind} {where}{obj_name}")
+                else:
+                    left.append(f"{kind} {where}{obj_name}")
         return terminating, left
 
     def _delete(self, endpoint: Endpoint) -> None:
@@ -387,15 +505,17 @@ class EndpointActor(pykka.ThreadingActor):
     def _report(self, status: RegionStatus) -> None:
         """Write this region's status entry, only when it says something new or its
         heartbeat is due (`last_sync` is refreshed every `heartbeat` seconds or so)."""
-        if same_report(status, self.last_reported) and not self._heartbeat_due():
+        if self.item is not None and rollout.policy_of(self.item) is not None:
+            status = rollout.carry(status, self.last_reported)
+        if (
+            same_report(status, self.last_reported)
+            and _rollout_fields(status) == _rollout_fields(self.last_reported)
+            and not self._heartbeat_due()
+        ):
             return
         fence = self._fence()
-        stamped = RegionStatus(
-            state=status.state,
-            replicas_ready=status.replicas_ready,
-            replicas_desired=status.replicas_desired,
-            last_sync=iso_now(self.ctx.clock.time()),
-            error=status.error,
+        stamped = dataclasses.replace(
+            status, last_sync=iso_now(self.ctx.clock.time()), epoch=None, holder=None
         )
         try:
             written = self.ctx.store.write_region_status(
@@ -512,6 +632,13 @@ class EndpointActor(pykka.ThreadingActor):
         for timer in (self._retry_timer, self._watchdog_timer, self._heartbeat_timer):
             if timer is not None:
                 timer.cancel()
+
+
+def _rollout_fields(status: RegionStatus | None) -> tuple[Any, ...]:
+    """What a status entry says of the rollout (DESIGN 12)."""
+    if status is None:
+        return ()
+    return (status.revision, status.rollout, status.step, status.since)
 
 
 def _terminating(obj: dict[str, Any] | None) -> bool:

@@ -21,6 +21,7 @@ from actors.messages import Poll, Scanned
 from actors.ports import EndpointStore
 from store.dynamo import LoadedItem
 from store.errors import StoreError
+from store.rollout import ATTRIBUTE as ROLLOUT
 
 log = structlog.get_logger(__name__)
 
@@ -34,12 +35,22 @@ def change_key(item: LoadedItem, region: str) -> str:
     """What must differ for an item to count as changed: its content; this region's status
     entry (so a status write that was lost, or landed out of order, is seen and repaired by
     the actor at the next scan); and - while it is deploying or being deleted - every
-    region's state (the move to `running` and the purge wait for all of them)."""
+    region's state (the move to `running` and the purge wait for all of them); and - with a
+    rollout policy (DESIGN 12) - the rollout record and every region's state and rollout
+    fields, since a region's step depends on the others' (no `last_sync`: a heartbeat
+    changes nothing)."""
     own = item.region_status.get(region)
     key = item.content_hash + repr(own.to_item() if own is not None else None)
     if item.endpoint is not None and item.endpoint.desired_state in ("deleted", "deploying"):
         states = {r: s.state for r, s in sorted(item.region_status.items())}
         key += json.dumps(states)
+    spec = item.raw.get("spec")
+    if isinstance(spec, dict) and spec.get(ROLLOUT) is not None:
+        progress = {
+            r: (s.state, s.revision, s.rollout, s.step, s.since)
+            for r, s in sorted(item.region_status.items())
+        }
+        key += json.dumps([item.raw.get(ROLLOUT), progress], sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()
 
 

@@ -9,12 +9,13 @@ strict fakes implement them for unit tests of the actors' decisions
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from k8s.informer import WatchEvent
 from store.dynamo import LoadedItem
 from store.model import RegionStatus
+from store.rollout import Halt
 
 __all__ = ["Cluster", "EndpointStore"]
 
@@ -61,6 +62,35 @@ class EndpointStore(Protocol):
         holder: str = "",
     ) -> bool:
         """Move `deploying` to `running` once every region runs it; True if this call did."""
+        ...
+
+    def record_rollout_completion(
+        self,
+        name: str,
+        revision: str,
+        spec: Mapping[str, Any],
+        regions: Sequence[str],
+        *,
+        expected_updated_at: str | None,
+        region: str | None = None,
+        epoch: int | None = None,
+        holder: str = "",
+    ) -> bool:
+        """Record `revision` as completed once every region reports it done; True if
+        this call did (DESIGN 12)."""
+        ...
+
+    def record_rollout_halt(
+        self,
+        name: str,
+        halt: Halt,
+        *,
+        expected_updated_at: str | None,
+        region: str | None = None,
+        epoch: int | None = None,
+        holder: str = "",
+    ) -> bool:
+        """Record a halt of `halt.revision`, once per revision; True if this call did."""
         ...
 
 

@@ -51,6 +51,7 @@ from actors.messages import (
     SupervisorView,
     Sweep,
 )
+from actors.namespaces import WatchedNamespaces
 from actors.orphans import OrphanPlan, OrphanRules
 from actors.permits import HandlerPermits
 from actors.poller import PollerActor, request_poll
@@ -74,15 +75,25 @@ class SupervisorConfig:
     cluster: str
     namespace: str
     lease: LeaseSettings
+    #: The namespaces whose endpoints are served, one watch set each (`INFERENCE_NAMESPACES`);
+    #: `namespace` (home of the Lease) is always among them. Empty: `namespace` only.
+    namespaces: tuple[str, ...] = ()
     reconcile_interval: float = 15.0
     unhealthy_threshold: float = 300.0
     handler_timeout: float = 60.0
     status_heartbeat: float = 300.0
+    #: The per-pod metric an autoscaling metric `gpu` scales on (None: the builder's default).
+    gpu_metric: str | None = None
     sweep_period: float = 1.0
     #: Every this many seconds each endpoint actor reconciles even without a change, like
     #: an informer's resync: costs no request (the gateway compares against its cache).
     resync_period: float = 300.0
     orphans: OrphanRules = field(default_factory=OrphanRules)
+
+    @property
+    def watched(self) -> tuple[str, ...]:
+        """Every namespace served, the home namespace first."""
+        return (self.namespace, *(n for n in self.namespaces if n != self.namespace))
 
 
 class SupervisorActor(pykka.ThreadingActor):
@@ -113,10 +124,11 @@ class SupervisorActor(pykka.ThreadingActor):
         # The lease keeper's own timer thread: a renewal never waits behind another timer.
         self.lease_scheduler = Scheduler(clock, name="lease")
         self.actor_factory = actor_factory
-        self.notify = on_event or (lambda _kind, _fields: None)
+        self._on_event = on_event
         self.on_reconciled = on_reconciled
         self.keeper = LeaseKeeper(lease_client, config.lease, clock, on_change=self._lease_changed)
-        self.gateway: Cluster | None = None
+        #: This term's gateways, one per watched namespace (None while not leading).
+        self.gateway: WatchedNamespaces | None = None
         self.ctx: EndpointContext | None = None
         self.poller: pykka.ActorRef[Any] | None = None
         self.timers: list[Timer] = []
@@ -172,6 +184,16 @@ class SupervisorActor(pykka.ThreadingActor):
                 return
 
         return send
+
+    def notify(self, kind: EventKind, fields: dict[str, Any]) -> None:
+        """Tell the owner (metrics, the demo) of an event; its failure is logged, never
+        the supervisor's death."""
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(kind, fields)
+        except Exception:
+            self.log.exception("event listener failed", kind=str(kind))
 
     def _lease_changed(self, leading: bool) -> None:
         """Called on the scheduler thread by the keeper."""
@@ -232,9 +254,18 @@ class SupervisorActor(pykka.ThreadingActor):
         if self.shutting_down:
             return
         if leading and self.gateway is None and self.keeper.leading:
-            self.log.info("leading: starting watches, poller and endpoint actors")
-            # Fenced by the lease: nothing is sent past the renew deadline (DESIGN 4).
-            gateway = self.gateway_factory(fence=self.keeper.fence)
+            self.log.info(
+                "leading: starting watches, poller and endpoint actors",
+                namespaces=list(self.config.watched),
+            )
+            # One watch set per namespace, each fenced by the lease: nothing is sent past
+            # the renew deadline (DESIGN 4).
+            gateway = WatchedNamespaces(
+                {
+                    namespace: self.gateway_factory(namespace=namespace, fence=self.keeper.fence)
+                    for namespace in self.config.watched
+                }
+            )
             try:
                 gateway.start(self._route)
             except Exception as error:
@@ -249,7 +280,9 @@ class SupervisorActor(pykka.ThreadingActor):
                 region=self.config.region,
                 cluster=self.config.cluster,
                 namespace=self.config.namespace,
-                gateway=gateway,
+                gateway=gateway[self.config.namespace],
+                gateways=gateway,
+                gpu_metric=self.config.gpu_metric,
                 store=self.store,
                 scheduler=self.scheduler,
                 clock=self.clock,

@@ -1,8 +1,9 @@
 """The daemon's own Kubernetes manifests, built from a handful of parameters.
 
 One source for everything an operator applies to run the daemon in a cluster:
-Namespace, ServiceAccount, a least-privilege Role and its RoleBinding, the
-Deployment (2 replicas; the leader lease makes one active), a
+Namespace, ServiceAccount, a least-privilege Role and its RoleBinding (and, for
+each further namespace the daemon serves, that Namespace and a Role and RoleBinding
+in it), the Deployment (2 replicas; the leader lease makes one active), a
 PodDisruptionBudget and a Service for metrics. `inference-supervisor
 render-manifests` prints them; tests validate each one strictly.
 
@@ -13,7 +14,7 @@ daemon puts on endpoint objects, so it can never mistake itself for an orphan.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 APP_NAME = "inference-supervisor"
@@ -39,6 +40,7 @@ _RESERVED_ENV = frozenset(
         "REGION",
         "INFERENCE_ENDPOINTS_TABLE_NAME",
         "INFERENCE_NAMESPACE",
+        "INFERENCE_NAMESPACES",
         "METRICS_PORT",
         "POD_NAME",
         "LOG_FORMAT",
@@ -59,13 +61,29 @@ def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
 
 
 def role_rules(lease_name: str = DEFAULT_LEASE_NAME) -> list[dict[str, Any]]:
-    """The Role's rules: exactly the kinds and verbs the daemon uses, nothing cluster-wide.
+    """The Role's rules in the daemon's own namespace: exactly the kinds and verbs the
+    daemon uses, nothing cluster-wide.
 
-    Endpoint objects: read, watch, create, replace and delete (no patch: writes are
-    conditional replaces). Leases: create (which cannot be limited by name) plus
-    get/update of the leader lease only. No pods: health comes from the Deployments'
-    status. No namespaces: the daemon (and `run --check`) never reads or creates one.
+    Endpoint objects (`object_rules`), plus Leases: create (which cannot be limited by
+    name) plus get/update of the leader lease only. No pods: health comes from the
+    Deployments' status. No namespaces: the daemon (and `run --check`) never reads or
+    creates one.
     """
+    return [
+        *object_rules(),
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [lease_name],
+            "verbs": ["get", "update"],
+        },
+    ]
+
+
+def object_rules() -> list[dict[str, Any]]:
+    """The rules on endpoint objects, the whole Role of a further served namespace:
+    read, watch, create, replace and delete (no patch: writes are conditional replaces)."""
     return [
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": list(_OWNER_VERBS)},
         {"apiGroups": [""], "resources": ["services"], "verbs": list(_OWNER_VERBS)},
@@ -78,13 +96,6 @@ def role_rules(lease_name: str = DEFAULT_LEASE_NAME) -> list[dict[str, Any]]:
             "apiGroups": ["autoscaling"],
             "resources": ["horizontalpodautoscalers"],
             "verbs": list(_OWNER_VERBS),
-        },
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-        {
-            "apiGroups": ["coordination.k8s.io"],
-            "resources": ["leases"],
-            "resourceNames": [lease_name],
-            "verbs": ["get", "update"],
         },
     ]
 
@@ -103,6 +114,7 @@ def _env(
     region: str,
     cluster_name: str,
     namespace: str,
+    namespaces: Sequence[str],
     table_name: str,
     extra_env: Mapping[str, str],
 ) -> list[dict[str, Any]]:
@@ -111,6 +123,10 @@ def _env(
         {"name": "REGION", "value": region},
         {"name": "INFERENCE_ENDPOINTS_TABLE_NAME", "value": table_name},
         {"name": "INFERENCE_NAMESPACE", "value": namespace},
+    ]
+    if namespaces:
+        env.append({"name": "INFERENCE_NAMESPACES", "value": ",".join((namespace, *namespaces))})
+    env += [
         {"name": "METRICS_PORT", "value": str(METRICS_PORT)},
         {"name": "LOG_FORMAT", "value": "json"},
         # The lease identity: unique per pod and readable in `kubectl get lease`.
@@ -206,12 +222,36 @@ def _deployment(
     }
 
 
+def _role(
+    namespace: str, rules: list[dict[str, Any]], *, account_namespace: str
+) -> list[dict[str, Any]]:
+    """A Role in `namespace` and its binding to the daemon's ServiceAccount."""
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(APP_NAME, namespace),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(APP_NAME, namespace),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": APP_NAME},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": APP_NAME, "namespace": account_namespace}
+            ],
+        },
+    ]
+
+
 def build_daemon_objects(
     *,
     image: str,
     region: str,
     cluster_name: str,
     namespace: str = "gco-inference",
+    namespaces: Sequence[str] = (),
     table_name: str = "gco-inference-endpoints",
     replicas: int = 2,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
@@ -224,13 +264,18 @@ def build_daemon_objects(
         region: the region this cluster serves (`REGION`).
         cluster_name: this cluster's name (`CLUSTER_NAME`).
         namespace: where the daemon runs, its lease lives and endpoints are served.
+        namespaces: further namespaces whose endpoints it serves (`INFERENCE_NAMESPACES`):
+            each gets its Namespace and a Role (endpoint objects only) bound to the
+            daemon's ServiceAccount.
         table_name: the endpoints table (`INFERENCE_ENDPOINTS_TABLE_NAME`).
         replicas: daemon pods; one leads, the others stand by.
         memory_limit: the container's memory limit (quantity string).
         extra_env: more environment variables (e.g. `DYNAMODB_REGION`, `LEASE_NAME`).
 
     Returns:
-        Namespace, ServiceAccount, Role, RoleBinding, Deployment, PodDisruptionBudget, Service.
+        Namespace, ServiceAccount, Role, RoleBinding, Deployment, PodDisruptionBudget, Service;
+        with `namespaces`, their Namespaces follow the first and their Roles and
+        RoleBindings the first RoleBinding.
 
     Raises:
         ValueError: an empty image/region/cluster name, a bad namespace, replicas < 1,
@@ -242,6 +287,10 @@ def build_daemon_objects(
             raise ValueError(f"{label} must be a non-empty value without spaces, got {value!r}")
     if not _DNS_LABEL.match(namespace):
         raise ValueError(f"namespace must be a DNS-1123 label, got {namespace!r}")
+    for other in namespaces:
+        if not _DNS_LABEL.match(other):
+            raise ValueError(f"namespaces must be DNS-1123 labels, got {other!r}")
+    others = [name for name in dict.fromkeys(namespaces) if name != namespace]
     if replicas < 1:
         raise ValueError(f"replicas must be at least 1, got {replicas}")
     for name in extra:
@@ -252,25 +301,22 @@ def build_daemon_objects(
         region=region,
         cluster_name=cluster_name,
         namespace=namespace,
+        namespaces=others,
         table_name=table_name,
         extra_env=extra,
     )
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(namespace)},
+        *(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name)}
+            for name in (namespace, *others)
+        ),
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(APP_NAME, namespace)},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": _meta(APP_NAME, namespace),
-            "rules": role_rules(lease_name),
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": _meta(APP_NAME, namespace),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": APP_NAME},
-            "subjects": [{"kind": "ServiceAccount", "name": APP_NAME, "namespace": namespace}],
-        },
+        *_role(namespace, role_rules(lease_name), account_namespace=namespace),
+        *(
+            obj
+            for other in others
+            for obj in _role(other, object_rules(), account_namespace=namespace)
+        ),
         _deployment(
             image=image,
             namespace=namespace,

@@ -1,5 +1,6 @@
-"""The rules of the table's commands (stop, start, delete, update, canary, promote,
-rollback, restart): pure functions from the item as read to the change to write.
+"""The rules of the table's commands (stop, start, delete, update, add-region,
+remove-region, canary, promote, rollback, restart): pure functions from the item as read
+to the change to write.
 
 Each rule takes the `LoadedItem` just read (plus its arguments), refuses what the
 command must not do (`OperationRefused`, `InvalidEndpoint`, `ConditionFailed`) and
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from store import errors
 from store.model import next_timestamp
+from store.spec_schema import region_image_uris
 from store.validation import DESIRED_STATES, validate_item
 
 if TYPE_CHECKING:
@@ -82,19 +84,81 @@ def update_spec(
         ConditionFailed: `expected_updated_at` is not the item's. InvalidEndpoint: the
         changed item would be invalid.
     """
+    _check_read(loaded, expected_updated_at)
     fields = {key.removeprefix("spec."): value for key, value in changes.items()}
-    if "image" in fields and "region_image_uris" not in fields:
-        fields["region_image_uris"] = None
-    if expected_updated_at is not None and expected_updated_at != loaded.updated_at:
-        raise errors.ConditionFailed(
-            f"endpoint {loaded.name!r} changed since it was read; nothing was written",
-            current_item=loaded.raw,
-        )
+    if fields.get("image"):
+        # A new primary image makes the old overrides stale (defect 2); an ECR image is
+        # rewritten for each target region's registry, as the predecessor's CLI does.
+        given = fields.get("region_image_uris") or {}
+        rewritten = region_image_uris(fields["image"], _target_regions(loaded.raw))
+        fields["region_image_uris"] = {**rewritten, **given} or None
     change = Change(
         set_={f"spec.{k}": v for k, v in fields.items() if v is not None},
         remove=tuple(f"spec.{k}" for k, v in fields.items() if v is None),
     )
     return _checked(loaded, change)
+
+
+def add_region(
+    loaded: LoadedItem, region: str, *, expected_updated_at: str | None = None
+) -> Change:
+    """Add `region` to `target_regions` (nothing changes if it is there); when the image is
+    an ECR image, also its rewrite for that region's registry in `region_image_uris`.
+
+    Raises:
+        OperationRefused: the endpoint is being deleted. ConditionFailed: see `update_spec`.
+        InvalidEndpoint: the changed item would be invalid.
+    """
+    _check_read(loaded, expected_updated_at)
+    if loaded.raw.get("desired_state") == "deleted":
+        raise errors.OperationRefused(f"endpoint {loaded.name!r} is being deleted")
+    regions = _target_regions(loaded.raw)
+    if region in regions:
+        return Change()
+    set_: dict[str, Any] = {"target_regions": [*regions, region]}
+    spec = loaded.raw.get("spec")
+    image = spec.get("image") if isinstance(spec, dict) else None
+    if isinstance(image, str) and image:
+        current = spec.get("region_image_uris")
+        overrides = dict(current) if isinstance(current, dict) else {}
+        rewritten = region_image_uris(image, [*regions, region])
+        if region not in overrides and rewritten:
+            set_["spec.region_image_uris"] = {**rewritten, **overrides}
+    return _checked(loaded, Change(set_=set_))
+
+
+def remove_region(
+    loaded: LoadedItem, region: str, *, expected_updated_at: str | None = None
+) -> Change:
+    """Remove `region` from `target_regions` (and its `region_image_uris` entry); the
+    daemon there then removes the endpoint's objects.
+
+    Raises:
+        OperationRefused: `region` is not a target, or is the last one (delete the endpoint
+        instead). ConditionFailed: see `update_spec`.
+    """
+    _check_read(loaded, expected_updated_at)
+    regions = _target_regions(loaded.raw)
+    if region not in regions:
+        raise errors.OperationRefused(
+            f"endpoint {loaded.name!r} does not target {region}; its regions are "
+            f"{', '.join(regions) or 'none'}"
+        )
+    if regions == [region]:
+        raise errors.OperationRefused(
+            f"{region} is the last region of endpoint {loaded.name!r}; delete the endpoint instead"
+        )
+    set_: dict[str, Any] = {"target_regions": [r for r in regions if r != region]}
+    remove: tuple[str, ...] = ()
+    spec = loaded.raw.get("spec")
+    overrides = spec.get("region_image_uris") if isinstance(spec, dict) else None
+    if isinstance(overrides, dict) and region in overrides:
+        kept = {r: uri for r, uri in overrides.items() if r != region}
+        if kept:
+            set_["spec.region_image_uris"] = kept
+        else:
+            remove = ("spec.region_image_uris",)
+    return _checked(loaded, Change(set_=set_, remove=remove))
 
 
 def set_canary(loaded: LoadedItem, image: str, weight: int, replicas: int = 1) -> Change:
@@ -184,6 +248,20 @@ def changed_item(
             target = target.get(parent, {})
         target.pop(leaf, None)
     return item
+
+
+def _target_regions(raw: Mapping[str, Any]) -> list[str]:
+    regions = raw.get("target_regions")
+    return [str(r) for r in regions] if isinstance(regions, list) else []
+
+
+def _check_read(loaded: LoadedItem, expected_updated_at: str | None) -> None:
+    """Refuse a change computed from an older read than the store's (`ConditionFailed`)."""
+    if expected_updated_at is not None and expected_updated_at != loaded.updated_at:
+        raise errors.ConditionFailed(
+            f"endpoint {loaded.name!r} changed since it was read; nothing was written",
+            current_item=loaded.raw,
+        )
 
 
 def _checked(loaded: LoadedItem, change: Change) -> Change:

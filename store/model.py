@@ -9,12 +9,24 @@ fields that hold their defaults just as the predecessor's CLI does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from store.convert import plain
 from store.errors import InvalidEndpoint
+from store.rollout import RolloutPolicy
+from store.spec_schema import (
+    DEFAULT_LIMITS,
+    DEFAULT_REQUESTS,
+    FIELDS,
+    AutoscalingSpec,
+    Canary,
+    Metric,
+    Resources,
+    dump_spec,
+    parse_spec,
+)
 from store.validation import (
     ACCELERATORS,
     CAPACITY_TYPES,
@@ -26,7 +38,9 @@ from store.validation import (
 __all__ = [
     "ACCELERATORS",
     "CAPACITY_TYPES",
+    "DEFAULT_LIMITS",
     "DEFAULT_NAMESPACE",
+    "DEFAULT_REQUESTS",
     "DESIRED_STATES",
     "METRIC_TYPES",
     "REGION_STATES",
@@ -46,8 +60,6 @@ __all__ = [
 
 REGION_STATES = ("creating", "running", "updating", "stopped", "deleting", "deleted", "error")
 DEFAULT_NAMESPACE = "gco-inference"
-DEFAULT_REQUESTS: Mapping[str, str] = {"cpu": "1", "memory": "4Gi"}
-DEFAULT_LIMITS: Mapping[str, str] = {"cpu": "4", "memory": "16Gi"}
 
 
 def utc_timestamp(now: datetime | None = None) -> str:
@@ -86,66 +98,35 @@ def default_ingress_path(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Resources:
-    """Container resource requests and limits (Kubernetes quantities as strings)."""
-
-    requests: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REQUESTS))
-    limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One HPA metric: average utilisation `target` percent of `type` (cpu|memory, above
-    100 allowed), or for `gpu` the target average of the per-pod GPU metric."""
-
-    type: str
-    target: int = 70
-
-
-@dataclass(frozen=True)
-class AutoscalingSpec:
-    """HorizontalPodAutoscaler settings; `enabled=False` means no HPA."""
-
-    enabled: bool = False
-    min_replicas: int = 1
-    max_replicas: int = 10
-    metrics: tuple[Metric, ...] = (Metric("cpu", 70),)
-
-
-@dataclass(frozen=True)
-class Canary:
-    """A canary Deployment running `image` that receives `weight` percent of traffic."""
-
-    image: str
-    weight: int = 10
-    replicas: int = 1
-
-
-@dataclass(frozen=True)
 class EndpointSpec:
-    """What to run for one endpoint (the item's `spec` map)."""
+    """What to run for one endpoint (the item's `spec` map). Each attribute is declared,
+    with its default, check, flags and item form, in `store.spec_schema.SPEC_FIELDS`."""
 
     image: str
-    region_image_uris: dict[str, str] = field(default_factory=dict)
-    replicas: int = 1
-    port: int = 8000
-    gpu_count: int = 1
-    accelerator: str = "nvidia"
-    health_check_path: str = "/health"
-    env: dict[str, str] = field(default_factory=dict)
-    resources: Resources = field(default_factory=Resources)
-    command: tuple[str, ...] | None = None
-    args: tuple[str, ...] | None = None
-    model_path: str | None = None
-    model_source: str | None = None
-    node_selector: dict[str, str] = field(default_factory=dict)
-    capacity_type: str | None = None
-    autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
-    canary: Canary | None = None
+    region_image_uris: dict[str, str] = field(
+        default_factory=FIELDS["region_image_uris"].default_value
+    )
+    replicas: int = FIELDS["replicas"].default
+    port: int = FIELDS["port"].default
+    gpu_count: int = FIELDS["gpu_count"].default
+    accelerator: str = FIELDS["accelerator"].default
+    health_check_path: str = FIELDS["health_check_path"].default
+    env: dict[str, str] = field(default_factory=FIELDS["env"].default_value)
+    resources: Resources = field(default_factory=FIELDS["resources"].default_value)
+    command: tuple[str, ...] | None = FIELDS["command"].default
+    args: tuple[str, ...] | None = FIELDS["args"].default
+    model_path: str | None = FIELDS["model_path"].default
+    model_source: str | None = FIELDS["model_source"].default
+    node_selector: dict[str, str] = field(default_factory=FIELDS["node_selector"].default_value)
+    capacity_type: str | None = FIELDS["capacity_type"].default
+    autoscaling: AutoscalingSpec = field(default_factory=FIELDS["autoscaling"].default_value)
+    canary: Canary | None = FIELDS["canary"].default
     #: A GPU name (`a10g`) or instance type (`g5.xlarge`) for the node selector.
-    gpu_type: str | None = None
+    gpu_type: str | None = FIELDS["gpu_type"].default
     #: Pod tolerations as the item gives them (API field names), after the accelerator's.
-    tolerations: tuple[dict[str, Any], ...] = ()
+    tolerations: tuple[dict[str, Any], ...] = FIELDS["tolerations"].default
+    #: How a change reaches the target regions (DESIGN 12); None: every region at once.
+    rollout: RolloutPolicy | None = FIELDS["rollout"].default
 
     def image_for(self, region: str) -> str:
         """Return the primary image for `region`: its override if any, else `image`."""
@@ -153,51 +134,7 @@ class EndpointSpec:
 
     def to_item(self) -> dict[str, Any]:
         """Return the `spec` map in the predecessor's format (optional defaults omitted)."""
-        item: dict[str, Any] = {
-            "image": self.image,
-            "port": self.port,
-            "replicas": self.replicas,
-            "gpu_count": self.gpu_count,
-            "health_check_path": self.health_check_path,
-        }
-        if self.region_image_uris:
-            item["region_image_uris"] = dict(self.region_image_uris)
-        if self.accelerator != "nvidia":
-            item["accelerator"] = self.accelerator
-        if self.env:
-            item["env"] = dict(self.env)
-        if self.resources != Resources():
-            item["resources"] = {
-                "requests": dict(self.resources.requests),
-                "limits": dict(self.resources.limits),
-            }
-        if self.command is not None:
-            item["command"] = list(self.command)
-        if self.args is not None:
-            item["args"] = list(self.args)
-        for key in ("model_path", "model_source", "capacity_type"):
-            if getattr(self, key) is not None:
-                item[key] = getattr(self, key)
-        if self.node_selector:
-            item["node_selector"] = dict(self.node_selector)
-        if self.autoscaling != AutoscalingSpec():
-            item["autoscaling"] = {
-                "enabled": self.autoscaling.enabled,
-                "min_replicas": self.autoscaling.min_replicas,
-                "max_replicas": self.autoscaling.max_replicas,
-                "metrics": [{"type": m.type, "target": m.target} for m in self.autoscaling.metrics],
-            }
-        if self.canary is not None:
-            item["canary"] = {
-                "image": self.canary.image,
-                "weight": self.canary.weight,
-                "replicas": self.canary.replicas,
-            }
-        if self.gpu_type:
-            item["gpu_type"] = self.gpu_type
-        if self.tolerations:
-            item["tolerations"] = [dict(t) for t in self.tolerations]
-        return item
+        return dump_spec({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -207,6 +144,12 @@ class RegionStatus:
     `epoch` and `holder` say which leader wrote it (the Lease's `leaseTransitions` and
     holder identity): extra attributes the predecessor's CLI ignores, absent from the
     entries the predecessor wrote. A write of a lower epoch is refused (DESIGN 4).
+
+    With a rollout policy (DESIGN 12, `store.rollout`) the entry also says `revision`
+    (hash of the spec the region serves), `rollout` (its phase, `store.rollout.PHASES`),
+    `step` (index into the policy's steps; its length = the new revision is the primary)
+    and `since` (ISO-8601, when revision, phase or step last changed: the durable clock
+    of steps, deadlines and bakes). All absent without a policy.
     """
 
     state: str
@@ -216,10 +159,14 @@ class RegionStatus:
     error: str | None = None
     epoch: int | None = None
     holder: str | None = None
+    revision: str | None = None
+    rollout: str | None = None
+    step: int | None = None
+    since: str | None = None
 
     def to_item(self) -> dict[str, Any]:
         """Return the map the predecessor writes (`error` only when set), plus `epoch` and
-        `holder` when set."""
+        `holder` when set, and the rollout fields that are set."""
         item: dict[str, Any] = {
             "state": self.state,
             "replicas_ready": self.replicas_ready,
@@ -231,6 +178,9 @@ class RegionStatus:
         if self.epoch is not None:
             item["epoch"] = self.epoch
             item["holder"] = self.holder or ""
+        for key in ("revision", "rollout", "step", "since"):
+            if getattr(self, key) is not None:
+                item[key] = getattr(self, key)
         return item
 
     @classmethod
@@ -246,6 +196,10 @@ class RegionStatus:
             error=None if error is None else str(error),
             epoch=_optional_int(item.get("epoch")),
             holder=None if item.get("holder") is None else str(item.get("holder")),
+            revision=_optional_text(item.get("revision")),
+            rollout=_optional_text(item.get("rollout")),
+            step=_optional_int(item.get("step")),
+            since=_optional_text(item.get("since")),
         )
 
 
@@ -343,79 +297,12 @@ def _restart_request(value: Any) -> str | None:
 
 def _parse_spec(spec: Mapping[str, Any]) -> EndpointSpec:
     """Build an `EndpointSpec` from a validated `spec` map, applying defaults."""
-    resources = spec.get("resources") or {}
-    autoscaling = spec.get("autoscaling") or {}
-    canary = spec.get("canary")
-    metrics = autoscaling.get("metrics")
-    command = spec.get("command")
-    args = spec.get("args")
-    overrides = spec.get("region_image_uris")
-    tolerations = spec.get("tolerations")
-    return EndpointSpec(
-        image=spec["image"],
-        # Malformed overrides fall back to `image`, as the predecessor's daemon did.
-        region_image_uris={
-            str(region): uri
-            for region, uri in (overrides.items() if isinstance(overrides, Mapping) else ())
-            if isinstance(uri, str) and uri
-        },
-        replicas=_or_default(spec, "replicas", 1),
-        port=_or_default(spec, "port", 8000),
-        gpu_count=_or_default(spec, "gpu_count", 1),
-        accelerator=spec.get("accelerator") or "nvidia",
-        health_check_path=spec.get("health_check_path") or "/health",
-        env={str(key): _env_text(value) for key, value in (spec.get("env") or {}).items()},
-        resources=Resources(
-            requests=_quantities(resources.get("requests"), DEFAULT_REQUESTS),
-            limits=_quantities(resources.get("limits"), DEFAULT_LIMITS),
-        ),
-        command=None if command is None else tuple(command),
-        args=None if args is None else tuple(args),
-        model_path=spec.get("model_path"),
-        model_source=spec.get("model_source"),
-        node_selector=dict(spec.get("node_selector") or {}),
-        capacity_type=spec.get("capacity_type"),
-        autoscaling=AutoscalingSpec(
-            enabled=bool(autoscaling.get("enabled", False)),
-            min_replicas=_or_default(autoscaling, "min_replicas", 1),
-            max_replicas=_or_default(autoscaling, "max_replicas", 10),
-            # No metric (absent or an empty list) is CPU 70 and a metric without a type
-            # is cpu: the predecessor's defaults.
-            metrics=(
-                tuple(Metric(m.get("type") or "cpu", _or_default(m, "target", 70)) for m in metrics)
-                if metrics
-                else AutoscalingSpec().metrics
-            ),
-        ),
-        canary=None
-        if canary is None
-        else Canary(
-            image=canary["image"],
-            weight=_or_default(canary, "weight", 10),
-            replicas=_or_default(canary, "replicas", 1),
-        ),
-        gpu_type=spec.get("gpu_type") or None,
-        tolerations=tuple(dict(t) for t in tolerations or ()),
-    )
+    return EndpointSpec(**parse_spec(spec))
 
 
-def _env_text(value: Any) -> str:
-    """An env value as the predecessor's daemon put it in the pod: `str(value)` after its
-    Decimal conversion (8 -> "8", 1.5 -> "1.5", True -> "True")."""
-    return value if isinstance(value, str) else str(value)
-
-
-def _or_default(values: Mapping[str, Any], key: str, default: int) -> int:
-    value = values.get(key)
-    return default if value is None else int(value)
-
-
-def _quantities(values: Mapping[str, Any] | None, default: Mapping[str, str]) -> dict[str, str]:
-    # A section given in the item replaces the default section as a whole, like the
-    # predecessor's `resources.get("requests", ...)`.
-    if values is None:
-        return dict(default)
-    return {str(key): str(value) for key, value in values.items()}
+def _optional_text(value: Any) -> str | None:
+    """A non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
 
 
 def _optional_int(value: Any) -> int | None:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from actors.app.cli import UsageError
+from k8s.manifests import GPU_METRIC_NAME
 
 # DNS-1123 label: what Kubernetes accepts as a namespace name.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -59,6 +60,30 @@ def _text(value: Any) -> bool:
     return isinstance(value, str) and value != "" and value.strip() == value
 
 
+def _namespace_list(text: str) -> tuple[str, ...]:
+    """`a, b,c` -> ('a', 'b', 'c'), duplicates dropped; an empty entry is an error."""
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise ValueError(text)
+    return tuple(dict.fromkeys(names))
+
+
+def _namespaces(value: Any) -> bool:
+    return isinstance(value, tuple) and all(
+        isinstance(name, str) and bool(_DNS_LABEL.match(name)) for name in value
+    )
+
+
+def _metric_name(value: Any) -> bool:
+    # What the HPA accepts as a Pods metric name (a path segment of the custom metrics
+    # API); adapters name theirs like Prometheus series: DCGM_FI_DEV_GPU_UTIL.
+    return (
+        _text(value)
+        and value not in (".", "..")
+        and not any(c.isspace() or c in "/%" for c in value)
+    )
+
+
 def _url_or_none(value: Any) -> bool:
     if value is None:
         return True
@@ -88,6 +113,12 @@ RULES: dict[str, _Rule] = {
         str,
         lambda v: isinstance(v, str) and bool(_DNS_LABEL.match(v)),
         "must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)",
+    ),
+    "namespaces": _Rule(
+        _namespace_list,
+        _namespaces,
+        "must be a comma-separated list of DNS-1123 labels (lower-case letters, digits and "
+        "'-', at most 63 each)",
     ),
     "k8s_timeout": _POSITIVE,
     "unhealthy_threshold": _POSITIVE,
@@ -119,6 +150,11 @@ RULES: dict[str, _Rule] = {
     ),
     "max_orphan_deletes": _Rule(
         int, lambda v: isinstance(v, int) and v >= 0, "must be an integer >= 0"
+    ),
+    "gpu_metric_name": _Rule(
+        str,
+        _metric_name,
+        "must be a metric name (no spaces, '/' or '%'), like DCGM_FI_DEV_GPU_UTIL",
     ),
 }
 
@@ -186,6 +222,14 @@ class Settings:
         env="INFERENCE_NAMESPACE",
         flag="--namespace",
         doc="default namespace of endpoints and home of the leader Lease (default gco-inference)",
+    )
+    namespaces: tuple[str, ...] = _setting(
+        (),
+        env="INFERENCE_NAMESPACES",
+        flag="--namespaces",
+        doc="comma-separated namespaces whose endpoints are served, one set of watches each; "
+        "INFERENCE_NAMESPACE is added when missing; an item in any other namespace gets an "
+        "error status (default: INFERENCE_NAMESPACE only)",
     )
     k8s_timeout: float = _setting(
         30.0,
@@ -301,6 +345,16 @@ class Settings:
             "(or more than 20 percent of those present) deletes none and is reported (default 5)"
         ),
     )
+    gpu_metric_name: str = _setting(
+        GPU_METRIC_NAME,
+        env="GPU_METRIC_NAME",
+        flag="--gpu-metric-name",
+        doc=(
+            "per-pod metric an autoscaling metric `gpu` scales on, an HPA Pods metric served "
+            "by a metrics adapter (e.g. prometheus-adapter over the DCGM exporter) "
+            f"(default {GPU_METRIC_NAME})"
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.table_region is None:
@@ -310,6 +364,12 @@ class Settings:
         problem = first_problem({f.name: getattr(self, f.name) for f in fields(self)}, names)
         if problem is not None:
             raise ConfigError(problem)
+
+    @property
+    def watched_namespaces(self) -> tuple[str, ...]:
+        """The namespaces served: INFERENCE_NAMESPACE (the Lease's) first, then
+        INFERENCE_NAMESPACES."""
+        return (self.namespace, *(name for name in self.namespaces if name != self.namespace))
 
 
 def _show(value: Any) -> str:
@@ -391,7 +451,15 @@ def table_region(env: Mapping[str, str], region: str | None = None) -> str:
 # Optional settings where an empty environment variable means "not set" (as
 # Kubernetes manifests often write `value: ""`).
 _EMPTY_MEANS_UNSET = frozenset(
-    {"table_region", "dynamodb_endpoint_url", "log_dir", "identity", "kubeconfig", "k8s_url"}
+    {
+        "table_region",
+        "dynamodb_endpoint_url",
+        "log_dir",
+        "identity",
+        "kubeconfig",
+        "k8s_url",
+        "namespaces",
+    }
 )
 
 

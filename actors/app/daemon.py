@@ -6,6 +6,7 @@ and the health server, run by `inference-supervisor run` (`actors.app.run`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from actors.scheduler import Scheduler
 from actors.supervisor import SupervisorActor, SupervisorConfig
 from k8s.fence import FenceSource
 from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
+from k8s.ratelimit import TokenBucket
 from store.dynamo import DynamoEndpointStore
 
 log = structlog.get_logger(__name__)
@@ -74,6 +76,9 @@ class Daemon:
             burst=settings.k8s_burst,
             **retries,
         )
+        # The endpoints' gateways (one per watched namespace) share one rate limit:
+        # K8S_QPS / K8S_BURST are the process's budget, as client-go's are per client.
+        self.limiter = TokenBucket(settings.k8s_qps, settings.k8s_burst)
         # One set of handler permits; the gateway and the store give a handler's permit
         # back while it waits on them (see actors.permits).
         self.permits = HandlerPermits(HANDLER_PERMITS, monotonic=self.clock.monotonic)
@@ -95,14 +100,21 @@ class Daemon:
 
     # -- wiring ------------------------------------------------------------
 
-    def _new_gateway(self, *, fence: FenceSource | None = None) -> ClusterGateway:
-        """The endpoints' gateway for one term of leadership, fenced by the lease."""
+    def _new_gateway(
+        self, *, namespace: str | None = None, fence: FenceSource | None = None
+    ) -> ClusterGateway:
+        """The endpoints' gateway of one watched namespace (default: INFERENCE_NAMESPACE)
+        for one term of leadership, fenced by the lease."""
+        settings = self.gateway_settings
+        if namespace is not None:
+            settings = dataclasses.replace(settings, namespace=namespace)
         return ClusterGateway(
             self.api_client,
-            self.gateway_settings,
+            settings,
             on_request=self._count_k8s,
             waiting=self.permits.waiting,
             fence=fence,
+            limiter=self.limiter,
         )
 
     def _count_k8s(self, verb: str, kind: str, outcome: str) -> None:
@@ -145,6 +157,7 @@ class Daemon:
             region=s.region,
             cluster=s.cluster_name,
             namespace=s.namespace,
+            namespaces=s.watched_namespaces,
             lease=LeaseSettings(
                 name=s.lease_name,
                 namespace=s.namespace,
@@ -158,6 +171,7 @@ class Daemon:
             handler_timeout=s.handler_timeout,
             orphans=OrphanRules(max_deletes=s.max_orphan_deletes),
             status_heartbeat=s.status_heartbeat,
+            gpu_metric=s.gpu_metric_name,
         )
         self.supervisor = SupervisorActor.start(
             config,
@@ -181,6 +195,7 @@ class Daemon:
             cluster=s.cluster_name,
             table=s.table_name,
             namespace=s.namespace,
+            namespaces=list(s.watched_namespaces),
             identity=s.identity,
         )
         return self
@@ -275,7 +290,8 @@ def _table(
 
 def check(settings: Settings) -> int:
     """`run --check`: the configuration parsed; now reach the table, list and watch every kind
-    in the namespace (proves those RBAC verbs) and read the Lease. Exit 0 when all work."""
+    in every watched namespace (proves those RBAC verbs) and read the Lease in the home
+    namespace. Exit 0 when all work."""
     problems: list[str] = []
     with _table(settings) as store:
         if not store.reachable():
@@ -285,25 +301,31 @@ def check(settings: Settings) -> int:
     except Exception as error:
         problems.append(f"Kubernetes API: {error}")
     else:
-        gateway = ClusterGateway(
-            api_client,
-            GatewaySettings(
-                namespace=settings.namespace, timeout=settings.k8s_timeout, max_retries=1
-            ),
-        )
         try:
-            gateway.start(lambda _event: None)
-            gateway.get_lease(settings.lease_name, timeout=settings.k8s_timeout)
-        except Exception as error:
-            problems.append(f"Kubernetes API in namespace {settings.namespace}: {error}")
+            for namespace in settings.watched_namespaces:
+                gateway = ClusterGateway(
+                    api_client,
+                    GatewaySettings(
+                        namespace=namespace, timeout=settings.k8s_timeout, max_retries=1
+                    ),
+                )
+                try:
+                    gateway.start(lambda _event: None)
+                    if namespace == settings.namespace:
+                        gateway.get_lease(settings.lease_name, timeout=settings.k8s_timeout)
+                except Exception as error:
+                    problems.append(f"Kubernetes API in namespace {namespace}: {error}")
+                finally:
+                    gateway.stop()
         finally:
-            gateway.stop()
             api_client.close()
     for problem in problems:
         print(f"check failed: {problem}")
     if not problems:
+        watched = settings.watched_namespaces
+        where = f"namespace{'s' if len(watched) > 1 else ''} {', '.join(watched)}"
         print(
-            f"ok: table {settings.table_name} reachable; list/watch and Lease read allowed "
-            f"in namespace {settings.namespace}"
+            f"ok: table {settings.table_name} reachable; list/watch allowed in {where}; "
+            f"Lease read allowed in namespace {settings.namespace}"
         )
     return 1 if problems else 0

@@ -1,11 +1,20 @@
-"""`inference-supervisor demo`: the real daemon against a local DynamoDB (moto) and the
-local Kubernetes API server (`k8s.sim`), with three endpoints that converge, fail,
-restart and heal. Same code paths as production; only the URLs differ.
+"""`inference-supervisor demo`: three regions side by side, each with the real daemon and
+its own local Kubernetes API server (`k8s.sim`), sharing one local DynamoDB (moto).
+Same code paths as production; only the URLs differ.
 
-Timeline (seconds, roughly): 0 the endpoints are created; ~3 the healthy ones are
-`running`; 10 the `chat` actor is crashed on purpose and restarted ~0.5 s later
-while the others carry on; ~20 the watchdog cuts traffic to `broken` (its image
-never becomes ready) by removing its Ingress.
+Timeline (seconds, roughly):
+
+- 0: three endpoints are created: `chat` in every region, with a rollout policy (wave 1
+  us-east-1, then eu-west-1 and ap-south-1; a 50 % canary step, a short bake); `embed`
+  (autoscaled, with a canary) and `broken` (its image never becomes ready) in us-east-1.
+- ~3: the healthy ones are `running`; 8: the `chat` actor of us-east-1 is crashed on
+  purpose and restarted ~0.5 s later while the others carry on.
+- ~10: `chat` gets a good image: us-east-1 serves it at 50 %, then as the primary,
+  bakes it, and only then do eu-west-1 and ap-south-1 take it (DESIGN 12).
+- ~15: the watchdog cuts traffic to `broken` by removing its Ingress.
+- once the good image is done everywhere: `chat` gets a bad image; us-east-1's canary
+  never becomes ready, the revision is halted there and every region returns to the
+  good image, the other regions never serving the bad one.
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
@@ -24,20 +35,48 @@ from actors.app.config import load_settings
 from actors.app.daemon import Daemon
 from actors.app.live_view import LiveView
 from actors.app.logsetup import close_log_files, configure_logging
+from actors.app.rollout_status import RolloutView, short
 from actors.messages import CrashEndpoint, EventKind
 from k8s.gateway import GatewaySettings, make_api_client
 from k8s.naming import ingress_name
-from store.dynamo import DynamoEndpointStore
+from store.dynamo import DynamoEndpointStore, LoadedItem
 from store.model import utc_timestamp
+from store.rollout import revision
+from store.rollout_commands import update_and_seed
 
-REGION = "us-east-1"
-WATCHDOG_SECONDS = 20.0
-CRASH_AT = 10.0
+REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
+HOME = REGIONS[0]
+WATCHDOG_SECONDS = 12.0
+CRASH_AT = 8.0
+GOOD_AT = 10.0
+GOOD_IMAGE = "vllm/vllm-openai:v0.6.4"
+#: The sim never makes an image containing "crashloop" ready (`k8s.sim.controller`).
+BAD_IMAGE = "vllm/vllm-openai:v0.6.5-crashloop"
+POLICY: dict[str, Any] = {
+    "waves": [[HOME], [r for r in REGIONS if r != HOME]],
+    "steps": [50],
+    "step_seconds": 3,
+    "bake_seconds": 5,
+    "progress_deadline_seconds": 8,
+}
+#: What the demo must show; `--duration` exits 1 naming any it did not.
+STORY = (
+    "converged",
+    "crashed actor restarted",
+    "watchdog cut traffic",
+    "good image rolled wave by wave",
+    "bad image halted and rolled back",
+)
 
 ENDPOINTS: tuple[dict[str, Any], ...] = (
-    {"endpoint_name": "chat", "spec": {"image": "vllm/vllm-openai:v0.6.3", "replicas": 2}},
+    {
+        "endpoint_name": "chat",
+        "regions": REGIONS,
+        "spec": {"image": "vllm/vllm-openai:v0.6.3", "replicas": 2, "rollout": POLICY},
+    },
     {
         "endpoint_name": "embed",
+        "regions": (HOME,),
         "spec": {
             "image": "ghcr.io/example/embedder:1.0",
             "autoscaling": {
@@ -49,7 +88,11 @@ ENDPOINTS: tuple[dict[str, Any], ...] = (
             "canary": {"image": "ghcr.io/example/embedder:1.1", "weight": 20, "replicas": 1},
         },
     },
-    {"endpoint_name": "broken", "spec": {"image": "ghcr.io/example/model:crashloop"}},
+    {
+        "endpoint_name": "broken",
+        "regions": (HOME,),
+        "spec": {"image": "ghcr.io/example/model:crashloop"},
+    },
 )
 
 
@@ -58,7 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration",
         type=float,
         default=None,
-        help="seconds to run, then exit (0 if everything was shown)",
+        help="seconds to run at most, then exit (0 if everything was shown, 1 naming what "
+        "was not); the story takes about a minute and ends the demo when shown",
     )
     parser.add_argument(
         "--log-dir", default=None, help="where per-endpoint logs go (default: a temporary folder)"
@@ -71,7 +115,7 @@ def _item(template: dict[str, Any]) -> dict[str, Any]:
     return {
         "endpoint_name": name,
         "desired_state": "running",
-        "target_regions": [REGION],
+        "target_regions": list(template["regions"]),
         "namespace": "gco-inference",
         "ingress_path": f"/inference/{name}",
         "created_at": now,
@@ -83,7 +127,8 @@ def _item(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the local servers and the daemon, show a live table, exit after --duration."""
+    """Start the local servers and a daemon per region, show a live table, exit after
+    --duration (or once the whole story was shown)."""
     try:
         from k8s.sim import SimCluster  # noqa: PLC0415 - needs the optional 'local' extra
         from store.local import LocalDynamo  # noqa: PLC0415 - needs the optional 'local' extra
@@ -96,129 +141,263 @@ def run(args: argparse.Namespace) -> int:
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="inference-supervisor-demo-")
     configure_logging(fmt="json", log_dir=log_dir, level="warning", stream=_NullStream())
     dynamo = LocalDynamo(port=0).start()
-    cluster = SimCluster(port=0, ready_delay=2.0).start()
-    daemon: Daemon | None = None
-    seen = {"running": False, "watchdog": False, "restart": False}
+    clusters = {region: SimCluster(port=0, ready_delay=1.0).start() for region in REGIONS}
+    daemons: dict[str, Daemon] = {}
+    story = Story()
     try:
-        settings = load_settings(
-            {
-                "CLUSTER_NAME": "demo-cluster",
-                "REGION": REGION,
-                "INFERENCE_ENDPOINTS_TABLE_NAME": "gco-inference-endpoints",
-                "AWS_ENDPOINT_URL_DYNAMODB": dynamo.url,
-                "K8S_API_URL": cluster.url,
-                "RECONCILE_INTERVAL_SECONDS": "3",
-                "INFERENCE_UNHEALTHY_THRESHOLD_SECONDS": str(WATCHDOG_SECONDS),
-                "METRICS_PORT": "0",
-                "LOG_DIR": log_dir,
-            }
-        )
-        store = DynamoEndpointStore(settings.table_name, endpoint_url=dynamo.url)
+        store = DynamoEndpointStore("gco-inference-endpoints", endpoint_url=dynamo.url)
         store.create_table()
         for template in ENDPOINTS:
             store.create_item(_item(template))
-        events: list[str] = []
-
-        def on_event(kind: EventKind, fields: dict[str, Any]) -> None:
-            if kind == EventKind.DIED:
-                seen["restart"] = True
-                events.append(
-                    f"actor of {fields['endpoint']} died ({fields['error']}); "
-                    f"restarting in {fields['restart_in']:.1f}s"
-                )
-            elif kind in (EventKind.LEADING, EventKind.STANDBY):
-                events.append(f"this daemon is now {kind}")
-
-        daemon = Daemon(settings, on_event=on_event).start()
-        print(
-            f"local DynamoDB {dynamo.url}, local cluster {cluster.url}, "
-            f"metrics http://127.0.0.1:{daemon.health.port if daemon.health else '-'}/metrics"
-        )
+        for region in REGIONS:
+            settings = load_settings(
+                {
+                    "CLUSTER_NAME": f"demo-{region}",
+                    "REGION": region,
+                    "DYNAMODB_REGION": HOME,
+                    "INFERENCE_ENDPOINTS_TABLE_NAME": store.table_name,
+                    "AWS_ENDPOINT_URL_DYNAMODB": dynamo.url,
+                    "K8S_API_URL": clusters[region].url,
+                    "RECONCILE_INTERVAL_SECONDS": "1",
+                    "INFERENCE_UNHEALTHY_THRESHOLD_SECONDS": str(WATCHDOG_SECONDS),
+                    "METRICS_PORT": "0",
+                    "LOG_DIR": log_dir,
+                }
+            )
+            daemons[region] = Daemon(settings, on_event=story.on_event(region)).start()
+        print(f"local DynamoDB {dynamo.url}; one local cluster and daemon per region:")
+        for region in REGIONS:
+            health = daemons[region].health
+            port = health.port if health else "-"
+            print(
+                f"  {region}: cluster {clusters[region].url}, "
+                f"metrics http://127.0.0.1:{port}/metrics"
+            )
         print(f"per-endpoint logs: inference-supervisor logs NAME --log-dir {log_dir}")
-        _show(
-            daemon,
-            store=store,
-            cluster_url=cluster.url,
-            namespace=settings.namespace,
-            events=events,
-            seen=seen,
-            duration=args.duration,
-        )
+        _show(daemons, store=store, clusters={r: c.url for r, c in clusters.items()}, story=story,
+              duration=args.duration)  # fmt: skip
     except KeyboardInterrupt:
         print("\ninterrupted")
     finally:
-        if daemon is not None:
+        for daemon in daemons.values():
             daemon.stop()
-        cluster.stop()
+        for cluster in clusters.values():
+            cluster.stop()
         dynamo.stop()
         close_log_files()
-    missed = [what for what, ok in seen.items() if not ok]
+    missed = [what for what in STORY if what not in story.seen]
     if args.duration is not None and missed:
         print(f"demo ended without showing: {', '.join(missed)}", file=sys.stderr)
         return 1
-    print("demo done: converged, watchdog cut traffic to a dead endpoint, crashed actor restarted")
+    print(f"demo done: {', '.join(STORY)}")
     return 0
 
 
+@dataclass
+class Story:
+    """What the demo has shown so far, and the events to list under the table."""
+
+    seen: set[str] = field(default_factory=set)
+    events: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The rollout step reached: "" (none), "good", "bad".
+    stage: str = ""
+    good: str | None = None
+    bad: str | None = None
+    #: {(region, revision)}: a region reported running a revision (primary or canary).
+    served: set[tuple[str, str]] = field(default_factory=set)
+    phases: dict[str, str] = field(default_factory=dict)
+    #: A later wave took the good revision before the first had baked it (never expected).
+    out_of_order: bool = False
+
+    def note(self, text: str) -> None:
+        with self.lock:
+            self.events.append(text)
+
+    def take(self) -> list[str]:
+        with self.lock:
+            taken, self.events = self.events, []
+        return taken
+
+    def on_event(self, region: str) -> Callable[[EventKind, dict[str, Any]], None]:
+        def record(kind: EventKind, fields: dict[str, Any]) -> None:
+            if kind == EventKind.DIED:
+                self.seen.add("crashed actor restarted")
+                self.note(
+                    f"{region}: actor of {fields['endpoint']} died ({fields['error']}); "
+                    f"restarting in {fields['restart_in']:.1f}s"
+                )
+            elif kind in (EventKind.LEADING, EventKind.STANDBY):
+                self.note(f"{region}: the daemon is now {kind}")
+
+        return record
+
+
 def _show(
-    daemon: Daemon,
+    daemons: dict[str, Daemon],
     *,
     store: DynamoEndpointStore,
-    cluster_url: str,
-    namespace: str,
-    events: list[str],
-    seen: dict[str, bool],
+    clusters: dict[str, str],
+    story: Story,
     duration: float | None,
 ) -> None:
-    api = make_api_client(url=cluster_url)
-    networking = client.NetworkingV1Api(api)
+    apis = {region: make_api_client(url=url) for region, url in clusters.items()}
     timeout = GatewaySettings().timeout
     started = time.monotonic()
     crashed = False
     tick = threading.Event()
-    view_out = LiveView(("ENDPOINT", "DESIRED", REGION, "READY", "INGRESS", "RESTARTS", "ERROR"))
+    live = sys.stdout.isatty()
+    header = ("ENDPOINT", *(f"{r} (state image rev phase)" for r in REGIONS))
+    view_out = LiveView(header, live=live)
+    done_at: float | None = None
     try:
         while duration is None or time.monotonic() - started < duration:
             elapsed = time.monotonic() - started
-            if not crashed and elapsed >= CRASH_AT and daemon.supervisor is not None:
+            if not crashed and elapsed >= CRASH_AT and daemons[HOME].supervisor is not None:
                 crashed = True
-                events.append("demo: crashing the actor of chat on purpose")
-                daemon.supervisor.tell(CrashEndpoint("chat", "demo: crash injected"))
+                story.note(f"demo: crashing the actor of chat in {HOME} on purpose")
+                daemons[HOME].supervisor.tell(CrashEndpoint("chat", "demo: crash injected"))
+            items = {item.name: item for item in store.scan()}
+            images = {
+                region: _deployment_images(client.AppsV1Api(api), timeout)
+                for region, api in apis.items()
+            }
             ingresses = {
                 i.metadata.name
-                for i in networking.list_namespaced_ingress(
-                    namespace, _request_timeout=timeout
-                ).items
+                for i in client.NetworkingV1Api(apis[HOME])
+                .list_namespaced_ingress("gco-inference", _request_timeout=timeout)
+                .items
             }
-            view = daemon.snapshot()
-            rows = []
-            for item in sorted(store.scan(), key=lambda i: i.name):
-                status = item.region_status.get(REGION)
-                state = status.state if status else "-"
-                if item.name != "broken" and state == "running":
-                    seen["running"] = True
-                has_ingress = ingress_name(item.name) in ingresses
-                if item.name == "broken" and not has_ingress and status and state == "error":
-                    seen["watchdog"] = True
-                rows.append(
-                    (
-                        item.name,
-                        item.raw.get("desired_state", "?"),
-                        state,
-                        f"{status.replicas_ready}/{status.replicas_desired}" if status else "-",
-                        "yes" if has_ingress else "no",
-                        str(view.restarts.get(item.name, 0)),
-                        ((status.error or "") if status else "")[:70],
-                    )
-                )
-            role = "leader" if view.leading else "standby"
-            new_events = [f"[{elapsed:5.1f}s] {event}" for event in events]
-            events.clear()
-            view_out.update(f"[{elapsed:5.1f}s] this daemon: {role}", rows, new_events)
+            _follow(
+                story, items=items, images=images, ingresses=ingresses, store=store, elapsed=elapsed
+            )
+            rows = [
+                _row(item, images, now=time.time() if live else None)
+                for _, item in sorted(items.items())
+            ]
+            roles = " ".join(
+                f"{r}:{'leader' if d.snapshot().leading else 'standby'}" for r, d in daemons.items()
+            )
+            events = [f"[{elapsed:5.1f}s] {event}" for event in story.take()]
+            view_out.update(f"[{elapsed:5.1f}s] daemons {roles}", rows, events)
+            if all(what in story.seen for what in STORY):
+                # Everything was shown: keep the last table a moment, then end.
+                done_at = elapsed if done_at is None else done_at
+                if duration is not None and elapsed - done_at >= 2.0:
+                    break
             tick.wait(1.0)
     finally:
         view_out.close()
-        api.close()
+        for api in apis.values():
+            api.close()
+
+
+def _deployment_images(apps: client.AppsV1Api, timeout: Any) -> dict[str, str]:
+    """{Deployment name: image} in one region's cluster."""
+    return {
+        d.metadata.name: d.spec.template.spec.containers[0].image
+        for d in apps.list_namespaced_deployment("gco-inference", _request_timeout=timeout).items
+    }
+
+
+def _follow(
+    story: Story,
+    *,
+    items: dict[str, LoadedItem],
+    images: dict[str, dict[str, str]],
+    ingresses: set[str],
+    store: DynamoEndpointStore,
+    elapsed: float,
+) -> None:
+    """Advance the story from what the table and the clusters say now."""
+    chat = items.get("chat")
+    if chat is None:
+        return
+    running = all(
+        (s := chat.region_status.get(r)) is not None and s.state == "running" for r in REGIONS
+    )
+    if running:
+        story.seen.add("converged")
+    broken = items.get("broken")
+    status = broken.region_status.get(HOME) if broken else None
+    if (
+        "watchdog cut traffic" not in story.seen
+        and status is not None
+        and status.state == "error"
+        and ingress_name("broken") not in ingresses
+    ):
+        story.seen.add("watchdog cut traffic")
+        story.note(f"{HOME}: watchdog cut traffic to broken (no ready replica): Ingress removed")
+    view = RolloutView.of(chat, None)
+    for row in view.regions:
+        if row.revision and row.phase not in ("-", "waiting", "rolled_back"):
+            story.served.add((row.region, row.revision))
+        if story.phases.get(row.region) != f"{short(row.revision)} {row.phase}":
+            if row.region in story.phases:
+                story.note(f"{row.region}: chat {short(row.revision)} {row.phase}")
+            story.phases[row.region] = f"{short(row.revision)} {row.phase}"
+    later = [r for r in REGIONS if r != HOME]
+    if story.stage == "" and running and elapsed >= GOOD_AT:
+        story.stage = "good"
+        story.good = _update(store, "chat", GOOD_IMAGE)
+        story.note(f"demo: chat -> {GOOD_IMAGE}: wave 1 {HOME}, then {', '.join(later)}")
+    elif story.stage == "good" and view.completed == story.good and story.good is not None:
+        # Wave by wave: the later regions were never seen on it before the first baked it.
+        if not story.out_of_order:
+            story.seen.add("good image rolled wave by wave")
+        story.stage = "bad"
+        story.bad = _update(store, "chat", BAD_IMAGE)
+        story.note(f"demo: chat -> {BAD_IMAGE} (never becomes ready)")
+    elif story.stage == "bad" and view.halt is not None:
+        back = all(row.phase == "rolled_back" for row in view.regions)
+        on_good = all(images[r].get("chat") == GOOD_IMAGE for r in REGIONS)
+        elsewhere = any(
+            (r, story.bad) in story.served or BAD_IMAGE in images[r].values() for r in later
+        )
+        if back and on_good and not elsewhere and story.bad == view.halt["revision"]:
+            if "bad image halted and rolled back" not in story.seen:
+                story.note(
+                    f"halted in {view.halt['region']}: {view.halt['reason']}; every region "
+                    f"back on {GOOD_IMAGE}, {', '.join(later)} never served the bad image"
+                )
+            story.seen.add("bad image halted and rolled back")
+    if story.stage == "good" and story.good is not None:
+        first = chat.region_status.get(HOME)
+        took = [r for r in later if (r, story.good) in story.served]
+        baked = first is not None and first.revision == story.good and first.rollout == "done"
+        if took and not baked and not story.out_of_order:
+            story.out_of_order = True
+            story.note(f"demo: {', '.join(took)} took the new revision before {HOME} baked it!")
+
+
+def _update(store: DynamoEndpointStore, name: str, image: str) -> str:
+    """`endpoints update NAME --image IMAGE`: the new spec (and the seed) in one write."""
+    store.apply(name, update_and_seed, {"image": image})
+    loaded = store.get(name)
+    assert loaded is not None
+    return revision(loaded.raw["spec"])
+
+
+def _row(
+    item: LoadedItem, images: dict[str, dict[str, str]], *, now: float | None
+) -> tuple[str, ...]:
+    view = RolloutView.of(item, now)
+    phases = {row.region: row for row in view.regions}
+    cells = [item.name]
+    for region in REGIONS:
+        status = item.region_status.get(region)
+        if region not in item.target_regions:
+            cells.append("")
+            continue
+        image = images[region].get(item.name, "")
+        canary = images[region].get(f"{item.name}-canary")
+        tag = image.rsplit(":", 1)[-1] if image else "-"
+        if canary:
+            tag += f"+{canary.rsplit(':', 1)[-1]}"
+        row = phases.get(region)
+        rollout = f" {short(row.revision)} {row.phase}" if row and view.policy else ""
+        cells.append(f"{status.state if status else '-'} {tag}{rollout}")
+    return tuple(cells)
 
 
 class _NullStream:

@@ -1,5 +1,6 @@
 """`inference-supervisor endpoints`: create, list, show, update, stop, start, delete,
-canary, promote and rollback endpoints in the table.
+canary, promote and rollback endpoints in the table, and see and steer a guarded
+rollout (`rollout status|pause|resume|abort`, DESIGN section 12).
 
 Writes the predecessor's item format. Every change is validated first (bad input:
 one line per problem on stderr, exit status 2, nothing written) and is conditional
@@ -12,34 +13,53 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
 from actors.app.config import table_region
+from actors.app.live_view import LiveView
+from actors.app.rollout_status import HEADER as ROLLOUT_HEADER
+from actors.app.rollout_status import RolloutView
 from k8s.naming import base_of_canary, canary_name
-from store import commands, errors
+from store import commands, errors, rollout_commands
 from store.dynamo import DynamoEndpointStore, LoadedItem
-from store.model import (
-    DEFAULT_LIMITS,
-    DEFAULT_NAMESPACE,
-    DEFAULT_REQUESTS,
-    default_ingress_path,
-    utc_timestamp,
+from store.model import DEFAULT_NAMESPACE, default_ingress_path, utc_timestamp
+from store.spec_schema import (
+    SPEC_FIELDS,
+    FlagError,
+    flag_changes,
+    flags,
+    integer,
+    pair,
+    region_image_uris,
 )
-from store.validation import ACCELERATORS, CAPACITY_TYPES, DESIRED_STATES, validate_item
+from store.validation import DESIRED_STATES, validate_new_item
 
 PROG = "inference-supervisor endpoints"
 DEFAULT_TABLE = "gco-inference-endpoints"
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+#: Seconds between two reads of the item by `rollout status --watch`.
+WATCH_INTERVAL_SECONDS = 1.0
 
 
 class BadInput(Exception):
     """Input the command refuses; each line of the message is one problem."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A parser whose usage errors (a bad flag value, a missing argument) are one line on
+    stderr and exit status 2, not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see --help)\n")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="DynamoDB endpoint, e.g. a local one (env AWS_ENDPOINT_URL_DYNAMODB)",
     )
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=OneLineParser
+    )
 
     create = sub.add_parser("create", parents=[common], help="create an endpoint")
     create.add_argument("name", nargs="?", help="endpoint name (or endpoint_name in --file)")
@@ -74,8 +96,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="target region (repeatable; default env REGION)",
     )
     create.add_argument("--namespace", help=f"Kubernetes namespace ({DEFAULT_NAMESPACE})")
-    create.add_argument("--label", dest="labels", action="append", type=_pair, default=[])
-    _add_spec_flags(create)
+    create.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        type=_flag_type(pair),
+        default=[],
+        metavar="KEY=VALUE",
+        help="item label (repeatable; the key must be a Kubernetes label key)",
+    )
+    _add_spec_flags(create, creating=True)
     create.set_defaults(command=_create)
 
     listing = sub.add_parser("list", parents=[common], help="list endpoints")
@@ -89,12 +119,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     update = sub.add_parser("update", parents=[common], help="change an endpoint's spec")
     update.add_argument("name")
-    _add_spec_flags(update)
-    update.add_argument("--unset-env", action="append", default=[], metavar="KEY")
-    update.add_argument(
-        "--no-autoscaling", dest="autoscaling", action="store_false", help="disable the HPA"
-    )
+    _add_spec_flags(update, creating=False)
     update.set_defaults(command=_update)
+
+    for action, rule, summary in (
+        ("add-region", commands.add_region, "serve an endpoint in one more region"),
+        ("remove-region", commands.remove_region, "stop serving an endpoint in one region"),
+    ):
+        command = sub.add_parser(action, parents=[common], help=summary)
+        command.add_argument("name")
+        command.add_argument("region")
+        command.set_defaults(command=_region_command(rule, action))
 
     for action, state, summary in (
         ("stop", "stopped", "scale an endpoint to zero, keeping its objects"),
@@ -108,8 +143,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     canary = sub.add_parser("canary", parents=[common], help="send a share of traffic to an image")
     canary.add_argument("name")
     canary.add_argument("--image", required=True)
-    canary.add_argument("--weight", type=int, default=10, help="percent of traffic, 1-99 (10)")
-    canary.add_argument("--replicas", type=int, default=1, help="canary replicas (1)")
+    canary.add_argument(
+        "--weight", type=_flag_type(integer), default=10, help="percent of traffic, 1-99 (10)"
+    )
+    canary.add_argument(
+        "--replicas", type=_flag_type(integer), default=1, help="canary replicas (1)"
+    )
     canary.set_defaults(command=_canary)
 
     promote = sub.add_parser("promote", parents=[common], help="make the canary the primary")
@@ -127,6 +166,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     restart.add_argument("name")
     restart.set_defaults(command=_restart)
+
+    rollout = sub.add_parser(
+        "rollout", help="see and steer a guarded rollout (waves of regions, DESIGN 12)"
+    )
+    verbs = rollout.add_subparsers(
+        dest="rollout_action", metavar="VERB", required=True, parser_class=OneLineParser
+    )
+    status = verbs.add_parser(
+        "status", parents=[common], help="waves x regions: revision, phase, since, reason"
+    )
+    status.add_argument("name")
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow changes until the rollout completes (exit 0) or is halted (exit 1)",
+    )
+    status.set_defaults(command=_rollout_status)
+    for verb, summary in (
+        ("pause", "hold every region at its current step"),
+        ("resume", "continue a paused rollout"),
+        ("abort", "halt the new revision as a failure does (rolls back with auto_rollback)"),
+    ):
+        command = verbs.add_parser(verb, parents=[common], help=summary)
+        command.add_argument("name")
+        command.set_defaults(command=_rollout_verb(verb))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,26 +281,9 @@ def _show(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
         ("ingress_path", raw.get("ingress_path") or default_ingress_path(entry.name)),
         ("image", spec.get("image", "")),
     ]
-    for key in (
-        "region_image_uris",
-        "replicas",
-        "port",
-        "gpu_count",
-        "accelerator",
-        "health_check_path",
-        "env",
-        "resources",
-        "command",
-        "args",
-        "model_path",
-        "model_source",
-        "node_selector",
-        "capacity_type",
-        "autoscaling",
-        "canary",
-    ):
-        if key in spec:
-            lines.append((key, _compact(spec[key])))
+    for spec_field in SPEC_FIELDS:
+        if spec_field.shown and spec_field.key != "image" and spec_field.key in spec:
+            lines.append((spec_field.key, _compact(spec[spec_field.key])))
     lines += [
         ("created_at", raw.get("created_at", "")),
         ("updated_at", raw.get("updated_at", "")),
@@ -263,11 +310,13 @@ def _show(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
 def _update(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
     entry = _read(store, args.name)
     spec = entry.raw.get("spec") if isinstance(entry.raw.get("spec"), dict) else {}
-    changes = _spec_changes(args, spec, creating=False)
+    changes = _spec_changes(args, spec)
     if not changes:
         raise BadInput("nothing to update: give at least one flag (see --help)")
+    # With a rollout policy, the same write records the current spec as the completed
+    # revision when none is (regions not yet due keep serving it).
     updated_at = store.apply(
-        args.name, commands.update_spec, changes, expected_updated_at=entry.updated_at
+        args.name, rollout_commands.update_and_seed, changes, expected_updated_at=entry.updated_at
     )
     return _report_change(args, f"updated endpoint {args.name!r}", updated_at)
 
@@ -278,6 +327,18 @@ def _state_command(state: str) -> Callable[[DynamoEndpointStore, argparse.Namesp
         return _report_change(args, f"endpoint {args.name!r} is now {state}", updated_at)
 
     return change_state
+
+
+def _region_command(
+    rule: commands.Rule, action: str
+) -> Callable[[DynamoEndpointStore, argparse.Namespace], int]:
+    def change_regions(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
+        entry = _read(store, args.name)
+        updated_at = store.apply(args.name, rule, args.region, expected_updated_at=entry.updated_at)
+        done = "added to" if action == "add-region" else "removed from"
+        return _report_change(args, f"{args.region} {done} endpoint {args.name!r}", updated_at)
+
+    return change_regions
 
 
 def _canary(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
@@ -306,6 +367,57 @@ def _rollback(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
     return _report_change(args, f"removed the canary of {args.name!r}", updated_at)
 
 
+def _rollout_status(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
+    """Print the rollout once, or follow it with `--watch` (a LiveView: redrawn in place
+    on a terminal, a line per change when piped; JSON: one document per change)."""
+    if not args.watch:
+        view = RolloutView.of(_read(store, args.name), time.time())
+        if args.json:
+            _print_json(view.to_json())
+        else:
+            print(view.title())
+            _print_table([ROLLOUT_HEADER, *view.rows()])
+        return 0
+    live = sys.stdout.isatty() and not args.json
+    out = None if args.json else LiveView(ROLLOUT_HEADER, live=live)
+    last: Any = None
+    wake = threading.Event()
+    try:
+        while True:
+            # Elapsed bake times only where the table is redrawn: piped, time passing is
+            # not a change worth a line.
+            view = RolloutView.of(_read(store, args.name), time.time() if live else None)
+            if out is None:
+                document = view.to_json()
+                if document != last:
+                    print(json.dumps(document, sort_keys=True), flush=True)
+                    last = document
+            else:
+                events = [view.title()] if view.title() != last else []
+                last = view.title()
+                out.update(f"rollout of {view.name}", view.rows(), events)
+            if view.settled:
+                return EXIT_FAILED if view.failed else 0
+            wake.wait(WATCH_INTERVAL_SECONDS)
+    finally:
+        if out is not None:
+            out.close()
+
+
+def _rollout_verb(verb: str) -> Callable[[DynamoEndpointStore, argparse.Namespace], int]:
+    def steer(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
+        if verb == "abort":
+            who = f"{os.environ.get('USER') or 'someone'}@{socket.gethostname()}"
+            updated_at = store.apply(args.name, rollout_commands.abort, who)
+            message = f"aborted the rollout of {args.name!r} ({who})"
+        else:
+            updated_at = store.apply(args.name, rollout_commands.pause, verb == "pause")
+            message = f"{verb}d the rollout of {args.name!r}"
+        return _report_change(args, message, updated_at)
+
+    return steer
+
+
 def _refuse_name_collision(
     store: DynamoEndpointStore, name: str, *, canary: bool, creating: bool = True
 ) -> None:
@@ -330,78 +442,75 @@ def _refuse_name_collision(
 # -- building items and changes ----------------------------------------------------------
 
 
-def _add_spec_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--image", help="container image")
-    parser.add_argument("--replicas", type=int, help="replicas per region (1)")
-    parser.add_argument("--port", type=int, help="container port (8000)")
-    parser.add_argument("--gpu-count", type=int, help="GPUs per replica (1)")
-    parser.add_argument("--accelerator", help=f"one of {', '.join(ACCELERATORS)} (nvidia)")
-    parser.add_argument("--health-check-path", help="readiness/liveness path (/health)")
-    parser.add_argument("--env", action="append", type=_pair, default=[], metavar="KEY=VALUE")
-    parser.add_argument(
-        "--region-image",
-        action="append",
-        type=_pair,
-        default=[],
-        metavar="REGION=IMAGE",
-        help="image override for one region",
-    )
-    parser.add_argument("--cpu-request", help="e.g. 1 or 500m")
-    parser.add_argument("--memory-request", help="e.g. 4Gi")
-    parser.add_argument("--cpu-limit", help="e.g. 4")
-    parser.add_argument("--memory-limit", help="e.g. 16Gi")
-    parser.add_argument(
-        "--command",
-        dest="container_command",
-        action="append",
-        metavar="ARG",
-        help="container command, one element per flag",
-    )
-    parser.add_argument(
-        "--arg",
-        dest="container_args",
-        action="append",
-        metavar="ARG",
-        help="container argument, one element per flag",
-    )
-    parser.add_argument("--model-path", help="model path on the model volume")
-    parser.add_argument("--model-source", help="s3://bucket/path synced to the model volume")
-    parser.add_argument(
-        "--node-selector", action="append", type=_pair, default=[], metavar="KEY=VALUE"
-    )
-    parser.add_argument("--capacity-type", help=f"one of {', '.join(CAPACITY_TYPES)}")
-    parser.add_argument("--autoscaling", action="store_true", default=None, help="enable the HPA")
-    parser.add_argument("--autoscaling-min", type=int, help="HPA min replicas (1)")
-    parser.add_argument("--autoscaling-max", type=int, help="HPA max replicas (10)")
-    parser.add_argument(
-        "--autoscaling-metric",
-        action="append",
-        type=_pair_or_key,
-        default=[],
-        metavar="TYPE[=TARGET]",
-        help="cpu or memory, target percent (70)",
-    )
+def _add_spec_flags(parser: argparse.ArgumentParser, *, creating: bool) -> None:
+    """Every spec field's flags, as `store.spec_schema` declares them."""
+    for spec_field, flag in flags():
+        if flag.update_only and creating:
+            continue
+        help_text = flag.help
+        if not flag.repeat and flag.parse is not None and spec_field.written:
+            help_text = f"{help_text} ({spec_field.default})"
+        if flag.parse is None:
+            parser.add_argument(
+                flag.name, dest=flag.dest, action="store_const", const=flag.const, help=help_text
+            )
+        else:
+            # Read as text and converted by `_given_flags`, so a bad value is one line
+            # naming the flag (through `run`), like every other refusal.
+            parser.add_argument(
+                flag.name,
+                dest=flag.dest,
+                action="append" if flag.repeat else "store",
+                metavar=flag.metavar,
+                help=help_text,
+            )
+
+
+def _given_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """{flag name: value} of the spec flags given on the command line."""
+    given = {}
+    for _, flag in flags():
+        value = getattr(args, flag.dest, None)
+        if value is None or flag.parse is None:
+            if value is not None:
+                given[flag.name] = value
+            continue
+        try:
+            given[flag.name] = [flag.parse(v) for v in value] if flag.repeat else flag.parse(value)
+        except FlagError as error:
+            raise BadInput(f"{flag.name}: {error}") from None
+    return given
 
 
 def _item_to_create(args: argparse.Namespace) -> dict[str, Any]:
     """The new item from --file and the flags (flags win), in the predecessor's format."""
     document = read_spec_file(args.file) if args.file else {}
     whole_item = "spec" in document
+    if whole_item and not isinstance(document["spec"], dict):
+        raise BadInput(f"{args.file}: spec must be a map, got {document['spec']!r}")
     spec = dict(document.get("spec") or {}) if whole_item else dict(document)
     name = args.name or document.get("endpoint_name")
     if not name:
         raise BadInput("endpoint_name is required (give NAME or endpoint_name in --file)")
-    spec.update(_spec_changes(args, spec, creating=True))
-    # The predecessor's CLI always writes these five spec fields.
-    for key, default in (("port", 8000), ("replicas", 1), ("gpu_count", 1)):
-        spec.setdefault(key, default)
-    spec.setdefault("health_check_path", "/health")
+    spec.update(_spec_changes(args, spec))
+    # The predecessor's CLI always writes the `written` fields (image, port, replicas...).
+    for spec_field in SPEC_FIELDS:
+        if spec_field.written and spec_field.key != "image":
+            spec.setdefault(spec_field.key, spec_field.dump(spec_field.default_value()))
     spec = {key: value for key, value in spec.items() if value is not None}
     regions = args.regions or document.get("target_regions")
     if regions is None and os.environ.get("REGION"):
         regions = [os.environ["REGION"]]
     if not regions:
         raise BadInput("target_regions is required: give --region (repeatable)")
+    if isinstance(spec.get("image"), str) and isinstance(regions, list):
+        # An ECR image is pulled from each region's own registry, as the predecessor's
+        # CLI writes it; --region-image and the file's own overrides win.
+        rewritten = region_image_uris(spec["image"], [str(r) for r in regions])
+        given = spec.get("region_image_uris")
+        overrides = {**rewritten, **(given if isinstance(given, dict) else {})}
+        if overrides:
+            spec["region_image_uris"] = overrides
     now = utc_timestamp()
     item: dict[str, Any] = {
         "endpoint_name": name,
@@ -414,105 +523,25 @@ def _item_to_create(args: argparse.Namespace) -> dict[str, Any]:
         "updated_at": now,
         "region_status": {},
     }
-    labels = {**(document.get("labels") or {}), **dict(args.labels)}
+    labels = document.get("labels")
+    if isinstance(labels, dict) or labels is None:
+        labels = {**(labels or {}), **dict(args.labels)}
     if labels:
-        item["labels"] = labels
+        item["labels"] = labels  # not a map: validation says so
     item["created_by"] = os.environ.get("USER") or "cli"
-    problems = validate_item(item)
+    problems = validate_new_item(item)
     if problems:
         raise BadInput("\n".join(problems))
     return item
 
 
-def _spec_changes(
-    args: argparse.Namespace, spec: Mapping[str, Any], *, creating: bool
-) -> dict[str, Any]:
-    """Spec fields the flags change, merged with `spec` where a flag edits part of a map."""
-    changes: dict[str, Any] = {}
-    for flag, key in (
-        ("image", "image"),
-        ("replicas", "replicas"),
-        ("port", "port"),
-        ("gpu_count", "gpu_count"),
-        ("accelerator", "accelerator"),
-        ("health_check_path", "health_check_path"),
-        ("model_path", "model_path"),
-        ("model_source", "model_source"),
-        ("capacity_type", "capacity_type"),
-    ):
-        value = getattr(args, flag)
-        if value is not None:
-            changes[key] = value
-    if creating and changes.get("accelerator") == "nvidia":
-        del changes["accelerator"]  # the predecessor omits the default accelerator
-    if args.container_command is not None:
-        changes["command"] = list(args.container_command)
-    if args.container_args is not None:
-        changes["args"] = list(args.container_args)
-    unset_env = getattr(args, "unset_env", [])
-    if args.env or unset_env:
-        env = {**_map(spec.get("env")), **dict(args.env)}
-        for key in unset_env:
-            env.pop(key, None)
-        changes["env"] = env or None
-    if args.region_image:
-        # A new primary image makes the old overrides stale (defect 2).
-        kept = {} if args.image else _map(spec.get("region_image_uris"))
-        changes["region_image_uris"] = {**kept, **dict(args.region_image)}
-    if args.node_selector:
-        changes["node_selector"] = {**_map(spec.get("node_selector")), **dict(args.node_selector)}
-    resources = _resource_changes(args, spec.get("resources"))
-    if resources is not None:
-        changes["resources"] = resources
-    autoscaling = _autoscaling_changes(args, spec.get("autoscaling"))
-    if autoscaling is not None:
-        changes["autoscaling"] = autoscaling
-    return changes
-
-
-def _resource_changes(args: argparse.Namespace, current: Any) -> dict[str, Any] | None:
-    flags = {
-        ("requests", "cpu"): args.cpu_request,
-        ("requests", "memory"): args.memory_request,
-        ("limits", "cpu"): args.cpu_limit,
-        ("limits", "memory"): args.memory_limit,
-    }
-    if all(value is None for value in flags.values()):
-        return None
-    current = _map(current)
-    # A section present in the item replaces the default section, so fill it whole.
-    resources = {
-        "requests": {**DEFAULT_REQUESTS, **_map(current.get("requests"))},
-        "limits": {**DEFAULT_LIMITS, **_map(current.get("limits"))},
-    }
-    for (section, key), value in flags.items():
-        if value is not None:
-            resources[section][key] = value
-    return resources
-
-
-def _autoscaling_changes(args: argparse.Namespace, current: Any) -> dict[str, Any] | None:
-    if (
-        args.autoscaling is None
-        and args.autoscaling_min is None
-        and args.autoscaling_max is None
-        and not args.autoscaling_metric
-    ):
-        return None
-    autoscaling = {"enabled": False, "min_replicas": 1, "max_replicas": 10, **_map(current)}
-    if args.autoscaling is not None:
-        autoscaling["enabled"] = args.autoscaling
-    if args.autoscaling_min is not None:
-        autoscaling["min_replicas"] = args.autoscaling_min
-    if args.autoscaling_max is not None:
-        autoscaling["max_replicas"] = args.autoscaling_max
-    if args.autoscaling_metric:
-        autoscaling["metrics"] = [
-            {"type": kind, "target": _int_flag("--autoscaling-metric target", target or "70")}
-            for kind, target in args.autoscaling_metric
-        ]
-    autoscaling.setdefault("metrics", [{"type": "cpu", "target": 70}])
-    return autoscaling
+def _spec_changes(args: argparse.Namespace, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Spec fields the flags change, merged with `spec` where a flag edits part of a map
+    (None: remove the field)."""
+    try:
+        return flag_changes(_given_flags(args), spec)
+    except FlagError as error:
+        raise BadInput(str(error)) from None
 
 
 # -- small pieces ------------------------------------------------------------------
@@ -534,30 +563,30 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise BadInput(f"cannot read {path}: {where}{error.problem}") from error
     except (OSError, ValueError, yaml.YAMLError) as error:
-        raise BadInput(f"cannot read {path}: {error}") from error
+        reason = " ".join(str(error).split())
+        raise BadInput(f"cannot read {path}: {reason}") from error
     if not isinstance(document, dict):
         raise BadInput(f"{path} must hold a map (a spec, or an item with a 'spec' key)")
     return document
 
 
-def _pair(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
+def _flag_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse `type` from a schema parser: its `FlagError` becomes argparse's one-line
+    error naming the flag."""
 
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except FlagError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
-def _pair_or_key(text: str) -> tuple[str, str]:
-    key, _, value = text.partition("=")
-    return key, value
-
-
-def _int_flag(flag: str, text: str) -> int:
-    try:
-        return int(text)
-    except ValueError as error:
-        raise BadInput(f"{flag} must be an integer, got {text!r}") from error
+    convert.__name__ = parse.__name__
+    return convert
 
 
 def _map(value: Any) -> dict[str, Any]:

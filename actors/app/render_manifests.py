@@ -3,7 +3,8 @@
     inference-supervisor render-manifests --image IMG --region R | kubectl apply -f -
 
 The output is one multi-document YAML stream (Namespace, ServiceAccount, Role,
-RoleBinding, Deployment, PodDisruptionBudget, metrics Service), built by
+RoleBinding, Deployment, PodDisruptionBudget, metrics Service; with `--namespaces`,
+each further served namespace and a Role and RoleBinding in it), built by
 `k8s.daemon_objects` so what is applied is what the tests validate.
 """
 
@@ -31,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--namespace", default="gco-inference", help="namespace (default gco-inference)"
+    )
+    parser.add_argument(
+        "--namespaces",
+        default="",
+        metavar="NS[,NS...]",
+        help="further namespaces whose endpoints the daemon serves (INFERENCE_NAMESPACES): "
+        "each gets its Namespace, Role and RoleBinding (default: none)",
     )
     parser.add_argument(
         "--table",
@@ -75,6 +83,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
             region=args.region,
             cluster_name=args.cluster_name,
             namespace=args.namespace,
+            namespaces=[name.strip() for name in args.namespaces.split(",") if name.strip()],
             table_name=args.table,
             replicas=args.replicas,
             memory_limit=args.memory_limit,

@@ -36,9 +36,9 @@ HPA_RESOURCES = ("cpu", "memory")
 # metric: the NVIDIA DCGM exporter's GPU utilisation (0-100). It is served through the
 # custom metrics API, so the cluster needs a metrics adapter (e.g. prometheus-adapter with
 # a rule exposing DCGM_FI_DEV_GPU_UTIL per pod); without one the HPA reports
-# FailedGetPodsMetric and keeps the replicas it has. A module constant, not a daemon
-# setting: `Autoscaling.gpu_metric_name` overrides it per workload (workload_for's
-# `gpu_metric` argument) until the setting is threaded through the endpoint actor.
+# FailedGetPodsMetric and keeps the replicas it has. The default of the daemon's
+# `GPU_METRIC_NAME` setting, which reaches here as `Autoscaling.gpu_metric_name`
+# (the endpoint actor passes it to workload_for's `gpu_metric`).
 GPU_METRIC_NAME = "DCGM_FI_DEV_GPU_UTIL"
 
 

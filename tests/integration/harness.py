@@ -54,13 +54,24 @@ class Kube:
             return error.status, json.loads(error.body or "{}")
         return response.status, json.loads(response.data or b"{}")
 
-    def get(self, kind: str, name: str) -> dict | None:
-        status, body = self._call(kind, "read", name, NAMESPACE)
+    def get(self, kind: str, name: str, namespace: str = NAMESPACE) -> dict | None:
+        status, body = self._call(kind, "read", name, namespace)
         return body if status == 200 else None
 
-    def names(self, kind: str) -> set[str]:
-        _, body = self._call(kind, "list", NAMESPACE)
+    def names(self, kind: str, namespace: str = NAMESPACE) -> set[str]:
+        _, body = self._call(kind, "list", namespace)
         return {i["metadata"]["name"] for i in body.get("items", [])}
+
+    def delete(self, kind: str, name: str, namespace: str = NAMESPACE) -> int:
+        """Delete an object by hand; returns the HTTP status."""
+        status, _ = self._call(kind, "delete", name, namespace)
+        return status
+
+    def create_namespace(self, name: str) -> None:
+        """Create a namespace (the sim starts with `default`, `gco-inference`, `kube-system`)."""
+        client.CoreV1Api(self.api).create_namespace(
+            {"metadata": {"name": name}}, _request_timeout=10
+        )
 
     def merge_patch(self, kind: str, name: str, patch: dict) -> dict:
         status, body = self._call(
@@ -140,16 +151,17 @@ class Harness:
         *,
         desired_state: str = "running",
         regions: tuple[str, ...] = (REGION,),
+        namespace: str = NAMESPACE,
         **spec: Any,
     ) -> None:
-        """Create an item the way the predecessor's CLI writes it."""
+        """Create an item the way the predecessor's CLI writes it (`-n namespace`)."""
         now = utc_timestamp()
         self.store.create_item(
             {
                 "endpoint_name": name,
                 "desired_state": desired_state,
                 "target_regions": list(regions),
-                "namespace": NAMESPACE,
+                "namespace": namespace,
                 "ingress_path": f"/inference/{name}",
                 "created_at": now,
                 "updated_at": now,

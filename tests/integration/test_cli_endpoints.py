@@ -546,3 +546,131 @@ def test_restart_asks_every_region_to_roll_the_pods_once(
         1,
         f"{PREFIX}endpoint 'llama3' is being deleted; nothing to restart\n",
     )
+
+
+ECR_EAST = "123456789012.dkr.ecr.us-east-1.amazonaws.com/llm:1"
+
+
+def ecr(region: str, tag: str = "1") -> str:
+    return f"123456789012.dkr.ecr.{region}.amazonaws.com/llm:{tag}"
+
+
+def test_create_rewrites_an_ecr_image_for_each_target_region(cli: Callable[..., Result]) -> None:
+    result = cli("create", "llama3", "--image", ECR_EAST, "--region", "us-east-1",
+                 "--region", "eu-west-1")  # fmt: skip
+    assert result.status == 0
+    assert cli("show", "llama3", "--json").json()["spec"]["region_image_uris"] == {
+        "us-east-1": ECR_EAST,
+        "eu-west-1": ecr("eu-west-1"),
+    }
+
+
+def test_update_of_an_ecr_image_rewrites_it_per_region(cli: Callable[..., Result]) -> None:
+    cli("create", "llama3", "--image", ECR_EAST, "--region", "us-east-1", "--region", "eu-west-1")
+    assert cli("update", "llama3", "--image", ecr("us-east-1", "2")).status == 0
+    assert cli("show", "llama3", "--json").json()["spec"]["region_image_uris"] == {
+        "us-east-1": ecr("us-east-1", "2"),
+        "eu-west-1": ecr("eu-west-1", "2"),
+    }
+
+
+def test_add_region_and_remove_region(cli: Callable[..., Result]) -> None:
+    cli("create", "llama3", "--image", ECR_EAST, "--region", "us-east-1")
+    result = cli("add-region", "llama3", "eu-west-1")
+    assert (result.status, result.out, result.err) == (
+        0,
+        "eu-west-1 added to endpoint 'llama3'\n",
+        "",
+    )
+    item = cli("show", "llama3", "--json").json()
+    assert item["target_regions"] == ["us-east-1", "eu-west-1"]
+    assert item["spec"]["region_image_uris"] == {
+        "us-east-1": ECR_EAST,
+        "eu-west-1": ecr("eu-west-1"),
+    }
+    assert cli("remove-region", "llama3", "us-east-1").status == 0
+    item = cli("show", "llama3", "--json").json()
+    assert item["target_regions"] == ["eu-west-1"]
+    assert item["spec"]["region_image_uris"] == {"eu-west-1": ecr("eu-west-1")}
+    result = cli("remove-region", "llama3", "eu-west-1")
+    assert (result.status, result.err) == (
+        1,
+        f"{PREFIX}eu-west-1 is the last region of endpoint 'llama3'; delete the endpoint "
+        "instead\n",
+    )
+
+
+def test_an_autoscaling_metric_alone_enables_autoscaling(cli: Callable[..., Result]) -> None:
+    create_llama(cli, "--autoscaling-metric", "cpu=60")
+    assert cli("show", "llama3", "--json").json()["spec"]["autoscaling"] == {
+        "enabled": True,
+        "min_replicas": 1,
+        "max_replicas": 10,
+        "metrics": [{"type": "cpu", "target": 60}],
+    }
+
+
+def test_autoscaling_metric_help_names_cpu_memory_and_gpu(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["endpoints", "create", "--help"])
+    assert "cpu, memory or gpu" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("message", "argv"),
+    [
+        pytest.param("--replicas: must be an integer, got 'three'", ("--replicas", "three"),
+                     id="replicas-word"),
+        pytest.param("--replicas: must be an integer, got '1.5'", ("--replicas", "1.5"),
+                     id="replicas-fraction"),
+        pytest.param("--env: expected KEY=VALUE, got 'NOEQUALS'", ("--env", "NOEQUALS"),
+                     id="env-no-equals"),
+        pytest.param(
+            "labels: 'bad key' is not a Kubernetes label key ([prefix/]name: letters, digits, "
+            "'-', '_', '.', at most 63, starting and ending alphanumeric)",
+            ("--label", "bad key=a b"),
+            id="label-key",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_flags_are_one_line_and_write_nothing(
+    cli: Callable[..., Result], store: DynamoEndpointStore, message: str, argv: tuple[str, ...]
+) -> None:
+    result = cli("create", "llama3", "--image", IMAGE, "--region", "us-east-1", *argv)
+    assert (result.status, result.err, result.out) == (2, f"{PREFIX}{message}\n", "")
+    assert store.get("llama3") is None
+
+
+@pytest.mark.parametrize(
+    ("message", "text"),
+    [
+        pytest.param(
+            "{path}: spec must be a map, got 'notamap'",
+            "endpoint_name: llama3\nspec: notamap\n",
+            id="spec-not-a-map",
+        ),
+        pytest.param(
+            "cannot read {path}: line 2, column 7: mapping values are not allowed here",
+            "spec:\n  a: b: c\n",
+            id="yaml-syntax",
+        ),
+    ],
+)
+def test_bad_files_are_one_line_and_write_nothing(
+    cli: Callable[..., Result],
+    store: DynamoEndpointStore,
+    tmp_path: Path,
+    message: str,
+    text: str,
+) -> None:
+    path = tmp_path / "llama3.yaml"
+    path.write_text(text)
+    result = cli("create", "llama3", "--file", str(path), "--region", "us-east-1")
+    assert (result.status, result.err, result.out) == (
+        2,
+        f"{PREFIX}{message.format(path=path)}\n",
+        "",
+    )
+    assert store.get("llama3") is None

@@ -181,3 +181,15 @@ def test_api_outage_heals_without_restarts(kit: Harness, sim) -> None:
 
     drive(clock, healed, what="every endpoint at its final spec")
     assert daemon.snapshot().restarts == {}
+
+
+def test_a_failing_event_listener_never_stops_the_daemon(kit: Harness) -> None:
+    def broken_listener(_kind: Any, _fields: dict[str, Any]) -> None:
+        raise RuntimeError("listener bug")
+
+    kit.put("a")
+    daemon = kit.start_daemon(on_event=broken_listener)
+    kit.wait_state("a", "running")
+    assert daemon.supervisor is not None
+    assert daemon.supervisor.is_alive()
+    assert daemon.snapshot().restarts == {}

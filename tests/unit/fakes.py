@@ -62,6 +62,14 @@ class FakeStore:
     ) -> bool:
         return self._allowed("mark_running", name, tuple(regions))
 
+    def record_rollout_completion(
+        self, name: str, revision: str, spec: Any, regions: Sequence[str], **_: Any
+    ) -> bool:
+        return self._allowed("record_rollout_completion", name, revision, tuple(regions))
+
+    def record_rollout_halt(self, name: str, halt: Any, **_: Any) -> bool:
+        return self._allowed("record_rollout_halt", name, halt)
+
     def _allowed(self, method: str, *args: Any) -> bool:
         if method not in self._allow:
             raise UnexpectedCall(f"{method}{args}")

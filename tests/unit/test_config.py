@@ -362,3 +362,73 @@ def test_settings_are_frozen() -> None:
 
     with pytest.raises(AttributeError):
         settings.region = "elsewhere"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("expected", "env"),
+    [
+        pytest.param(("gco-inference",), {}, id="default-only"),
+        pytest.param(("gco-inference",), {"INFERENCE_NAMESPACES": ""}, id="empty-is-unset"),
+        pytest.param(
+            ("gco-inference", "team-a", "team-b"),
+            {"INFERENCE_NAMESPACES": "team-a, team-b,team-a"},
+            id="default-added-first",
+        ),
+        pytest.param(
+            ("home", "team-a"),
+            {"INFERENCE_NAMESPACE": "home", "INFERENCE_NAMESPACES": "team-a,home"},
+            id="default-listed",
+        ),
+    ],
+)
+def test_watched_namespaces(expected: tuple[str, ...], env: dict[str, str]) -> None:
+    assert load_settings(env).watched_namespaces == expected
+
+
+@pytest.mark.parametrize(
+    ("expected", "source"),
+    [
+        pytest.param(
+            "INFERENCE_NAMESPACES must be a comma-separated list of DNS-1123 labels (lower-case "
+            "letters, digits and '-', at most 63 each), got 'team-a,Team_B'",
+            {"INFERENCE_NAMESPACES": "team-a,Team_B"},
+            id="bad-label",
+        ),
+        pytest.param(
+            "INFERENCE_NAMESPACES must be a comma-separated list of DNS-1123 labels (lower-case "
+            "letters, digits and '-', at most 63 each), got 'team-a,,team-b'",
+            {"INFERENCE_NAMESPACES": "team-a,,team-b"},
+            id="empty-entry",
+        ),
+        pytest.param(
+            "GPU_METRIC_NAME must be a metric name (no spaces, '/' or '%'), like "
+            "DCGM_FI_DEV_GPU_UTIL, got 'gpu util'",
+            {"GPU_METRIC_NAME": "gpu util"},
+            id="metric-space",
+        ),
+    ],
+)
+def test_bad_namespaces_and_metric_names_are_one_line(
+    expected: str, source: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(source)
+
+    assert str(caught.value) == expected
+
+
+def test_namespaces_and_gpu_metric_name_flags() -> None:
+    args = parse_flags("--namespaces", "a,b", "--gpu-metric-name", "nv_gpu_util")
+
+    settings = load_settings({"INFERENCE_NAMESPACES": "c", "GPU_METRIC_NAME": "x"}, args)
+
+    assert settings.namespaces == ("a", "b")
+    assert settings.watched_namespaces == ("gco-inference", "a", "b")
+    assert settings.gpu_metric_name == "nv_gpu_util"
+    with pytest.raises(ConfigError, match=r"^--namespaces must be"):
+        load_settings({}, parse_flags("--namespaces", "A"))
+
+
+def test_gpu_metric_name_defaults_to_the_dcgm_exporters_and_reads_the_environment() -> None:
+    assert load_settings({}).gpu_metric_name == "DCGM_FI_DEV_GPU_UTIL"
+    assert load_settings({"GPU_METRIC_NAME": "gpu_util"}).gpu_metric_name == "gpu_util"

@@ -213,3 +213,57 @@ def test_committed_example_is_the_current_rendering() -> None:
         "regenerate: inference-supervisor render-manifests --image inference-supervisor:0.1.0 "
         "--region us-east-1 --cluster-name my-cluster > docker/manifests/example.yaml"
     )
+
+
+def test_each_further_namespace_gets_its_namespace_and_a_role_for_endpoint_objects() -> None:
+    objects = manifests(namespaces=["team-a", "gco-inference", "team-b", "team-a"])
+
+    assert [(obj["kind"], obj["metadata"].get("namespace")) for obj in objects] == [
+        ("Namespace", None),
+        ("Namespace", None),
+        ("Namespace", None),
+        ("ServiceAccount", "gco-inference"),
+        ("Role", "gco-inference"),
+        ("RoleBinding", "gco-inference"),
+        ("Role", "team-a"),
+        ("RoleBinding", "team-a"),
+        ("Role", "team-b"),
+        ("RoleBinding", "team-b"),
+        ("Deployment", "gco-inference"),
+        ("PodDisruptionBudget", "gco-inference"),
+        ("Service", "gco-inference"),
+    ]
+    names = [obj["metadata"]["name"] for obj in objects if obj["kind"] == "Namespace"]
+    assert names == ["gco-inference", "team-a", "team-b"]
+    home, *others = [obj for obj in objects if obj["kind"] == "Role"]
+    write = ("get", "list", "watch", "create", "update", "delete")
+    for role in others:
+        # Endpoint objects only: the Lease lives in the daemon's own namespace.
+        assert role["rules"] == [rule for rule in home["rules"] if rule["resources"] != ["leases"]]
+        assert {verb for rule in role["rules"] for verb in rule["verbs"]} == set(write)
+    for binding in [obj for obj in objects if obj["kind"] == "RoleBinding"]:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "inference-supervisor", "namespace": "gco-inference"}
+        ]
+    for obj in objects:
+        assert kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    env = by_kind(objects)["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "INFERENCE_NAMESPACES", "value": "gco-inference,team-a,team-b"} in env
+
+
+def test_without_further_namespaces_the_daemon_gets_no_namespace_list() -> None:
+    env = by_kind(manifests())["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+
+    assert "INFERENCE_NAMESPACES" not in {item["name"] for item in env}
+
+
+def test_render_manifests_namespaces_flag() -> None:
+    text = render("--image", "i:1", "--region", "r", "--namespaces", "team-a, team-b")
+
+    documents = list(yaml.safe_load_all(text))
+    roles = [doc["metadata"]["namespace"] for doc in documents if doc["kind"] == "Role"]
+    assert roles == ["gco-inference", "team-a", "team-b"]
+    with pytest.raises(UsageError, match="namespaces must be DNS-1123 labels, got 'Team_A'"):
+        render("--image", "i:1", "--region", "r", "--namespaces", "Team_A")
+    with pytest.raises(ValueError, match="not allowed: 'INFERENCE_NAMESPACES'"):
+        manifests(extra_env={"INFERENCE_NAMESPACES": "a"})

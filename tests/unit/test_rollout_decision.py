@@ -1,0 +1,174 @@
+"""The rollout decision of one region (DESIGN 12, `actors.rollout.decide`): plain values
+and fake times in, what the region serves and reports out."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.desired import iso_now
+from actors.rollout import HOLD, SERVE_COMPLETED, SERVE_NEW, Observed, decide
+from store.model import RegionStatus
+from store.rollout import Halt, RolloutPolicy, RolloutRecord
+
+NOW = 1_800_000_000.0
+R, C = "new-rev", "old-rev"
+TARGETS = ("us-east-1", "eu-west-1", "ap-south-1")
+POLICY = RolloutPolicy(waves=(("us-east-1",),), bake_seconds=300, progress_deadline_seconds=600)
+RECORD = RolloutRecord(completed_revision=C, completed_spec={"image": "repo/m:v1"})
+
+
+def entry(rollout: str, *, ago: float, revision: str = R, state: str = "running", step=None):
+    return RegionStatus(
+        state=state, revision=revision, rollout=rollout, step=step, since=iso_now(NOW - ago)
+    )
+
+
+def run(statuses, *, region="eu-west-1", record=RECORD, policy=POLICY, observed=None):
+    return decide(
+        policy=policy,
+        record=record,
+        revision=R,
+        targets=TARGETS,
+        statuses=statuses,
+        region=region,
+        observed=observed or Observed(),
+        now=NOW,
+    )
+
+
+@pytest.mark.parametrize(
+    ("expected", "first_wave"),
+    [
+        pytest.param((SERVE_COMPLETED, "waiting"), None, id="first-wave-not-started"),
+        pytest.param(
+            (SERVE_COMPLETED, "waiting"), entry("stepping", ago=50, state="updating"), id="rolling"
+        ),
+        pytest.param((SERVE_COMPLETED, "waiting"), entry("baking", ago=299), id="bake-not-over"),
+        pytest.param((SERVE_NEW, "stepping"), entry("baking", ago=300), id="baked"),
+        pytest.param((SERVE_NEW, "stepping"), entry("done", ago=1), id="done"),
+        pytest.param(
+            (SERVE_COMPLETED, "waiting"),
+            entry("baking", ago=900, state="updating"),
+            id="baking-but-not-running",
+        ),
+    ],
+)
+def test_a_later_wave_waits_until_every_earlier_region_baked(expected, first_wave) -> None:
+    statuses = {} if first_wave is None else {"us-east-1": first_wave}
+    decision = run(statuses)
+    assert expected == (decision.serve, decision.phase)
+
+
+def test_a_region_not_due_without_a_completed_revision_touches_nothing() -> None:
+    decision = run({}, record=RolloutRecord())
+    assert (decision.serve, decision.phase, decision.revision) == (HOLD, "waiting", None)
+
+
+def test_a_region_on_the_revision_stays_on_it_even_if_an_earlier_wave_regresses() -> None:
+    statuses = {
+        "us-east-1": entry("baking", ago=10, state="updating"),
+        "eu-west-1": entry("baking", ago=10),
+    }
+    decision = run(statuses, observed=Observed(new_ready=True))
+    assert (decision.serve, decision.phase) == (SERVE_NEW, "baking")
+
+
+def test_the_bake_clock_comes_from_the_table() -> None:
+    own = entry("baking", ago=200)
+    decision = run({"us-east-1": own}, region="us-east-1", observed=Observed(new_ready=True))
+    assert (
+        decision.phase,
+        decision.since,
+        decision.next_check,
+    ) == ("baking", NOW - 200, NOW + 100)
+    own = entry("baking", ago=300)
+    decision = run({"us-east-1": own}, region="us-east-1", observed=Observed(new_ready=True))
+    assert decision.phase == "done"
+
+
+@pytest.mark.parametrize(
+    ("reason", "own", "observed"),
+    [
+        pytest.param(
+            "not ready within 600s",
+            entry("stepping", ago=600, state="updating"),
+            Observed(),
+            id="deadline",
+        ),
+        pytest.param(
+            "watchdog", entry("baking", ago=10), Observed(new_ready=True, serving=False), id="wd"
+        ),
+        pytest.param(
+            "alarm a-5xx in ALARM",
+            entry("baking", ago=10),
+            Observed(new_ready=True, firing=("a-5xx",)),
+            id="alarm",
+        ),
+    ],
+)
+def test_a_failure_halts_and_rolls_back(reason: str, own, observed: Observed) -> None:
+    decision = run({"us-east-1": own}, region="us-east-1", observed=observed)
+    assert decision.halt is not None
+    assert reason in decision.halt
+    assert (
+        decision.serve,
+        decision.phase,
+        decision.revision,
+    ) == (SERVE_COMPLETED, "rolled_back", C)
+
+
+def test_before_the_deadline_a_slow_rollout_is_not_a_failure() -> None:
+    own = entry("stepping", ago=599, state="updating")
+    decision = run({"us-east-1": own}, region="us-east-1")
+    assert (decision.halt, decision.phase, decision.next_check) == (None, "stepping", NOW + 1)
+
+
+def test_a_halted_revision_is_taken_by_no_further_region() -> None:
+    halted = RolloutRecord(C, {"image": "repo/m:v1"}, Halt(R, "us-east-1", "boom", ""))
+    decision = run({"us-east-1": entry("done", ago=900)}, record=halted)
+    assert (decision.serve, decision.phase) == (SERVE_COMPLETED, "rolled_back")
+    no_rollback = RolloutPolicy(waves=POLICY.waves, auto_rollback=False)
+    decision = run({"eu-west-1": entry("baking", ago=5)}, record=halted, policy=no_rollback)
+    assert (decision.serve, decision.phase) == (SERVE_NEW, "failed")
+
+
+def test_pause_holds_every_region_where_it_is() -> None:
+    paused = RolloutRecord(C, {"image": "repo/m:v1"}, paused=True)
+    policy = RolloutPolicy(waves=POLICY.waves, steps=(10, 50))
+    statuses = {"us-east-1": entry("stepping", ago=999, step=1, state="updating")}
+    first = run(statuses, region="us-east-1", record=paused, policy=policy)
+    assert (first.serve, first.phase, first.weight) == (SERVE_NEW, "paused", 50)
+    second = run(statuses, record=paused, policy=policy)
+    assert (second.serve, second.phase) == (SERVE_COMPLETED, "paused")
+
+
+def test_steps_serve_the_new_revision_as_canary_then_promote() -> None:
+    policy = RolloutPolicy(waves=POLICY.waves, steps=(10, 50), step_seconds=60)
+    start = run({}, region="us-east-1", policy=policy)
+    assert (start.serve, start.phase, start.step, start.weight) == (SERVE_NEW, "stepping", 0, 10)
+    own = entry("stepping", ago=60, step=0, state="running")
+    ready = Observed(canary_ready=True)
+    nxt = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
+    assert (nxt.step, nxt.weight, nxt.since) == (1, 50, NOW)
+    own = entry("stepping", ago=60, step=1, state="running")
+    promoted = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
+    assert (promoted.step, promoted.weight) == (2, None)
+    own = entry("stepping", ago=30, step=0, state="running")
+    held = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
+    assert (held.step, held.weight, held.next_check) == (0, 10, NOW + 30)
+
+
+def test_the_last_region_done_records_completion() -> None:
+    statuses = {r: entry("done", ago=5) for r in TARGETS}
+    statuses["ap-south-1"] = entry("baking", ago=300)
+    decision = run(statuses, region="ap-south-1", observed=Observed(new_ready=True))
+    assert (decision.phase, decision.complete) == ("done", True)
+    statuses["eu-west-1"] = entry("baking", ago=10)
+    decision = run(statuses, region="ap-south-1", observed=Observed(new_ready=True))
+    assert (decision.phase, decision.complete) == ("done", False)
+
+
+def test_the_completed_revision_is_done_everywhere() -> None:
+    record = RolloutRecord(R, {"image": "repo/m:v2"})
+    decision = run({}, record=record)
+    assert (decision.serve, decision.phase, decision.revision) == (SERVE_NEW, "done", R)
