@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from typing import Any
 
 from k8s.naming import canary_name, deployment_name, ingress_name
@@ -122,6 +123,26 @@ def workload_for(
         labels=tuple(sorted((str(k), _label_text(v)) for k, v in endpoint.labels.items())),
         restarted_at=endpoint.restart_requested_at,
     )
+
+
+def step_canary(
+    endpoint: Endpoint, region: str, weight: int, *, gpu_metric: str | None = None
+) -> CanaryWorkload:
+    """The canary of a rollout step (architecture section 12): the new revision `endpoint` (the
+    item's
+    spec) as a canary serving `weight` percent in `region`.
+
+    Its pod is the new spec's whole pod as `workload_for` builds the primary (the region's
+    image override included: it is what this region will run once promoted). Its size is
+    the new spec's share of capacity for its share of traffic: ceil(replicas x weight /
+    100), at least 1 (replicas: the spec's, or `min_replicas` with autoscaling; 0 when
+    stopped). A hand-made `spec.canary` is not this: `workload_for` maps it as it is.
+    """
+    pod = dataclasses.replace(
+        workload_for(endpoint, region, gpu_metric=gpu_metric), canary=None, autoscaling=None
+    )
+    replicas = 0 if pod.stopped else max(1, math.ceil(pod.replicas * weight / 100))
+    return CanaryWorkload(image=pod.image, weight=weight, replicas=replicas, pod=pod)
 
 
 def iso_now(epoch: float) -> str:

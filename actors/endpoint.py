@@ -23,7 +23,7 @@ from typing import Any
 import pykka
 import structlog
 
-from actors import rollout
+from actors import decisions, rollout
 from actors.backoff import Backoff
 from actors.clock import Clock
 from actors.desired import (
@@ -52,12 +52,12 @@ from k8s.errors import Fenced as RequestFenced
 from k8s.errors import Retryable as ApiRetryable
 from k8s.fence import Fence, FenceSource
 from k8s.manifests import ManifestError, build_objects, object_key
-from k8s.naming import canary_name
+from k8s.naming import canary_name, ingress_name
 from store.dynamo import LoadedItem
 from store.errors import Retryable as StoreRetryable
 from store.errors import StoreError, Superseded
 from store.model import Endpoint, RegionStatus, parse_timestamp
-from store.rollout import Halt
+from store.rollout import Halt, RolloutRecord
 
 log = structlog.get_logger(__name__)
 
@@ -140,7 +140,7 @@ class EndpointContext:
     #: The per-pod metric an autoscaling metric `gpu` scales on (None: the builder's default).
     gpu_metric: str | None = None
     #: Which of the given CloudWatch alarm names are in ALARM in this region
-    #: (`store.alarms.AlarmReader.firing`); None: alarms are not read (DESIGN 12).
+    #: (`store.alarms.AlarmReader.firing`); None: alarms are not read (architecture section 12).
     alarms: Callable[[Sequence[str]], tuple[str, ...]] | None = None
 
     def watched(self) -> Mapping[str, Cluster]:
@@ -288,7 +288,10 @@ class EndpointActor(pykka.ThreadingActor):
     def _converge(self, endpoint: Endpoint) -> None:
         gateway, name = self._gateway(endpoint), endpoint.endpoint_name
         now = self.ctx.clock.time()
-        # DESIGN 12: with `spec.rollout`, the rollout decides which spec is served here.
+        # What this region last reported: a decision is announced when it differs.
+        before = self.last_reported
+        # architecture section 12: with `spec.rollout`, the rollout decides which spec is served
+        # here.
         step = self._rollout_plan(endpoint, gateway, now)
         if step is not None and step.endpoint is None:
             # Not due and nothing completed to serve yet: the objects are left as they are.
@@ -297,6 +300,7 @@ class EndpointActor(pykka.ThreadingActor):
             self._report(
                 step.stamp(observed_status(endpoint, primary, serving=True, threshold=threshold))
             )
+            self._announce_rollout(before, step, endpoint, now)
             self._arm_watchdog(step.decision.next_check, now)
             return
         served = endpoint if step is None or step.endpoint is None else step.endpoint
@@ -322,9 +326,13 @@ class EndpointActor(pykka.ThreadingActor):
                 workload, canary=dataclasses.replace(stepping, weight=weight)
             )
         desired = build_objects(workload)
+        ingress = ingress_name(name)
+        ingress_before = gateway.cached("Ingress", ingress)
+        results: dict[tuple[str, str], str] = {}
         for obj in desired:
             self._fence()
             result = gateway.ensure(obj)
+            results[object_key(obj)] = result
             if result == "unmanaged":
                 kind, obj_name = object_key(obj)
                 raise _Permanent(f"{kind} {obj_name} exists and is not managed by us: left alone")
@@ -337,6 +345,22 @@ class EndpointActor(pykka.ThreadingActor):
         )
         if not decision.serve_traffic:
             self.log.warning("watchdog: primary unready past threshold, Ingress removed")
+        threshold = self.ctx.unhealthy_threshold
+        if not decision.serve_traffic and ingress_before is not None:
+            self._announce(decisions.traffic_cut(threshold), endpoint, now)
+        elif (
+            decision.serve_traffic
+            and ingress_before is None
+            and results.get(("Ingress", ingress)) == "created"
+            and _traffic_was_cut(before)
+        ):
+            self._announce(decisions.traffic_restored(), endpoint, now)
+        if (
+            with_canary
+            and not decision.canary_healthy
+            and results.get(("Ingress", ingress)) in ("created", "updated")
+        ):
+            self._announce(decisions.canary_zeroed(threshold), endpoint, now)
         checks = [t for t in (decision.next_check, step and step.decision.next_check) if t]
         self._arm_watchdog(min(checks) if checks else None, now)
         status = observed_status(
@@ -346,6 +370,8 @@ class EndpointActor(pykka.ThreadingActor):
             threshold=self.ctx.unhealthy_threshold,
         )
         self._report(status if step is None else step.stamp(status))
+        if step is not None:
+            self._announce_rollout(before, step, endpoint, now)
         if step is not None and step.decision.complete:
             self._record_completion(endpoint, step.revision)
         self._mark_running(endpoint)
@@ -383,6 +409,7 @@ class EndpointActor(pykka.ThreadingActor):
                 **_epoch(fence),
             ):
                 self.log.warning("rollout halted", revision=halt.revision, reason=halt.reason)
+                self._announce(decisions.halted(halt), endpoint, now)
         return step
 
     def _record_completion(self, endpoint: Endpoint, revision: str) -> None:
@@ -401,6 +428,41 @@ class EndpointActor(pykka.ThreadingActor):
             **_epoch(fence),
         ):
             self.log.info("rollout complete in every target region", revision=revision)
+            self._announce(decisions.completed(revision), endpoint, self.ctx.clock.time())
+
+    def _announce_rollout(
+        self, before: RegionStatus | None, step: rollout.Plan, endpoint: Endpoint, now: float
+    ) -> None:
+        """Announce the rollout decision when this region's phase, revision or step moved
+        from what it reported `before` (the table's entry: a restart announces nothing new)."""
+        if self.item is None:
+            return
+        record = RolloutRecord.from_item(self.item.raw)
+        found = decisions.rollout_decision(before, step, halt=record.halt)
+        if found is not None:
+            self._announce(found, endpoint, now)
+
+    def _announce(self, decision: decisions.Decision, endpoint: Endpoint, now: float) -> None:
+        """Log, count and record (as a Kubernetes Event on its Deployment) a decision."""
+        decisions.announce(
+            decision,
+            endpoint=endpoint.endpoint_name,
+            gateway=self.ctx.gateway_for(endpoint.namespace),
+            namespace=endpoint.namespace,
+            now=now,
+            on_event=self.ctx.on_event,
+            logger=self.log,
+            cluster=self.ctx.cluster,
+            fenced=self._write_closed,
+        )
+
+    def _write_closed(self) -> bool:
+        """True when this actor may not write now (the Event is then not sent)."""
+        try:
+            self._fence()
+        except Fenced:
+            return True
+        return False
 
     def _gateway(self, endpoint: Endpoint) -> Cluster:
         """The gateway of the endpoint's namespace (`_reconcile` checked it is watched)."""
@@ -571,9 +633,7 @@ class EndpointActor(pykka.ThreadingActor):
         if self.last_reported is not None:
             statuses[self.ctx.region] = self.last_reported
         regions = list(endpoint.target_regions)
-        if not regions or any(
-            r not in statuses or statuses[r].state != "running" for r in regions
-        ):
+        if not regions or any(r not in statuses or statuses[r].state != "running" for r in regions):
             return
         fence = self._fence()
         if self.ctx.store.mark_running(
@@ -635,10 +695,17 @@ class EndpointActor(pykka.ThreadingActor):
 
 
 def _rollout_fields(status: RegionStatus | None) -> tuple[Any, ...]:
-    """What a status entry says of the rollout (DESIGN 12)."""
+    """What a status entry says of the rollout (architecture section 12)."""
     if status is None:
         return ()
     return (status.revision, status.rollout, status.step, status.since)
+
+
+def _traffic_was_cut(status: RegionStatus | None) -> bool:
+    """The status reported says the watchdog stopped traffic (`observed_status`'s error)."""
+    return (
+        status is not None and status.state == "error" and "traffic stopped" in (status.error or "")
+    )
 
 
 def _terminating(obj: dict[str, Any] | None) -> bool:

@@ -31,6 +31,11 @@ class EventKind(StrEnum):
     STATUS_WRITTEN = "status_written"
     #: Periodic sample of the supervisor's gauges: alive, parked, mailbox.
     GAUGES = "gauges"
+    #: A decision about an endpoint, told once when it changes (`actors.decisions`):
+    #: endpoint, decision (the Event's reason, e.g. RolloutHalted), message, warning.
+    DECISION = "decision"
+    #: A CloudWatch alarm read (`store.alarms.AlarmReader`): outcome ("ok" or the error).
+    ALARM_READ = "alarm_read"
 
 
 #: The callback type of `on_event`.

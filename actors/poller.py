@@ -36,7 +36,8 @@ def change_key(item: LoadedItem, region: str) -> str:
     entry (so a status write that was lost, or landed out of order, is seen and repaired by
     the actor at the next scan); and - while it is deploying or being deleted - every
     region's state (the move to `running` and the purge wait for all of them); and - with a
-    rollout policy (DESIGN 12) - the rollout record and every region's state and rollout
+    rollout policy (architecture section 12) - the rollout record and every region's state and
+    rollout
     fields, since a region's step depends on the others' (no `last_sync`: a heartbeat
     changes nothing)."""
     own = item.region_status.get(region)

@@ -77,7 +77,7 @@ class EndpointStore(Protocol):
         holder: str = "",
     ) -> bool:
         """Record `revision` as completed once every region reports it done; True if
-        this call did (DESIGN 12)."""
+        this call did (architecture section 12)."""
         ...
 
     def record_rollout_halt(
@@ -127,4 +127,9 @@ class Cluster(Protocol):
 
     def read(self, kind: str, name: str) -> dict[str, Any] | None:
         """The object as the server has it now (not the cache), or None."""
+        ...
+
+    def record_event(self, event: dict[str, Any]) -> bool:
+        """Create a core/v1 Event (`k8s.events.build_event`); False when it could not be
+        written (logged, never raised)."""
         ...

@@ -1,4 +1,4 @@
-"""The guarded global rollout's decision for one region (DESIGN section 12).
+"""The guarded global rollout's decision for one region (architecture section 12).
 
 Pure: the policy, the item's rollout record, the spec's revision, every region's status
 entry, this region's observation of its own cluster and the time in; a `RolloutDecision`
@@ -13,7 +13,8 @@ region's entry; "on R" = `own.revision == R` in an active phase):
 |---|---|---|
 | R == C | R | done |
 | R halted, auto_rollback, C known | C | rolled_back |
-| R halted otherwise | R if on R (frozen), else C (or nothing new) | failed |
+| R halted otherwise | R if on R or failed at R (frozen), else C (or nothing new) | failed |
+| own reports failed at R, no halt recorded (a parked region's) | as halted | records the halt |
 | paused | what it serves (R at its step if on R, else C) | paused |
 | not on R, an earlier wave not baked | C; no C yet: objects left as they are | waiting |
 | due, not on R | R (first step's canary weight, or the primary) | stepping |
@@ -21,21 +22,29 @@ region's entry; "on R" = `own.revision == R` in an active phase):
 | on R, all steps done | R as primary | stepping until ready, then baking |
 | baking for bake_seconds, ready | R | done; the last region done records C := R |
 
+A step's canary is R's whole pod (`actors.desired.step_canary`: ceil(replicas x weight /
+100) replicas, at least 1); it gets its weight once its pods all run R and one is ready (0
+before), and the step's `step_seconds` count from the step's start or, if later, from when
+the canary became available (the cluster's `Available` condition).
+
 Failures while on R (a step or promotion not ready within `progress_deadline_seconds`, the
-watchdog cut traffic, an alarm in ALARM) record a halt; the region then serves as a halted
-revision does. Without C (a brand-new endpoint) there are no canary steps and a region not
-due creates nothing: there is no older revision to protect or to keep serving.
+watchdog cut traffic, an alarm in ALARM; the supervisor's `parked` for a crash loop) record
+a halt; the region then serves as a halted revision does. Without C (a brand-new endpoint)
+there are no canary steps and a region not due creates nothing: there is no older revision
+to protect or to keep serving.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from actors.desired import iso_now, rollout_complete, workload_for
-from k8s.manifests import build_deployment
+from actors.desired import iso_now, rollout_complete, step_canary, workload_for
+from actors.watchdog import parse_time
+from k8s.manifests import build_canary_deployment, build_deployment
 from k8s.workload import TEMPLATE_SPEC_HASH_ANNOTATION, CanaryWorkload
 from store.dynamo import LoadedItem
 from store.model import Endpoint, RegionStatus, parse_endpoint, parse_timestamp
@@ -47,6 +56,10 @@ ACTIVE = ("stepping", "baking", "done", "paused")
 #: What a region serves: the new revision, the completed one, or it leaves its objects be.
 SERVE_NEW, SERVE_COMPLETED, HOLD = "new", "completed", "hold"
 
+#: How often a region that steps or bakes under alarms reads them again (seconds); the
+#: alarm reader itself reuses an answer for 10 s.
+ALARM_POLL_SECONDS = 15.0
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -54,13 +67,19 @@ class Observed:
 
     Attributes:
         new_ready: the primary Deployment runs the new revision, rolled out and all ready.
-        canary_ready: the canary Deployment runs the new revision and is ready.
+        canary_ready: the canary Deployment runs the new revision, rolled out, and is ready.
+        canary_since: with `canary_ready`, when the canary last became available (the
+            cluster's `Available` condition): a step serves from then at the earliest.
+        canary_serving: the canary's pods all run the new revision and one is ready: it
+            may take its step's weight (before that it gets 0, as an unready canary).
         serving: the watchdog has not cut traffic.
         firing: the policy's alarms that are in ALARM.
     """
 
     new_ready: bool = False
     canary_ready: bool = False
+    canary_since: float | None = None
+    canary_serving: bool = False
     serving: bool = True
     firing: tuple[str, ...] = ()
 
@@ -136,8 +155,10 @@ def decide(
     own = statuses.get(region)
     completed = record.completed_revision if record.completed_spec is not None else None
     on_new = own is not None and own.revision == revision and own.rollout in ACTIVE
+    # A region that failed the revision (halted without rollback) stays frozen on it.
+    frozen = on_new or (own is not None and own.revision == revision and own.rollout == "failed")
     steps = policy.steps if completed is not None else ()
-    own_step = _own_step(own, len(steps)) if on_new else None
+    own_step = _own_step(own, len(steps)) if frozen else None
 
     def result(
         serve: str, phase: str, rev: str | None, step: int | None, **extra: Any
@@ -160,12 +181,31 @@ def decide(
 
     if revision == record.completed_revision:
         return result(SERVE_NEW, "done", revision, None)
+
+    def halt(reason: str) -> RolloutDecision:
+        halted = dataclasses.replace(record, halt=Halt(revision, region, reason, ""))
+        decision = decide(
+            policy=policy,
+            record=halted,
+            revision=revision,
+            targets=targets,
+            statuses=statuses,
+            region=region,
+            observed=observed,
+            now=now,
+        )
+        return dataclasses.replace(decision, halt=reason)
+
     if record.halted(revision) is not None:
         if policy.auto_rollback and completed is not None:
             return result(SERVE_COMPLETED, "rolled_back", completed, None)
-        if on_new:
+        if frozen:
             return result(SERVE_NEW, "failed", revision, own_step, weight=weight(own_step))
         return elsewhere("failed")
+    if own is not None and own.revision == revision and own.rollout == "failed":
+        # This region reported failing the revision (its actor was parked in a crash loop,
+        # `parked`) and the halt is not recorded (that write was lost): record it now.
+        return halt(own.error or f"failed in {region}")
     if record.paused:
         if on_new:
             return result(SERVE_NEW, "paused", revision, own_step, weight=weight(own_step))
@@ -186,20 +226,6 @@ def decide(
             next_check=now + (wait if wait is not None else policy.progress_deadline_seconds),
         )
 
-    def halt(reason: str) -> RolloutDecision:
-        halted = dataclasses.replace(record, halt=Halt(revision, region, reason, ""))
-        decision = decide(
-            policy=policy,
-            record=halted,
-            revision=revision,
-            targets=targets,
-            statuses=statuses,
-            region=region,
-            observed=observed,
-            now=now,
-        )
-        return dataclasses.replace(decision, halt=reason)
-
     assert own is not None
     assert own_step is not None
     phase = own.rollout
@@ -216,7 +242,10 @@ def decide(
         return halt("watchdog: no ready replica, traffic was cut")
     deadline = policy.progress_deadline_seconds
     if phase == "stepping" and own_step < len(steps):
-        if observed.canary_ready and now - since >= policy.step_seconds:
+        # A step serves from its start, or from when its canary became available if that
+        # is later (a new canary loads its model first): each weight serves step_seconds.
+        serving = max(since, observed.canary_since or since)
+        if observed.canary_ready and now - serving >= policy.step_seconds:
             nxt = own_step + 1
             return RolloutDecision(
                 SERVE_NEW,
@@ -229,7 +258,11 @@ def decide(
             )
         if not observed.canary_ready and now - since >= deadline:
             return halt(f"canary at {steps[own_step]}% not ready within {deadline}s")
-        wait = policy.step_seconds if observed.canary_ready else min(policy.step_seconds, deadline)
+        if observed.canary_ready:
+            next_check = serving + policy.step_seconds
+        else:
+            wait = min(policy.step_seconds, deadline)
+            next_check = since + (wait if now - since < wait else deadline)
         return RolloutDecision(
             SERVE_NEW,
             "stepping",
@@ -237,7 +270,7 @@ def decide(
             own_step,
             since,
             weight=weight(own_step),
-            next_check=since + (wait if now - since < wait else deadline),
+            next_check=next_check,
         )
     if phase == "stepping":
         if observed.new_ready:
@@ -291,7 +324,8 @@ class Plan:
         decision: the rollout decision.
         endpoint: the endpoint to build the objects from (the item's, or with the
             completed spec); None: leave the objects as they are.
-        canary: the new revision as the canary (image and weight) while stepping.
+        canary: the new revision as the canary while stepping: its whole pod, its weight
+            and its size (`actors.desired.step_canary`).
         revision: the item's revision (R).
     """
 
@@ -337,13 +371,19 @@ def plan(
     statuses = dict(item.region_status)
     if own is not None:
         statuses[region] = own
-    new_image = endpoint.spec.image_for(region)
+    # The new revision's canary as a step builds it (its pod does not depend on the weight).
+    new_canary = step_canary(endpoint, region, 0)
+    assert new_canary.pod is not None
+    built_canary = build_canary_deployment(dataclasses.replace(new_canary.pod, canary=new_canary))
+    canary_ready = _canary_runs(canary, built_canary)
     firing = (
         alarms(policy.alarms) if alarms is not None and needs_alarms(policy, revision, own) else ()
     )
     observed = Observed(
         new_ready=_runs(primary, build_deployment(workload_for(endpoint, region))),
-        canary_ready=canary is not None and _canary_runs(canary, new_image),
+        canary_ready=canary_ready,
+        canary_since=_available_since(canary) if canary_ready else None,
+        canary_serving=_canary_serves(canary, built_canary),
         serving=serving,
         firing=firing,
     )
@@ -357,6 +397,12 @@ def plan(
         observed=observed,
         now=now,
     )
+    if policy.alarms and needs_alarms(policy, revision, own):
+        # An alarm can fire at any moment of a step or a bake: look again soon, not only
+        # when the step or the bake ends.
+        decision = dataclasses.replace(
+            decision, next_check=min(decision.next_check or math.inf, now + ALARM_POLL_SECONDS)
+        )
     if decision.serve == HOLD:
         return Plan(decision, None, None, revision)
     if decision.serve == SERVE_COMPLETED or decision.weight is not None:
@@ -366,8 +412,47 @@ def plan(
         served = endpoint
     step = None
     if decision.weight is not None:
-        step = CanaryWorkload(image=new_image, weight=decision.weight, replicas=1)
+        # The step's weight once the canary can answer; until then its objects exist
+        # (the Ingress may name its Service) but it takes no traffic.
+        step = step_canary(endpoint, region, decision.weight if observed.canary_serving else 0)
     return Plan(decision, served, step, revision)
+
+
+def parked(
+    item: LoadedItem | None, region: str, status: RegionStatus, now: float
+) -> tuple[RegionStatus, Halt | None]:
+    """The status an endpoint parked in a crash loop reports in `region` (`status`: the
+    supervisor's `error`), and the halt it records (architecture section 12: a crash loop fails the
+    revision).
+
+    A region on the new revision (stepping, baking, paused, or done before the rollout
+    completed) reports `rollout: failed` at it, and the revision halts: a parked actor
+    supervises nothing (no step, no deadline, no watchdog), so no further region may take
+    it. A region elsewhere (waiting or rolled back on the completed revision) keeps the
+    rollout fields it reported: it does not run the revision its crash could be blamed on.
+    Without a policy `status` is returned as it is.
+    """
+    if item is None or policy_of(item) is None:
+        return status, None
+    own = item.region_status.get(region)
+    spec = item.raw["spec"]
+    rev = rollout_revision(spec)
+    record = RolloutRecord.from_item(item.raw)
+    on_new = (
+        own is not None
+        and own.revision == rev
+        and own.rollout in ACTIVE
+        and rev != record.completed_revision
+        and record.halted(rev) is None
+    )
+    if not on_new:
+        return carry(status, own), None
+    assert own is not None
+    reason = f"crash loop: {status.error or 'endpoint actor parked'}"[:500]
+    failed = dataclasses.replace(
+        status, revision=rev, rollout="failed", step=own.step, since=iso_now(now)
+    )
+    return failed, Halt(rev, region, reason, iso_now(now))
 
 
 def carry(status: RegionStatus, previous: RegionStatus | None) -> RegionStatus:
@@ -389,20 +474,50 @@ def _runs(live: dict[str, Any] | None, built: dict[str, Any]) -> bool:
     with every replica ready."""
     if live is None:
         return False
-    live_hash = (live.get("metadata", {}).get("annotations") or {}).get(
-        TEMPLATE_SPEC_HASH_ANNOTATION
-    )
-    built_hash = (built.get("metadata", {}).get("annotations") or {}).get(
-        TEMPLATE_SPEC_HASH_ANNOTATION
-    )
     desired = int((live.get("spec") or {}).get("replicas", 1) or 0)
     ready = int((live.get("status") or {}).get("readyReplicas") or 0)
-    return live_hash == built_hash and rollout_complete(live) and ready == desired
+    return (
+        _template_inputs(live) == _template_inputs(built)
+        and rollout_complete(live)
+        and ready == desired
+    )
 
 
-def _canary_runs(live: dict[str, Any], image: str) -> bool:
-    containers = ((live.get("spec") or {}).get("template") or {}).get("spec", {}).get(
-        "containers"
-    ) or [{}]
+def _canary_runs(live: dict[str, Any] | None, built: dict[str, Any]) -> bool:
+    """The live canary Deployment runs the pod of `built` (the new revision's, judged by
+    the template's input hash: image, env, resources... alike), rolled out, and some
+    replica is ready."""
+    if live is None:
+        return False
     ready = int((live.get("status") or {}).get("readyReplicas") or 0)
-    return containers[0].get("image") == image and rollout_complete(live) and ready > 0
+    return (
+        _template_inputs(live) == _template_inputs(built) and rollout_complete(live) and ready > 0
+    )
+
+
+def _canary_serves(live: dict[str, Any] | None, built: dict[str, Any]) -> bool:
+    """Every pod of the live canary runs the pod of `built` (no pod of an older template
+    is left) and one is ready: it may take traffic."""
+    if live is None or _template_inputs(live) != _template_inputs(built):
+        return False
+    status = live.get("status") or {}
+    generation = int(live.get("metadata", {}).get("generation") or 0)
+    return (
+        int(status.get("observedGeneration") or 0) >= generation
+        and int(status.get("updatedReplicas") or 0) == int(status.get("replicas") or 0)
+        and int(status.get("readyReplicas") or 0) > 0
+    )
+
+
+def _available_since(live: dict[str, Any] | None) -> float | None:
+    """When the Deployment last became `Available` (the condition's lastTransitionTime)."""
+    for condition in ((live or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Available" and condition.get("status") == "True":
+            return parse_time(condition.get("lastTransitionTime"))
+    return None
+
+
+def _template_inputs(deployment: dict[str, Any]) -> str | None:
+    """The hash of the inputs a Deployment's pod template was built from."""
+    annotations = deployment.get("metadata", {}).get("annotations") or {}
+    return annotations.get(TEMPLATE_SPEC_HASH_ANNOTATION)

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
 import structlog
 
+from actors import decisions, rollout
 from actors.backoff import RestartPolicy
 from actors.clock import Clock
 from actors.desired import iso_now
@@ -112,6 +113,7 @@ class SupervisorActor(pykka.ThreadingActor):
         actor_factory: type[EndpointActor] = EndpointActor,
         on_event: OnEvent | None = None,
         on_reconciled: Callable[[str, float], None] | None = None,
+        alarms: Callable[[Sequence[str]], tuple[str, ...]] | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -126,6 +128,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self.actor_factory = actor_factory
         self._on_event = on_event
         self.on_reconciled = on_reconciled
+        #: The rollout's alarm gate (`store.alarms.AlarmReader.firing`), given to every
+        #: endpoint actor; None: alarms are not read.
+        self.alarms = alarms
         self.keeper = LeaseKeeper(lease_client, config.lease, clock, on_change=self._lease_changed)
         #: This term's gateways, one per watched namespace (None while not leading).
         self.gateway: WatchedNamespaces | None = None
@@ -259,7 +264,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 namespaces=list(self.config.watched),
             )
             # One watch set per namespace, each fenced by the lease: nothing is sent past
-            # the renew deadline (DESIGN 4).
+            # the renew deadline (architecture section 4).
             gateway = WatchedNamespaces(
                 {
                     namespace: self.gateway_factory(namespace=namespace, fence=self.keeper.fence)
@@ -283,6 +288,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 gateway=gateway[self.config.namespace],
                 gateways=gateway,
                 gpu_metric=self.config.gpu_metric,
+                alarms=self.alarms,
                 store=self.store,
                 scheduler=self.scheduler,
                 clock=self.clock,
@@ -494,6 +500,7 @@ class SupervisorActor(pykka.ThreadingActor):
         )
         if decision.parked:
             item = self.items.get(name)
+            newly_parked = name not in self.parked
             self.parked[name] = item.content_hash if item is not None else ""
             self.log.error(
                 "endpoint parked: too many restarts",
@@ -502,6 +509,8 @@ class SupervisorActor(pykka.ThreadingActor):
                 retry_in=decision.delay,
             )
             self._write_parked(name, len(policy.deaths), error)
+            if newly_parked:
+                self._announce_parked(name, item, len(policy.deaths), error)
         else:
             self.log.warning(
                 "endpoint actor died: restarting",
@@ -510,6 +519,27 @@ class SupervisorActor(pykka.ThreadingActor):
                 restart_in=round(decision.delay, 2),
             )
         self.scheduler.call_later(decision.delay, self._tell(RestartDue(name, generation)))
+
+    def _announce_parked(self, name: str, item: LoadedItem | None, deaths: int, error: str) -> None:
+        """The park is a decision: an Event on the endpoint's Deployment, a metric."""
+        self._announce(name, item, decisions.parked(deaths, error))
+
+    def _announce(self, name: str, item: LoadedItem | None, decision: decisions.Decision) -> None:
+        endpoint = item.endpoint if item is not None else None
+        namespace = endpoint.namespace if endpoint is not None else self.config.namespace
+        gateway = self.gateway.get(namespace) if self.gateway is not None else None
+        fence = self.keeper.fence()
+        decisions.announce(
+            decision,
+            endpoint=name,
+            gateway=gateway,
+            namespace=namespace,
+            now=self.clock.time(),
+            on_event=self.notify,
+            logger=self.log,
+            cluster=self.config.cluster,
+            fenced=lambda: fence is None or not fence.open,
+        )
 
     def _write_parked(self, name: str, deaths: int, error: str) -> None:
         fence = self.keeper.fence()
@@ -520,6 +550,25 @@ class SupervisorActor(pykka.ThreadingActor):
             last_sync=iso_now(self.clock.time()),
             error=f"parked after {deaths} restarts in 10 minutes; last error: {error}"[:500],
         )
+        # architecture section 12: a region on a new revision reports it failed, and halts it (its
+        # actor
+        # supervises nothing while parked); elsewhere its rollout fields are kept.
+        item = self.items.get(name)
+        status, halt = rollout.parked(item, self.config.region, status, self.clock.time())
+        if halt is not None and item is not None:
+            try:
+                if self.store.record_rollout_halt(
+                    name,
+                    halt,
+                    expected_updated_at=item.updated_at,
+                    region=self.config.region,
+                    epoch=fence.epoch,
+                    holder=fence.holder,
+                ):
+                    self._announce(name, item, decisions.halted(halt))
+            except StoreError as write_error:
+                # The next actor generation records it from the `failed` status.
+                self.log.warning("halt not recorded", endpoint=name, error=str(write_error))
         try:
             if self.store.write_region_status(
                 name, self.config.region, status, epoch=fence.epoch, holder=fence.holder

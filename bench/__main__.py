@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--endpoints N] [--json PATH] [BENCHMARK...]`: measure the
-daemon against DESIGN section 10's targets; prints one table per sub-benchmark.
+daemon against architecture section 10's targets; prints one table per sub-benchmark.
 
 Benchmarks print figures; they never fail on timing (exit status 0 unless one crashed).
 """

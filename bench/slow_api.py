@@ -1,5 +1,5 @@
 """Slow API: every Kubernetes call takes twice `K8S_API_TIMEOUT` for a while, then the API
-is healthy again (DESIGN section 4: "a slow API is an outage to wait out, not a reason
+is healthy again (architecture section 4: "a slow API is an outage to wait out, not a reason
 to restart actors"; section 11, defects 23 and 24).
 
 N endpoints converge with `K8S_API_TIMEOUT=1`; then the sim holds every request for

@@ -83,7 +83,9 @@ def role_rules(lease_name: str = DEFAULT_LEASE_NAME) -> list[dict[str, Any]]:
 
 def object_rules() -> list[dict[str, Any]]:
     """The rules on endpoint objects, the whole Role of a further served namespace:
-    read, watch, create, replace and delete (no patch: writes are conditional replaces)."""
+    read, watch, create, replace and delete (no patch: writes are conditional replaces),
+    plus `create` on Events: each decision about an endpoint is one new Event on its
+    Deployment (`k8s.events`), never read, updated or deleted by the daemon."""
     return [
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": list(_OWNER_VERBS)},
         {"apiGroups": [""], "resources": ["services"], "verbs": list(_OWNER_VERBS)},
@@ -97,6 +99,7 @@ def object_rules() -> list[dict[str, Any]]:
             "resources": ["horizontalpodautoscalers"],
             "verbs": list(_OWNER_VERBS),
         },
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
 
 

@@ -1,4 +1,4 @@
-"""The write fence a leader hands to its Kubernetes transport (DESIGN section 4).
+"""The write fence a leader hands to its Kubernetes transport (architecture section 4).
 
 A `Fence` is a snapshot of the leader lease taken on the lease holder's clock:
 `send_deadline` (last renew + renew deadline) is the last moment a request may

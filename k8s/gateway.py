@@ -483,6 +483,41 @@ class ClusterGateway:
         except errors.AlreadyExists:
             pass
 
+    # -- events ------------------------------------------------------------------
+
+    def record_event(self, event: dict[str, Any]) -> bool:
+        """Create a core/v1 Event (`k8s.events.build_event`) in this gateway's namespace.
+
+        Best effort: fenced and rate limited like every request, one attempt (an Event is
+        not worth holding a reconcile through retries); a failure is logged and answered
+        False, never raised, so a decision is never undone by its Event.
+        """
+        name = str((event.get("metadata") or {}).get("name", ""))
+        try:
+            self._check_namespace(event)
+            self._transport.call(
+                "create",
+                "Event",
+                name,
+                lambda timeout: self._core.create_namespaced_event(
+                    self._namespace,
+                    event,
+                    _preload_content=False,
+                    _request_timeout=timeout,
+                    _headers=json_headers(),
+                ),
+                retry=False,
+            )
+        except errors.ApiError as error:
+            log.warning(
+                "k8s event not recorded",
+                reason=event.get("reason"),
+                event=name,
+                error=str(error),
+            )
+            return False
+        return True
+
     # -- leases ------------------------------------------------------------------
 
     def get_lease(self, name: str, *, timeout: float | None = None) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ schedule before raising `errors.Retryable`. Every HTTP attempt is counted once
 by (verb, kind, outcome). `Transport.open_stream` opens a watch: one attempt,
 the body left unread for the caller to stream.
 
-Fencing (DESIGN section 4): a transport given a `fence` source sends nothing
+Fencing (architecture section 4): a transport given a `fence` source sends nothing
 once the leader's renew deadline has passed. The fence is checked before every
 attempt, before each retry's backoff sleep (a retry that would go out after the
 deadline is not waited for) and inside the rate limiter (never a wait past the

@@ -65,11 +65,20 @@ class Toleration:
 
 @dataclass(frozen=True)
 class CanaryWorkload:
-    """The canary Deployment's image and size, and its share of traffic in percent (0-100)."""
+    """The canary Deployment's image and size, and its share of traffic in percent (0-100).
+
+    `pod` is the workload whose pod the canary runs. None (a hand-made `spec.canary`, the
+    predecessor's canary): the primary's pod with the canary's own image. A rollout step
+    (architecture section 12) sets it to the new revision's workload, so the canary runs the new
+    spec's
+    whole pod (env, resources, args, ports, probes, model source), not only its image;
+    it must be the same endpoint's (name, namespace and Ingress path as the primary's).
+    """
 
     image: str
     weight: int = 10
     replicas: int = 1
+    pod: Workload | None = None
 
 
 @dataclass(frozen=True)

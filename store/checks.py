@@ -1,4 +1,4 @@
-"""Checks of single values of an endpoint item (DESIGN section 8): one message per problem.
+"""Checks of single values of an endpoint item (architecture section 8): one message per problem.
 
 Pure code on plain values (Decimals already converted). Each `check_*` takes a value
 (None: absent) and the list of problems to append to, each problem naming its field,

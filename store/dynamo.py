@@ -506,7 +506,7 @@ class DynamoEndpointStore:
             return False
         return True
 
-    # -- rollout transitions (DESIGN 12): any region may make them first ------------
+    # -- rollout transitions (architecture section 12): any region may make them first ------------
 
     def record_rollout_completion(
         self,

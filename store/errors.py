@@ -89,7 +89,7 @@ class OperationRefused(StoreError):
 
 
 class InvalidEndpoint(StoreError):
-    """An item or a requested change breaks the rules of DESIGN section 8.
+    """An item or a requested change breaks the rules of architecture section 8.
 
     Attributes:
         name: the endpoint name (may be empty when the item has none).

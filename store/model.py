@@ -125,7 +125,8 @@ class EndpointSpec:
     gpu_type: str | None = FIELDS["gpu_type"].default
     #: Pod tolerations as the item gives them (API field names), after the accelerator's.
     tolerations: tuple[dict[str, Any], ...] = FIELDS["tolerations"].default
-    #: How a change reaches the target regions (DESIGN 12); None: every region at once.
+    #: How a change reaches the target regions (architecture section 12); None: every region at
+    #: once.
     rollout: RolloutPolicy | None = FIELDS["rollout"].default
 
     def image_for(self, region: str) -> str:
@@ -143,9 +144,9 @@ class RegionStatus:
 
     `epoch` and `holder` say which leader wrote it (the Lease's `leaseTransitions` and
     holder identity): extra attributes the predecessor's CLI ignores, absent from the
-    entries the predecessor wrote. A write of a lower epoch is refused (DESIGN 4).
+    entries the predecessor wrote. A write of a lower epoch is refused (architecture section 4).
 
-    With a rollout policy (DESIGN 12, `store.rollout`) the entry also says `revision`
+    With a rollout policy (architecture section 12, `store.rollout`) the entry also says `revision`
     (hash of the spec the region serves), `rollout` (its phase, `store.rollout.PHASES`),
     `step` (index into the policy's steps; its length = the new revision is the primary)
     and `since` (ISO-8601, when revision, phase or step last changed: the durable clock

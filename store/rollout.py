@@ -1,4 +1,4 @@
-"""The guarded global rollout's contract in the table (DESIGN section 12): the policy
+"""The guarded global rollout's contract in the table (architecture section 12): the policy
 `spec.rollout`, the revision of a spec, and the item-level record `rollout`.
 
 Pure code on plain values (Decimals converted by `store.convert.plain`):
@@ -215,7 +215,7 @@ def revision(spec: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Halt:
-    """A failed revision: no further region takes it (DESIGN 12)."""
+    """A failed revision: no further region takes it (architecture section 12)."""
 
     revision: str
     region: str

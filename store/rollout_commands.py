@@ -97,7 +97,8 @@ def update_and_seed(
     loaded: LoadedItem, changes: Mapping[str, Any], *, expected_updated_at: str | None = None
 ) -> Change:
     """`endpoints update`: `store.commands.update_spec`'s change, plus the `seed` when the
-    spec has a rollout policy afterwards, in one write (DESIGN 12: a region not yet due
+    spec has a rollout policy afterwards, in one write (architecture section 12: a region not yet
+    due
     keeps serving what it serves, which must be recorded before the new spec is)."""
     change = update_spec(loaded, changes, expected_updated_at=expected_updated_at)
     policy = changes.get(ATTRIBUTE, _spec(loaded).get(ATTRIBUTE))

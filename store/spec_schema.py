@@ -1,7 +1,7 @@
 """The endpoint spec's fields, each declared once: `SPEC_FIELDS`.
 
 One `SpecField` row says everything about one key of the item's `spec` map: its default,
-how it is checked (DESIGN section 8), how the item's value becomes the `EndpointSpec`
+how it is checked (architecture section 8), how the item's value becomes the `EndpointSpec`
 attribute and back (`parse`, `dump`), its CLI flags and how they change the value
 (`flags`, `merge`), whether the predecessor's CLI always writes it (`written`), whether
 `endpoints show` prints it (`shown`), and a valid non-default `example`. From the table:
@@ -649,7 +649,7 @@ SPEC_FIELDS: tuple[SpecField, ...] = (
             Flag(
                 "--waves",
                 "regions rolled out together, in order (repeatable, one flag per wave; target "
-                "regions not named form a last wave); sets a rollout policy (DESIGN 12)",
+                "regions not named form a last wave); sets a rollout policy",
                 "REGION[,REGION...]",
                 names,
                 repeat=True,

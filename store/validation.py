@@ -1,4 +1,4 @@
-"""Validation of endpoint items (DESIGN section 8): one message per problem.
+"""Validation of endpoint items (architecture section 8): one message per problem.
 
 Pure code on plain values: `validate_item` takes an item with Decimals already
 converted (Decimals are converted here too, to be safe) and returns the list of
@@ -41,7 +41,7 @@ DESIRED_STATES = ("deploying", "running", "stopped", "deleted")
 
 # An endpoint name is a DNS-1035 label (it names the Service); the Ingress
 # `inference-{name}` may be up to 253. Only the canary needs `{name}-canary` to fit in 63,
-# so a longer name refuses the canary, not the endpoint (DESIGN section 8).
+# so a longer name refuses the canary, not the endpoint (architecture section 8).
 # The same limits as `k8s.naming` (the home of object names; `store` cannot import `k8s`):
 # tests/unit/test_naming.py keeps them equal.
 MAX_NAME_LENGTH = 63

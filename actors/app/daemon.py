@@ -30,6 +30,7 @@ from actors.supervisor import SupervisorActor, SupervisorConfig
 from k8s.fence import FenceSource
 from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 from k8s.ratelimit import TokenBucket
+from store.alarms import AlarmReader
 from store.dynamo import DynamoEndpointStore
 
 log = structlog.get_logger(__name__)
@@ -90,6 +91,13 @@ class Daemon:
         self.lease_gateway = ClusterGateway(
             self.lease_api_client, self.gateway_settings, on_request=self._count_k8s
         )
+        # The rollout's alarm gate: CloudWatch in this daemon's region (architecture section 12);
+        # boto3
+        # finds a local endpoint in AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL. Its
+        # client is built on first use: a daemon whose items name no alarm never calls it.
+        self.alarms = AlarmReader(
+            settings.region, monotonic=self.clock.monotonic, on_request=self._count_alarm_read
+        )
         self.scheduler = Scheduler(self.clock)
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.health: HealthServer | None = None
@@ -123,6 +131,9 @@ class Daemon:
     def _count_dynamodb(self, operation: str, outcome: str) -> None:
         self.metrics.dynamodb_requests.labels(operation=operation, outcome=outcome).inc()
 
+    def _count_alarm_read(self, outcome: str) -> None:
+        self._on_event(EventKind.ALARM_READ, {"outcome": outcome})
+
     def _on_event(self, kind: EventKind, fields: dict[str, Any]) -> None:
         if kind == EventKind.DIED:
             self.metrics.actor_restarts.labels(endpoint=fields["endpoint"]).inc()
@@ -136,6 +147,10 @@ class Daemon:
             self.metrics.status_writes.inc()
         elif kind == EventKind.ORPHANS_REFUSED:
             self.metrics.orphan_deletes_refused.set(fields["count"])
+        elif kind == EventKind.DECISION:
+            self.metrics.decisions.labels(decision=fields["decision"]).inc()
+        elif kind == EventKind.ALARM_READ:
+            self.metrics.alarm_reads.labels(outcome=fields["outcome"]).inc()
         elif kind == EventKind.GAUGES:
             self.metrics.actors_alive.set(fields["alive"])
             self.metrics.parked_endpoints.set(fields["parked"])
@@ -184,6 +199,7 @@ class Daemon:
             actor_factory=self.actor_factory,
             on_event=self._on_event,
             on_reconciled=self._on_reconciled,
+            alarms=self.alarms.firing,
         )
         if self.serve_http:
             self.health = HealthServer(
@@ -255,6 +271,7 @@ class Daemon:
         if self.health is not None:
             self.health.stop()
         self.store.close()
+        self.alarms.close()
         self.api_client.close()
         self.lease_api_client.close()
         log.info("daemon stopped")

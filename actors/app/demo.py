@@ -10,7 +10,7 @@ Timeline (seconds, roughly):
 - ~3: the healthy ones are `running`; 8: the `chat` actor of us-east-1 is crashed on
   purpose and restarted ~0.5 s later while the others carry on.
 - ~10: `chat` gets a good image: us-east-1 serves it at 50 %, then as the primary,
-  bakes it, and only then do eu-west-1 and ap-south-1 take it (DESIGN 12).
+  bakes it, and only then do eu-west-1 and ap-south-1 take it (architecture section 12).
 - ~15: the watchdog cuts traffic to `broken` by removing its Ingress.
 - once the good image is done everywhere: `chat` gets a bad image; us-east-1's canary
   never becomes ready, the revision is halted there and every region returns to the

@@ -1,6 +1,6 @@
 """`inference-supervisor endpoints`: create, list, show, update, stop, start, delete,
 canary, promote and rollback endpoints in the table, and see and steer a guarded
-rollout (`rollout status|pause|resume|abort`, DESIGN section 12).
+rollout (`rollout status|pause|resume|abort`, architecture section 12).
 
 Writes the predecessor's item format. Every change is validated first (bad input:
 one line per problem on stderr, exit status 2, nothing written) and is conditional
@@ -168,7 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     restart.set_defaults(command=_restart)
 
     rollout = sub.add_parser(
-        "rollout", help="see and steer a guarded rollout (waves of regions, DESIGN 12)"
+        "rollout", help="see and steer a guarded rollout (waves of regions, canary steps)"
     )
     verbs = rollout.add_subparsers(
         dest="rollout_action", metavar="VERB", required=True, parser_class=OneLineParser

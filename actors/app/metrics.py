@@ -46,6 +46,15 @@ class Metrics:
         mailbox_depth: gauge, messages waiting in actor mailboxes (sampled).
         status_writes: counter `status_writes_total`, region status writes to the table.
         orphan_deletes_refused: gauge, endpoints whose deletion the mass-deletion guard holds.
+        decisions: counter `decisions_total{decision}`, decisions about an endpoint, each
+            counted once when made (`actors.decisions`; decision = the Kubernetes Event's
+            reason: RolloutStarted, RolloutStepped, RolloutPromoted, RolloutBaking,
+            RolloutDone, RolloutCompleted, RolloutHalted, RolloutRolledBack, RolloutPaused,
+            RolloutResumed, RolloutWaiting, TrafficCut, TrafficRestored,
+            CanaryWeightZeroed, EndpointParked). Not per endpoint: the Events and the
+            endpoint's log stream say which.
+        alarm_reads: counter `alarm_reads_total{outcome}`, CloudWatch `describe_alarms`
+            answers used by the rollout's alarm gate (outcome ok or the error).
     """
 
     def __init__(self) -> None:
@@ -118,6 +127,20 @@ class Metrics:
             "orphan_deletes_refused",
             "Endpoints absent from the table whose deletion the mass-deletion guard holds "
             "back (non-zero: check the table and REGION; /readyz says more).",
+            namespace=PREFIX,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "decisions",
+            "Decisions about an endpoint (rollout steps, halts, watchdog), by decision.",
+            ["decision"],
+            namespace=PREFIX,
+            registry=self.registry,
+        )
+        self.alarm_reads = Counter(
+            "alarm_reads",
+            "CloudWatch alarm reads of the rollout's alarm gate, by outcome.",
+            ["outcome"],
             namespace=PREFIX,
             registry=self.registry,
         )

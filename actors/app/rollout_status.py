@@ -1,4 +1,4 @@
-"""What `endpoints rollout status` shows (DESIGN section 12): an endpoint's rollout as
+"""What `endpoints rollout status` shows (architecture section 12): an endpoint's rollout as
 waves x regions, built from the item alone by pure functions, so the demo's table and
 the CLI say the same thing.
 

@@ -150,11 +150,22 @@ def check_workload(w: Workload) -> None:
 
 
 def check_canary(w: Workload) -> CanaryWorkload:
-    """Return the workload's canary; raise `ManifestError` when it has none or its objects
-    cannot be named: `{name}-canary` must fit in 63 (a longer endpoint name refuses the
-    canary only; the primary objects are still built)."""
+    """Return the workload's canary; raise `ManifestError` when it has none, its objects
+    cannot be named (`{name}-canary` must fit in 63: a longer endpoint name refuses the
+    canary only; the primary objects are still built), or its own pod (a rollout step's)
+    is another endpoint's: the canary shares the primary's name (model folder), namespace
+    and Ingress path (root path)."""
     if w.canary is None:
         raise ManifestError(f"endpoint {w.name!r} has no canary")
+    pod = w.canary.pod
+    if pod is not None:
+        check_workload(pod)
+        if (pod.name, pod.namespace, pod.path) != (w.name, w.namespace, w.path):
+            raise ManifestError(
+                f"the canary pod of endpoint {w.name!r} must be the same endpoint's "
+                f"(name, namespace, ingress path), got {pod.name!r} in {pod.namespace!r} "
+                f"at {pod.path!r}"
+            )
     if len(w.name) > MAX_CANARY_NAME_LENGTH:
         raise ManifestError(
             f"endpoint {w.name!r} cannot have a canary: '{canary_name(w.name)}' would be "

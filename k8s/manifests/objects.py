@@ -89,24 +89,37 @@ def build_deployment(w: Workload) -> dict[str, Any]:
     return _deployment(w, name=w.name, image=w.image, replicas=replicas, annotations=annotations)
 
 
+def _canary_pod(w: Workload) -> Workload:
+    """The workload the canary's pod is built from: its own `pod` (a rollout step: the new
+    revision's) or, for a hand-made canary, the primary's."""
+    canary = check_canary(w)
+    return w if canary.pod is None else canary.pod
+
+
 def build_canary_deployment(w: Workload) -> dict[str, Any]:
-    """Return the canary Deployment `{name}-canary`: the primary's pod spec with the
-    canary's own image (never the region override) and replicas (0 when stopped)."""
+    """Return the canary Deployment `{name}-canary`: the pod of the canary's own workload
+    (a rollout step's new revision) or else the primary's, with the canary's own image
+    (never the region override) and replicas (0 when stopped); root path and model sync
+    as the primary has them, since both share the endpoint's name and Ingress path."""
     check_workload(w)
     canary = check_canary(w)
     replicas = 0 if w.stopped else canary.replicas
     return _deployment(
-        w, name=canary_name(w.name), image=canary.image, replicas=replicas, annotations={}
+        _canary_pod(w),
+        name=canary_name(w.name),
+        image=canary.image,
+        replicas=replicas,
+        annotations={},
     )
 
 
-def _service(w: Workload, name: str) -> dict[str, Any]:
+def _service(w: Workload, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     """A ClusterIP Service on port 80 selecting `app={name}`."""
     return with_spec_hash(
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": metadata_for(w, name, name),
+            "metadata": metadata_for(w, name, name, annotations),
             "spec": {
                 "type": "ClusterIP",
                 "selector": {"app": name},
@@ -123,10 +136,16 @@ def build_service(w: Workload) -> dict[str, Any]:
 
 
 def build_canary_service(w: Workload) -> dict[str, Any]:
-    """Return the canary Service `{name}-canary` (port 80 -> container port)."""
+    """Return the canary Service `{name}-canary` (port 80 -> the canary pod's container
+    port). A canary whose own pod checks health on another path than the primary's
+    carries that path as the ALB health-check annotation (a Service's overrides the
+    Ingress's), so the load balancer checks each target group where its pods answer."""
     check_workload(w)
-    check_canary(w)
-    return _service(w, canary_name(w.name))
+    pod = _canary_pod(w)
+    annotations = {}
+    if pod.health_check_path != w.health_check_path:
+        annotations[HEALTHCHECK_PATH_ANNOTATION] = pod.health_check_path
+    return _service(pod, canary_name(w.name), annotations)
 
 
 def build_ingress(w: Workload) -> dict[str, Any]:

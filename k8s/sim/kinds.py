@@ -89,6 +89,8 @@ HPAS = ResourceKind(
     has_status=True,
 )
 LEASES = ResourceKind("leases", "Lease", "coordination.k8s.io", "v1", has_generation=False)
+# core/v1 Events (what `kubectl describe` lists under an object), as a controller records them.
+EVENTS = ResourceKind("events", "Event", "", "v1", short_names=("ev",), has_generation=False)
 
 ALL_KINDS: tuple[ResourceKind, ...] = (
     NAMESPACES,
@@ -98,6 +100,7 @@ ALL_KINDS: tuple[ResourceKind, ...] = (
     INGRESSES,
     HPAS,
     LEASES,
+    EVENTS,
 )
 # Stored kinds: everything but the derived Pods.
 STORED_KINDS: tuple[ResourceKind, ...] = tuple(k for k in ALL_KINDS if not k.read_only)
@@ -106,7 +109,7 @@ BY_PATH: dict[tuple[str, str], ResourceKind] = {(k.prefix, k.plural): k for k in
 BY_PLURAL: dict[str, ResourceKind] = {k.plural: k for k in ALL_KINDS}
 # Kinds whose objects the strict schema validation checks.
 VALIDATED: frozenset[str] = frozenset(
-    {"Deployment", "Service", "Ingress", "HorizontalPodAutoscaler", "Lease"}
+    {"Deployment", "Service", "Ingress", "HorizontalPodAutoscaler", "Lease", "Event"}
 )
 
 SERVER_VERSION: dict[str, str] = {

@@ -3,7 +3,9 @@
 `parse_label_selector("app=m1,tier!=canary,env in (a,b),!legacy,present")`
 returns a predicate over a labels dict; `parse_field_selector` supports
 `metadata.name` and `metadata.namespace` (`=`, `==`, `!=`) like every kind in a
-real server. Malformed selectors raise `StatusError(400)`.
+real server, plus the fields a real server adds for Events (`involvedObject.name`,
+`reason`, `type`, ...: what `kubectl describe` selects on). Malformed selectors raise
+`StatusError(400)`.
 """
 
 from __future__ import annotations
@@ -79,13 +81,42 @@ def parse_label_selector(selector: str | None) -> LabelPredicate | None:
     return lambda labels: all(req(labels) for req in requirements)
 
 
-_FIELDS = {"metadata.name": "name", "metadata.namespace": "namespace"}
+_FIELDS = ("metadata.name", "metadata.namespace")
+#: Fields selectable per kind beyond `_FIELDS` (the API server's field label conversions).
+_KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "events": (
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ),
+}
 
 
-def parse_field_selector(selector: str | None) -> ObjectPredicate | None:
-    """Returns a predicate over whole objects for `selector`, or None when it selects all."""
+def _field_value(obj: Mapping[str, Any], path: str) -> str:
+    """The value at dotted `path` as a selector compares it ("" when absent); `source` is
+    the Event's `source.component`, as the API server maps it."""
+    if path == "source":
+        path = "source.component"
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return "" if value is None else str(value)
+
+
+def parse_field_selector(selector: str | None, plural: str = "") -> ObjectPredicate | None:
+    """Returns a predicate over whole objects of `plural` for `selector`, or None when it
+    selects all."""
     if not selector or not selector.strip():
         return None
+    known = (*_FIELDS, *_KIND_FIELDS.get(plural, ()))
     checks: list[tuple[str, bool, str]] = []
     for part in selector.split(","):
         if not part.strip():
@@ -102,16 +133,15 @@ def parse_field_selector(selector: str | None) -> ObjectPredicate | None:
         else:
             raise bad_request(f"invalid selector: '{selector}'; can't understand '{part}'")
         field = field.strip()
-        if field not in _FIELDS:
+        if field not in known:
             raise bad_request(
                 f'"{field}" is not a known field selector: only '
-                '"metadata.name", "metadata.namespace"'
+                + ", ".join(f'"{k}"' for k in known)
             )
-        checks.append((_FIELDS[field], equal, value.strip()))
+        checks.append((field, equal, value.strip()))
 
     def matches(obj: Mapping[str, Any]) -> bool:
-        meta = obj.get("metadata", {})
-        return all((meta.get(attr, "") == value) == equal for attr, equal, value in checks)
+        return all((_field_value(obj, path) == value) == equal for path, equal, value in checks)
 
     return matches
 

@@ -131,7 +131,15 @@ class _HttpServer(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.threads: set[threading.Thread] = set()
         self.connections_lock = threading.Lock()
+        # Watch streams still being written: stop() lets them send their end first.
+        self.streaming = 0
+        self.streaming_done = threading.Condition(self.connections_lock)
         super().__init__(address, _Handler)
+
+    def wait_streams_ended(self, timeout: float) -> None:
+        """Wait (bounded) until every watch stream has written its last chunk."""
+        with self.streaming_done:
+            self.streaming_done.wait_for(lambda: self.streaming == 0, timeout=timeout)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         # socketserver does not join daemon threads on close; track them to join in stop().
@@ -430,9 +438,11 @@ class _Handler(BaseHTTPRequestHandler):
                 raise
         return scale_of(updated)
 
-    def _selectors(self, query: dict[str, str]) -> Callable[[dict[str, Any]], bool] | None:
+    def _selectors(
+        self, query: dict[str, str], plural: str = ""
+    ) -> Callable[[dict[str, Any]], bool] | None:
         labels = parse_label_selector(query.get("labelSelector"))
-        fields = parse_field_selector(query.get("fieldSelector"))
+        fields = parse_field_selector(query.get("fieldSelector"), plural)
         if labels is None and fields is None:
             return None
 
@@ -444,7 +454,9 @@ class _Handler(BaseHTTPRequestHandler):
         return matches
 
     def _list(self, r: _Route, query: dict[str, str]) -> dict[str, Any]:
-        objects, rv = self.server.cluster.store.list(r.kind, r.namespace, self._selectors(query))
+        objects, rv = self.server.cluster.store.list(
+            r.kind, r.namespace, self._selectors(query, r.kind.plural)
+        )
         return self._page(r.kind, objects, rv, query)
 
     def _page(
@@ -499,9 +511,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _watch(self, r: _Route, query: dict[str, str]) -> int:
         """Streams watch events until timeoutSeconds, stop(), drop_watches() or a client close."""
+        server = self.server
+        with server.connections_lock:
+            server.streaming += 1
+        try:
+            return self._stream_watch(r, query)
+        finally:
+            with server.streaming_done:
+                server.streaming -= 1
+                server.streaming_done.notify_all()
+
+    def _stream_watch(self, r: _Route, query: dict[str, str]) -> int:
         cluster = self.server.cluster
         store = cluster.store
-        match = self._selectors(query)
+        match = self._selectors(query, r.kind.plural)
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else 1800.0
         deadline = time.monotonic() + timeout
@@ -799,6 +822,9 @@ class SimCluster:
         """Stops serving: ends every watch, closes connections, joins threads and controllers."""
         self.store.close()
         if self._server is not None:
+            # A real server ends its watches cleanly on shutdown: the end chunk goes out
+            # before the connections close (bounded, for a client that stopped reading).
+            self._server.wait_streams_ended(timeout=2.0)
             self._server.shutdown()
             self._server.close_connections()
             self._server.server_close()

@@ -90,6 +90,16 @@ def _lease(obj: dict[str, Any]) -> Row:
     return [(obj.get("spec") or {}).get("holderIdentity", "")]
 
 
+def _event(obj: dict[str, Any]) -> Row:
+    involved = obj.get("involvedObject") or {}
+    return [
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}",
+        obj.get("message", ""),
+    ]
+
+
 _COLUMNS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], Row]]] = {
     "deployments": (("Ready", "Up-to-date", "Available"), _deployment),
     "pods": (("Ready", "Status", "Restarts"), _pod),
@@ -98,6 +108,7 @@ _COLUMNS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], Row]]] = {
     "horizontalpodautoscalers": (("Reference", "Targets", "MinPods", "MaxPods", "Replicas"), _hpa),
     "namespaces": (("Status",), _namespace),
     "leases": (("Holder",), _lease),
+    "events": (("Type", "Reason", "Object", "Message"), _event),
 }
 
 

@@ -1,4 +1,4 @@
-"""Several regions in one test process (DESIGN 12): one moto server (one table), one
+"""Several regions in one test process (architecture section 12): one moto server (one table), one
 `k8s.sim` cluster and one daemon per region (`REGION` differs), every sim and daemon on
 one `FakeClock`, so a rollout's steps and bakes run in fake seconds.
 
@@ -59,10 +59,12 @@ class Regions:
             self.kits[region] = Harness(dynamo_url, table_name, cluster.url)
         self.store = self.kits[names[0]].store
 
-    def start(self, region: str, identity: str = "a") -> Daemon:
-        """Start (or restart) `region`'s daemon."""
+    def start(self, region: str, identity: str = "a", **options: Any) -> Daemon:
+        """Start (or restart) `region`'s daemon (`options`: `Harness.start_daemon`'s,
+        such as `actor_factory`)."""
         daemon = self.kits[region].start_daemon(
             clock=self.clock,
+            **options,
             REGION=region,
             DYNAMODB_REGION="us-east-1",
             POD_NAME=f"{region}-{identity}",
@@ -91,11 +93,14 @@ class Regions:
         """Create an item served by every region, as the predecessor's CLI writes it."""
         self.kits[self.names[0]].put(name, regions=self.names, **spec)
 
-    def update(self, name: str, image: str, rollout: Mapping[str, Any] | None = None) -> None:
-        """Change the image (and set the policy), seeding the completed revision with the
-        current spec when the item has none, in one conditional write (the CLI's way)."""
+    def update(
+        self, name: str, image: str, rollout: Mapping[str, Any] | None = None, **spec: Any
+    ) -> None:
+        """Change the image and the `spec` fields given (and set the policy), seeding the
+        completed revision with the current spec when the item has none, in one
+        conditional write (the CLI's way)."""
         loaded = self.item(name)
-        set_: dict[str, Any] = {"spec.image": image}
+        set_: dict[str, Any] = {"spec.image": image, **{f"spec.{k}": v for k, v in spec.items()}}
         if rollout is not None:
             set_.update(seed(loaded).set_)
             set_["spec.rollout"] = dict(rollout)

@@ -1,4 +1,4 @@
-"""Bad input in the table (DESIGN section 8) with the real daemon against moto and `k8s.sim`:
+"""Bad input in the table (architecture section 8) with the real daemon against moto and `k8s.sim`:
 each problem is one clear message in this region's status, the item is never applied and
 never rewritten, and nothing crashes or loops."""
 

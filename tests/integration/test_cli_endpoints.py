@@ -496,7 +496,7 @@ def test_create_and_canary_refuse_a_name_collision_and_write_nothing(
     cli: Callable[..., Result], tmp_path: Path
 ) -> None:
     """Endpoint `x-canary` and endpoint `x`'s canary would share the Deployment and Service
-    `x-canary` (DESIGN section 3): each side of the collision is refused, naming the other."""
+    `x-canary` (architecture section 3): each side of the collision is refused, naming the other."""
     assert cli("create", "x", "--image", IMAGE, "--region", "us-east-1").status == 0
     before = cli("list", "--json").json()
     result = cli("create", "x-canary", "--image", IMAGE, "--region", "us-east-1")
@@ -595,8 +595,7 @@ def test_add_region_and_remove_region(cli: Callable[..., Result]) -> None:
     result = cli("remove-region", "llama3", "eu-west-1")
     assert (result.status, result.err) == (
         1,
-        f"{PREFIX}eu-west-1 is the last region of endpoint 'llama3'; delete the endpoint "
-        "instead\n",
+        f"{PREFIX}eu-west-1 is the last region of endpoint 'llama3'; delete the endpoint instead\n",
     )
 
 

@@ -1,4 +1,4 @@
-"""End-to-end behaviour of one region's daemon (DESIGN section 5 and the predecessor's
+"""End-to-end behaviour of one region's daemon (architecture section 5 and the predecessor's
 defects of section 11), with the real daemon against moto and `k8s.sim`."""
 
 from __future__ import annotations

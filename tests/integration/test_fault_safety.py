@@ -1,4 +1,4 @@
-"""Safety under the faults production brings (issue 11, DESIGN section 4): an empty or
+"""Safety under the faults production brings (issue 11, architecture section 4): an empty or
 wrong table deletes nothing, a slow API is waited out without restarting anyone and
 without starving the other endpoints, and a dead poller is replaced."""
 

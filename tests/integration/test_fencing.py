@@ -1,4 +1,4 @@
-"""Fencing is end to end (DESIGN section 4; defects 12, 22 and 23): a deposed leader sends
+"""Fencing is end to end (architecture section 4; defects 12, 22 and 23): a deposed leader sends
 nothing after its renew deadline, its in-flight writes are conditional on what they were
 computed from, and its table writes carry its epoch, so a late write is refused instead of
 overwriting the new leader's."""

@@ -278,7 +278,7 @@ def test_an_object_of_another_endpoint_is_never_modified_nor_deleted(
     sim: Any, gateway: ClusterGateway
 ) -> None:
     """Endpoint `x-canary` and endpoint `x`'s canary share the name `x-canary`: the one that
-    holds it keeps it; the other's ensure raises, its remove leaves it (DESIGN section 3)."""
+    holds it keeps it; the other's ensure raises, its remove leaves it (architecture section 3)."""
     own = Workload(name="x-canary", namespace=NAMESPACE, image="vllm/vllm-openai:v1")
     gateway.ensure(build_deployment(own))
     before = _live_deployment_sim(sim, "x-canary")

@@ -1,4 +1,4 @@
-"""Leader election between daemons sharing one Lease (DESIGN section 4, defect 12):
+"""Leader election between daemons sharing one Lease (architecture section 4, defect 12):
 only the leader writes; a graceful stop hands over within seconds; a crashed leader
 is replaced once its lease expires."""
 

@@ -1,4 +1,4 @@
-"""Per-endpoint log streams (DESIGN section 7): with a log directory, every line an
+"""Per-endpoint log streams (architecture section 7): with a log directory, every line an
 endpoint actor logs - the gateway's and the store's included - lands in that
 endpoint's own JSONL file, carrying endpoint, region and cluster."""
 

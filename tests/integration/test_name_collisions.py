@@ -1,5 +1,5 @@
 """Endpoint `x-canary` and endpoint `x`'s canary share the Deployment and Service name
-`x-canary` (DESIGN section 3, defect 27): the endpoint that holds the objects keeps them,
+`x-canary` (architecture section 3, defect 27): the endpoint that holds the objects keeps them,
 the other gets an `error` status naming the owner, and nothing of the owner's is ever
 modified or deleted - with the real daemon against moto and `k8s.sim`."""
 

@@ -25,6 +25,8 @@ from k8s.sim import SimCluster
 from k8s.sim.kinds import NAMESPACES
 from k8s.sim.server import route
 from store import commands
+from store.rollout import RolloutRecord, revision
+from store.rollout_commands import seed
 from tests.integration.harness import NAMESPACE, Harness, wait_for
 
 #: The sim's verbs (from method, name and `?watch`) as RBAC names them.
@@ -94,7 +96,8 @@ def stored(sim: SimCluster, plural: str, name: str, namespace: str) -> dict[str,
 
 def _lifecycle(kit: Harness, sim: SimCluster, name: str, namespace: str) -> None:
     """Create, update (Deployment and Service), canary add/weight/promote/rollback,
-    autoscaling on/change/off, stop, start and delete one endpoint, `name` in `namespace`."""
+    autoscaling on/change/off, stop, start, a guarded rollout (its decisions are Events)
+    and delete one endpoint, `name` in `namespace`."""
 
     def wait_object(plural: str, obj_name: str, test: Any = bool, what: str = "") -> None:
         wait_for(
@@ -161,6 +164,26 @@ def _lifecycle(kit: Harness, sim: SimCluster, name: str, namespace: str) -> None
     kit.wait_state(name, "running")
     kit.store.apply(name, commands.rollback)
     wait_object("deployments", f"{name}-canary", lambda d: d is None, "canary rolled back")
+
+    # A guarded rollout (architecture section 12): each of its decisions is an Event on the
+    # Deployment.
+    loaded = kit.item(name)
+    assert loaded is not None
+    new_spec = {"spec.image": "repo/model:v3", "spec.rollout": {"bake_seconds": 0}}
+    kit.store.update(
+        name, set_={**seed(loaded).set_, **new_spec}, expected_updated_at=loaded.updated_at
+    )
+    wait_for(
+        lambda: (
+            RolloutRecord.from_item(kit.item(name).raw).completed_revision
+            == revision(kit.item(name).raw["spec"])
+        ),
+        what="the rollout completed",
+    )
+    assert any(
+        e["involvedObject"]["name"] == name and e["reason"] == "RolloutCompleted"
+        for e in sim.objects("events", namespace)
+    )
 
     kit.store.apply(name, commands.set_desired_state, "deleted")
     wait_for(lambda: kit.item(name) is None, what="item purged")

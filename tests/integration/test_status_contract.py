@@ -1,4 +1,4 @@
-"""The status contract the predecessor's CLI reads (DESIGN section 2, issue 13): an item
+"""The status contract the predecessor's CLI reads (architecture section 2, issue 13): an item
 moves from `deploying` to `running` once every target region runs it (a racing stop wins),
 and `last_sync` is a heartbeat refreshed about every STATUS_HEARTBEAT_SECONDS."""
 

@@ -1,4 +1,4 @@
-"""Failure isolation and restarts (DESIGN section 4): every death of an endpoint actor is
+"""Failure isolation and restarts (architecture section 4): every death of an endpoint actor is
 noticed and that actor alone is restarted with backoff; too many deaths park it; an
 API outage is retried inside the actors, not turned into a restart storm."""
 

@@ -1,4 +1,4 @@
-"""The watchdog (DESIGN section 5, defects 5 and 19): a primary with no ready replica for
+"""The watchdog (architecture section 5, defects 5 and 19): a primary with no ready replica for
 the threshold loses its Ingress, judged from the cluster's own condition times (so a
 new leader does not reset the clock); the Ingress comes back when the primary is
 ready; a canary step never recreates an Ingress the watchdog removed."""

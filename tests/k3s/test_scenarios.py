@@ -1,5 +1,5 @@
 """End-to-end scenarios of one region's daemon, the same code against `k8s.sim` and a
-real k3s (DESIGN sections 4, 5 and 9.3): the daemon runs in-process against the
+real k3s (architecture sections 4, 5 and 9.3): the daemon runs in-process against the
 session's moto DynamoDB and reaches the cluster through a kubeconfig, exactly as
 it would in production; the test reads the cluster with the real kubernetes client.
 """

@@ -85,6 +85,8 @@ class FakeCluster:
         self.objects = dict(objects or {})
         self.calls: list[tuple[str, str, str]] = []
         self.on_remove: Callable[[str, str], bool] = self._delete
+        #: Every Event recorded (best-effort announcements: allowed, kept for the tests).
+        self.events: list[dict[str, Any]] = []
 
     def start(self, on_event: Callable[[Any], None]) -> None:
         raise UnexpectedCall("start")
@@ -115,6 +117,10 @@ class FakeCluster:
     def read(self, kind: str, name: str) -> dict[str, Any] | None:
         self.calls.append(("read", kind, name))
         return self.objects.get((kind, name))
+
+    def record_event(self, event: dict[str, Any]) -> bool:
+        self.events.append(event)
+        return True
 
     def _delete(self, kind: str, name: str) -> bool:
         self.objects.pop((kind, name), None)

@@ -75,6 +75,8 @@ def test_role_grants_exactly_what_the_daemon_uses() -> None:
         *{("", "services", verb, ()) for verb in write},
         *{("networking.k8s.io", "ingresses", verb, ()) for verb in write},
         *{("autoscaling", "horizontalpodautoscalers", verb, ()) for verb in write},
+        # Decisions become Events on the Deployment: created only (architecture section 12).
+        ("", "events", "create", ()),
         ("coordination.k8s.io", "leases", "create", ()),
         ("coordination.k8s.io", "leases", "get", ("inference-monitor-leader",)),
         ("coordination.k8s.io", "leases", "update", ("inference-monitor-leader",)),

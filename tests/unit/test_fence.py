@@ -1,4 +1,4 @@
-"""The write fence end to end in its pure parts (DESIGN section 4, defects 22 and 23), on a
+"""The write fence end to end in its pure parts (architecture section 4, defects 22 and 23), on a
 fake clock: the keeper's window (send deadline = last renew + renew deadline, expiry = last
 renew + duration, epoch = leaseTransitions), and a fenced transport that sends nothing past
 the deadline - no attempt, no retry after a backoff sleep, no rate-limit wait - and whose

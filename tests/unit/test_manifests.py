@@ -19,6 +19,7 @@ from referencing import Registry, Resource
 
 from k8s.manifests import (
     GPU_METRIC_NAME,
+    HEALTHCHECK_PATH_ANNOTATION,
     KINDS,
     NAME_LIMITS,
     ManifestError,
@@ -90,6 +91,20 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
     return deployment["spec"]["template"]["spec"]["containers"][0]
 
 
+#: The new revision of a rollout step: another image, env, port, health path and model.
+STEP_POD = Workload(
+    name="m1",
+    namespace="gco-inference",
+    image=CANARY_IMAGE,
+    port=9000,
+    health_check_path="/v1/health",
+    env=(("MODE", "new"),),
+    args=("--max-model-len", "4096"),
+    model_source="s3://models/llama-3.1",
+    requests=(("cpu", "2"), ("memory", "8Gi")),
+)
+
+
 def _matrix() -> list[Any]:
     """Every combination of the interacting switches, for each server family, plus
     each remaining optional field on its own and everything on at once."""
@@ -132,6 +147,13 @@ def _matrix() -> list[Any]:
             "autoscaling": Autoscaling(metrics=(HpaMetric("memory", 80), HpaMetric("cpu", 60)))
         },
         "canary-weight-0": {"canary": CanaryWorkload(image=CANARY_IMAGE, weight=0)},
+        # A rollout step (architecture section 12): the canary runs the new revision's own pod.
+        "step-canary": {"canary": CanaryWorkload(CANARY_IMAGE, 10, 2, pod=STEP_POD)},
+        "step-canary-stopped": {
+            "canary": CanaryWorkload(CANARY_IMAGE, 10, 2, pod=STEP_POD),
+            "stopped": True,
+            "replicas": 0,
+        },
         # What the predecessor served and this once refused (issue 13 item 2).
         "gpu-metric": {
             "autoscaling": Autoscaling(metrics=(HpaMetric("gpu", 60), HpaMetric("cpu", 150)))
@@ -333,15 +355,70 @@ def test_canary_runs_its_own_image_and_replicas() -> None:
     assert container(build_deployment(w))["image"] == "override/vllm:regional"
 
 
+def test_a_rollout_steps_canary_runs_the_new_revisions_whole_pod() -> None:
+    """architecture section 12 steps: the canary is the new spec's pod exactly as the new primary
+    will
+    run it (env, resources, args, port, probes, model sync, root path: defect 4), and its
+    Service targets that pod's port and health path; the primary keeps its own pod."""
+    w = workload(env=(("MODE", "old"),), canary=CanaryWorkload(CANARY_IMAGE, 10, 2, pod=STEP_POD))
+    canary = build_canary_deployment(w)
+    new_primary = build_deployment(STEP_POD)
+    assert new_primary["spec"]["template"]["spec"] == canary["spec"]["template"]["spec"]
+    assert container(canary)["env"] == [{"name": "MODE", "value": "new"}]
+    assert container(canary)["args"] == [
+        "--max-model-len",
+        "4096",
+        "--root-path",
+        "/inference/m1",
+    ]
+    (init,) = canary["spec"]["template"]["spec"]["initContainers"]
+    assert init["command"][3:5] == ["s3://models/llama-3.1", "/models/m1"]
+    assert canary["spec"]["replicas"] == 2
+    assert container(build_deployment(w))["env"] == [{"name": "MODE", "value": "old"}]
+    service = build_canary_service(w)
+    assert service["spec"]["ports"][0]["targetPort"] == 9000
+    assert service["metadata"]["annotations"][HEALTHCHECK_PATH_ANNOTATION] == "/v1/health"
+    assert build_service(w)["spec"]["ports"][0]["targetPort"] == 8000
+
+
+def test_a_hand_made_canary_runs_the_primarys_pod_with_its_own_image() -> None:
+    """The predecessor's `spec.canary`: only the image differs from the primary."""
+    w = workload(env=(("MODE", "old"),), port=9000, canary=CanaryWorkload(CANARY_IMAGE))
+    primary, canary = build_deployment(w), build_canary_deployment(w)
+    expected = primary["spec"]["template"]["spec"]
+    expected["containers"][0]["image"] = CANARY_IMAGE
+    assert expected == canary["spec"]["template"]["spec"]
+    service = build_canary_service(w)
+    assert service["spec"]["ports"][0]["targetPort"] == 9000
+    assert HEALTHCHECK_PATH_ANNOTATION not in service["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize(
+    "pod",
+    [
+        pytest.param(dataclasses.replace(STEP_POD, name="m2"), id="other-name"),
+        pytest.param(dataclasses.replace(STEP_POD, namespace="other"), id="other-namespace"),
+        pytest.param(dataclasses.replace(STEP_POD, ingress_path="/x"), id="other-path"),
+    ],
+)
+def test_a_canary_pod_of_another_endpoint_is_refused(pod: Workload) -> None:
+    w = workload(canary=CanaryWorkload(CANARY_IMAGE, pod=pod))
+    with pytest.raises(ManifestError, match="same endpoint"):
+        build_objects(w)
+
+
 @pytest.mark.parametrize("w", MATRIX)
 def test_probes_hit_health_check_path_on_the_container_port(w: Workload) -> None:
-    """Liveness, readiness and the ALB health check all use `health_check_path` as given."""
+    """Liveness, readiness and the ALB health check all use `health_check_path` as given
+    (a rollout step's canary: its own pod's)."""
     objects = by_key(build_objects(w))
-    for key in (("Deployment", "m1"), ("Deployment", "m1-canary")):
+    step_pod = w.canary.pod if w.canary is not None else None
+    for key, source in ((("Deployment", "m1"), w), (("Deployment", "m1-canary"), step_pod or w)):
         if key in objects:
             main = container(objects[key])
             for probe in ("livenessProbe", "readinessProbe"):
-                assert main[probe]["httpGet"] == {"path": w.health_check_path, "port": w.port}
+                expected = {"path": source.health_check_path, "port": source.port}
+                assert main[probe]["httpGet"] == expected
     if ("Ingress", "inference-m1") in objects:
         annotations = objects["Ingress", "inference-m1"]["metadata"]["annotations"]
         assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == w.health_check_path

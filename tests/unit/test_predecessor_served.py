@@ -1,4 +1,4 @@
-"""What the predecessor served is served (issue 13 item 2, DESIGN sections 2 and 8).
+"""What the predecessor served is served (issue 13 item 2, architecture sections 2 and 8).
 
 Each item below was accepted by GCO's inference monitor and refused by our first
 version. Each one now validates, parses, maps to a workload and builds objects that

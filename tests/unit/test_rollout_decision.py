@@ -1,14 +1,16 @@
-"""The rollout decision of one region (DESIGN 12, `actors.rollout.decide`): plain values
+"""The rollout decision of one region (architecture section 12, `actors.rollout.decide`): plain
+values
 and fake times in, what the region serves and reports out."""
 
 from __future__ import annotations
 
 import pytest
 
-from actors.desired import iso_now
-from actors.rollout import HOLD, SERVE_COMPLETED, SERVE_NEW, Observed, decide
+from actors.desired import iso_now, step_canary
+from actors.rollout import HOLD, SERVE_COMPLETED, SERVE_NEW, Observed, decide, parked
+from store.dynamo import load_item
 from store.model import RegionStatus
-from store.rollout import Halt, RolloutPolicy, RolloutRecord
+from store.rollout import Halt, RolloutPolicy, RolloutRecord, revision
 
 NOW = 1_800_000_000.0
 R, C = "new-rev", "old-rev"
@@ -172,3 +174,138 @@ def test_the_completed_revision_is_done_everywhere() -> None:
     record = RolloutRecord(R, {"image": "repo/m:v2"})
     decision = run({}, record=record)
     assert (decision.serve, decision.phase, decision.revision) == (SERVE_NEW, "done", R)
+
+
+def test_a_region_that_failed_a_halted_revision_without_rollback_stays_frozen_on_it() -> None:
+    """auto_rollback false: the region keeps serving the failed revision at its step, also
+    once it has reported `failed` (not only on the decision that saw the halt)."""
+    halted = RolloutRecord(C, {"image": "repo/m:v1"}, Halt(R, "us-east-1", "boom", ""))
+    policy = RolloutPolicy(waves=POLICY.waves, steps=(10, 50), auto_rollback=False)
+    own = entry("failed", ago=50, step=1, state="running")
+    decision = run({"eu-west-1": own}, record=halted, policy=policy)
+    assert (decision.serve, decision.phase, decision.step, decision.weight) == (
+        SERVE_NEW,
+        "failed",
+        1,
+        50,
+    )
+
+
+def test_a_region_reporting_failed_without_a_recorded_halt_records_it() -> None:
+    """A parked region's `failed` report whose halt write was lost: its next actor
+    generation records the halt (with the report's reason) and rolls back."""
+    own = RegionStatus(
+        state="error", error="crash loop: boom", revision=R, rollout="failed", since=iso_now(NOW)
+    )
+    decision = run({"us-east-1": own}, region="us-east-1")
+    assert (decision.halt, decision.serve, decision.phase) == (
+        "crash loop: boom",
+        SERVE_COMPLETED,
+        "rolled_back",
+    )
+
+
+# -- the canary of a step, and a parked region ------------------------------------------
+
+
+def _item(spec: dict, *, own: RegionStatus | None = None, record: dict | None = None):
+    raw = {
+        "endpoint_name": "m1",
+        "desired_state": "running",
+        "target_regions": list(TARGETS),
+        "namespace": "gco-inference",
+        "ingress_path": "/inference/m1",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "spec": spec,
+        "region_status": {} if own is None else {"us-east-1": own.to_item()},
+    }
+    if record is not None:
+        raw["rollout"] = record
+    return load_item(raw)
+
+
+@pytest.mark.parametrize(
+    ("expected", "changes", "weight"),
+    [
+        pytest.param(1, {"replicas": 1}, 10, id="one-replica"),
+        pytest.param(1, {"replicas": 4}, 10, id="at-least-one"),
+        pytest.param(2, {"replicas": 4}, 50, id="share-of-four"),
+        pytest.param(5, {"replicas": 10}, 50, id="share-of-ten"),
+        pytest.param(
+            2,
+            {"replicas": 1, "autoscaling": {"enabled": True, "min_replicas": 3}},
+            50,
+            id="autoscaled-min",
+        ),
+    ],
+)
+def test_a_steps_canary_has_the_new_revisions_share_of_capacity(expected, changes, weight):
+    item = _item({"image": "repo/m:v2", **changes})
+    canary = step_canary(item.endpoint, "us-east-1", weight)
+    assert expected == canary.replicas
+    assert (canary.weight, canary.image, canary.pod.image) == (weight, "repo/m:v2", "repo/m:v2")
+
+
+def test_a_steps_canary_is_the_new_spec_with_the_regions_image_override() -> None:
+    spec = {
+        "image": "repo/m:v2",
+        "env": {"MODE": "new"},
+        "region_image_uris": {"us-east-1": "r/m:2"},
+    }
+    canary = step_canary(_item(spec).endpoint, "us-east-1", 10)
+    assert (canary.image, canary.pod.env) == ("r/m:2", (("MODE", "new"),))
+    assert (canary.pod.canary, canary.pod.autoscaling) == (None, None)
+
+
+def test_a_region_parked_on_the_new_revision_reports_it_failed_and_halts_it() -> None:
+    spec = {"image": "repo/m:v2", "rollout": {"waves": [["us-east-1"]]}}
+    new = revision(spec)
+    own = entry("baking", ago=10, revision=new, step=0)
+    record = {"completed_revision": C, "completed_spec": {"image": "repo/m:v1"}}
+    parked_error = RegionStatus(state="error", error="parked after 6 restarts; last error: x")
+    status, halt = parked(_item(spec, own=own, record=record), "us-east-1", parked_error, NOW)
+    assert (status.state, status.revision, status.rollout, status.step, status.since) == (
+        "error",
+        new,
+        "failed",
+        0,
+        iso_now(NOW),
+    )
+    assert (halt.revision, halt.region) == (new, "us-east-1")
+    assert halt.reason == "crash loop: parked after 6 restarts; last error: x"
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        pytest.param(entry("waiting", ago=10, revision=C), id="waiting"),
+        pytest.param(entry("rolled_back", ago=10, revision=C), id="rolled-back"),
+    ],
+)
+def test_a_region_parked_off_the_new_revision_keeps_its_rollout_fields(own) -> None:
+    spec = {"image": "repo/m:v2", "rollout": {"waves": [["us-east-1"]]}}
+    record = {"completed_revision": C, "completed_spec": {"image": "repo/m:v1"}}
+    parked_error = RegionStatus(state="error", error="parked")
+    status, halt = parked(_item(spec, own=own, record=record), "us-east-1", parked_error, NOW)
+    assert halt is None
+    assert (status.revision, status.rollout, status.since) == (own.revision, own.rollout, own.since)
+
+
+def test_a_region_parked_without_a_policy_reports_as_before() -> None:
+    parked_error = RegionStatus(state="error", error="parked")
+    assert (parked_error, None) == parked(
+        _item({"image": "repo/m:v1"}), "us-east-1", parked_error, NOW
+    )
+
+
+def test_a_step_serves_its_time_from_when_its_canary_became_available() -> None:
+    """A canary that loaded its model for 40 of the step's 60 s has served 20: the step
+    holds until it has served 60, then moves on."""
+    policy = RolloutPolicy(waves=POLICY.waves, steps=(10, 50), step_seconds=60)
+    own = entry("stepping", ago=60, step=0, state="running")
+    late = Observed(canary_ready=True, canary_since=NOW - 20)
+    held = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=late)
+    assert (held.step, held.weight, held.next_check) == (0, 10, NOW + 40)
+    ready = Observed(canary_ready=True, canary_since=NOW - 60)
+    moved = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
+    assert (moved.step, moved.weight) == (1, 50)

@@ -1,4 +1,5 @@
-"""`spec.rollout` (DESIGN 12): parsed into a frozen policy, validated with one message per
+"""`spec.rollout` (architecture section 12): parsed into a frozen policy, validated with one
+message per
 problem, and the revision of a spec ignores the policy."""
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def test_every_declared_field_reaches_the_built_objects(spec_field: Any) -> None
 
 
 def test_only_the_rollout_policy_is_exempt_and_it_changes_no_object() -> None:
-    """`spec.rollout` says how a change reaches the regions (DESIGN 12), not what runs:
+    """`spec.rollout` says how a change reaches the regions (architecture section 12), not what
+    runs:
     it survives the round trip and changes the `EndpointSpec`, but neither the objects
     nor the revision (changing only the policy starts no rollout)."""
     assert [f.key for f in SPEC_FIELDS if not f.builds] == ["rollout"]

@@ -1,4 +1,4 @@
-"""Validation of endpoint items (DESIGN section 8) and the model, on plain values."""
+"""Validation of endpoint items (architecture section 8) and the model, on plain values."""
 
 from __future__ import annotations
 
