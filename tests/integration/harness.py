@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -264,3 +265,15 @@ def drive(
         clock.advance(step)
         time.sleep(0.05)
     raise AssertionError(f"fake time ran {timeout}s of real time without: {what or until}")
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one CLI invocation did (the `cli` fixture of conftest.py returns these)."""
+
+    status: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)

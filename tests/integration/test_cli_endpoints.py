@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,58 +13,19 @@ import pytest
 from actors.app.cli import main
 from store.dynamo import DynamoEndpointStore
 from store.model import RegionStatus
+from tests.integration.harness import CliResult
 
 PREFIX = "inference-supervisor endpoints: "
 IMAGE = "vllm/vllm-openai:v0.8.0"
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
 
 
-@dataclass(frozen=True)
-class Result:
-    """What one CLI invocation did."""
-
-    status: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def store(dynamo_url: str, table_name: str) -> Iterator[DynamoEndpointStore]:
-    with DynamoEndpointStore(table_name, endpoint_url=dynamo_url) as store:
-        store.create_table()
-        yield store
-
-
-@pytest.fixture
-def cli(
-    dynamo_url: str,
-    table_name: str,
-    store: DynamoEndpointStore,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Result]:
-    """Run `inference-supervisor endpoints ARGS` on the test's table; returns its Result."""
-    monkeypatch.delenv("REGION", raising=False)
-    monkeypatch.setenv("USER", "alice")
-
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        status = main(["endpoints", *argv, "--endpoint-url", dynamo_url, "--table", table_name])
-        out, err = capsys.readouterr()
-        return Result(status, out, err)
-
-    return run
-
-
-def create_llama(cli: Callable[..., Result], *extra: str) -> None:
+def create_llama(cli: Callable[..., CliResult], *extra: str) -> None:
     result = cli("create", "llama3", "--image", IMAGE, "--region", "us-east-1", *extra)
     assert (result.status, result.err) == (0, "")
 
 
-def test_create_writes_the_predecessor_item_format(cli: Callable[..., Result]) -> None:
+def test_create_writes_the_predecessor_item_format(cli: Callable[..., CliResult]) -> None:
     result = cli(
         "create", "llama3", "--image", IMAGE, "--region", "us-east-1", "--region", "eu-west-1",
         "--env", "MODEL=llama3", "--label", "team=ml",
@@ -98,7 +58,7 @@ def test_create_writes_the_predecessor_item_format(cli: Callable[..., Result]) -
     }
 
 
-def test_list_shows_a_table_and_json(cli: Callable[..., Result]) -> None:
+def test_list_shows_a_table_and_json(cli: Callable[..., CliResult]) -> None:
     create_llama(cli)
     cli("create", "mistral", "--image", "mistral/server:1", "--region", "eu-west-1")
     cli("stop", "mistral")
@@ -118,7 +78,7 @@ def test_list_shows_a_table_and_json(cli: Callable[..., Result]) -> None:
 
 
 def test_show_reports_status_per_region(
-    cli: Callable[..., Result], store: DynamoEndpointStore
+    cli: Callable[..., CliResult], store: DynamoEndpointStore
 ) -> None:
     create_llama(cli, "--region", "eu-west-1")
     store.write_region_status("llama3", "us-east-1", RegionStatus("running", 1, 1, "t1"))
@@ -136,7 +96,7 @@ def test_show_reports_status_per_region(
     ]
 
 
-def test_update_changes_only_the_given_fields(cli: Callable[..., Result]) -> None:
+def test_update_changes_only_the_given_fields(cli: Callable[..., CliResult]) -> None:
     create_llama(cli, "--env", "A=1", "--env", "B=2")
     result = cli(
         "update", "llama3", "--replicas", "3", "--env", "C=3", "--unset-env", "A",
@@ -165,7 +125,7 @@ def test_update_changes_only_the_given_fields(cli: Callable[..., Result]) -> Non
     }
 
 
-def test_update_image_drops_region_overrides(cli: Callable[..., Result]) -> None:
+def test_update_image_drops_region_overrides(cli: Callable[..., CliResult]) -> None:
     create_llama(cli, "--region-image", "us-east-1=registry.example.com/llm:1")
     assert cli("update", "llama3", "--image", "vllm/vllm-openai:v0.9.0").status == 0
     spec = cli("show", "llama3", "--json").json()["spec"]
@@ -173,7 +133,7 @@ def test_update_image_drops_region_overrides(cli: Callable[..., Result]) -> None
     assert "region_image_uris" not in spec
 
 
-def test_stop_start_delete(cli: Callable[..., Result]) -> None:
+def test_stop_start_delete(cli: Callable[..., CliResult]) -> None:
     create_llama(cli)
     states = []
     for action in ("stop", "start", "delete"):
@@ -188,14 +148,14 @@ def test_stop_start_delete(cli: Callable[..., Result]) -> None:
     )
 
 
-def test_update_of_a_stopped_endpoint_keeps_it_stopped(cli: Callable[..., Result]) -> None:
+def test_update_of_a_stopped_endpoint_keeps_it_stopped(cli: Callable[..., CliResult]) -> None:
     create_llama(cli)
     cli("stop", "llama3")
     assert cli("update", "llama3", "--replicas", "2").status == 0
     assert cli("show", "llama3", "--json").json()["desired_state"] == "stopped"
 
 
-def test_canary_promote_rollback(cli: Callable[..., Result]) -> None:
+def test_canary_promote_rollback(cli: Callable[..., CliResult]) -> None:
     create_llama(cli)
     result = cli("canary", "llama3", "--image", "vllm/vllm-openai:v0.9.0", "--weight", "20")
     assert (result.status, result.out) == (
@@ -221,7 +181,7 @@ def test_canary_promote_rollback(cli: Callable[..., Result]) -> None:
     )
 
 
-def test_promote_of_a_stopped_endpoint_is_refused(cli: Callable[..., Result]) -> None:
+def test_promote_of_a_stopped_endpoint_is_refused(cli: Callable[..., CliResult]) -> None:
     create_llama(cli)
     cli("canary", "llama3", "--image", "vllm/vllm-openai:v0.9.0", "--weight", "20")
     cli("stop", "llama3")
@@ -233,7 +193,7 @@ def test_promote_of_a_stopped_endpoint_is_refused(cli: Callable[..., Result]) ->
     assert cli("show", "llama3", "--json").json()["spec"]["image"] == IMAGE
 
 
-def test_json_output_of_a_change(cli: Callable[..., Result]) -> None:
+def test_json_output_of_a_change(cli: Callable[..., CliResult]) -> None:
     create_llama(cli)
     answer = cli("stop", "llama3", "--json").json()
     assert answer["endpoint_name"] == "llama3"
@@ -244,7 +204,7 @@ def test_json_output_of_a_change(cli: Callable[..., Result]) -> None:
     "suffix", [pytest.param(".yaml", id="yaml"), pytest.param(".json", id="json")]
 )
 def test_create_from_a_file_keeps_fields_we_do_not_model(
-    cli: Callable[..., Result], tmp_path: Path, suffix: str
+    cli: Callable[..., CliResult], tmp_path: Path, suffix: str
 ) -> None:
     document = {
         "endpoint_name": "llama3",
@@ -279,7 +239,7 @@ def test_missing_table_is_one_line(dynamo_url: str, capsys: pytest.CaptureFixtur
     )
 
 
-def test_not_found_and_already_exists(cli: Callable[..., Result]) -> None:
+def test_not_found_and_already_exists(cli: Callable[..., CliResult]) -> None:
     assert cli("show", "ghost").err == f"{PREFIX}endpoint 'ghost' not found\n"
     assert cli("stop", "ghost").status == 1
     create_llama(cli)
@@ -409,7 +369,7 @@ CREATE = ("create", "llama3", "--region", "us-east-1")
     ],
 )
 def test_create_refuses_bad_input_with_one_line_and_writes_nothing(
-    cli: Callable[..., Result], message: str, argv: tuple[str, ...]
+    cli: Callable[..., CliResult], message: str, argv: tuple[str, ...]
 ) -> None:
     result = cli(*argv)
     assert (result.status, result.err, result.out) == (2, f"{PREFIX}{message}\n", "")
@@ -437,7 +397,7 @@ def test_create_refuses_bad_input_with_one_line_and_writes_nothing(
     ],
 )
 def test_create_from_file_refuses_bad_input(
-    cli: Callable[..., Result], tmp_path: Path, message: str, document: dict[str, Any]
+    cli: Callable[..., CliResult], tmp_path: Path, message: str, document: dict[str, Any]
 ) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(json.dumps(document))
@@ -483,7 +443,7 @@ def test_create_from_file_refuses_bad_input(
     ],
 )
 def test_changes_refuse_bad_input_and_leave_the_item_unchanged(
-    cli: Callable[..., Result], message: str, argv: tuple[str, ...]
+    cli: Callable[..., CliResult], message: str, argv: tuple[str, ...]
 ) -> None:
     create_llama(cli)
     before = cli("show", "llama3", "--json").json()
@@ -493,7 +453,7 @@ def test_changes_refuse_bad_input_and_leave_the_item_unchanged(
 
 
 def test_create_and_canary_refuse_a_name_collision_and_write_nothing(
-    cli: Callable[..., Result], tmp_path: Path
+    cli: Callable[..., CliResult], tmp_path: Path
 ) -> None:
     """Endpoint `x-canary` and endpoint `x`'s canary would share the Deployment and Service
     `x-canary` (architecture section 3): each side of the collision is refused, naming the other."""
@@ -528,7 +488,7 @@ def test_create_and_canary_refuse_a_name_collision_and_write_nothing(
 
 
 def test_restart_asks_every_region_to_roll_the_pods_once(
-    cli: Callable[..., Result], store: DynamoEndpointStore
+    cli: Callable[..., CliResult], store: DynamoEndpointStore
 ) -> None:
     create_llama(cli)
     result = cli("restart", "llama3")
@@ -555,7 +515,7 @@ def ecr(region: str, tag: str = "1") -> str:
     return f"123456789012.dkr.ecr.{region}.amazonaws.com/llm:{tag}"
 
 
-def test_create_rewrites_an_ecr_image_for_each_target_region(cli: Callable[..., Result]) -> None:
+def test_create_rewrites_an_ecr_image_for_each_target_region(cli: Callable[..., CliResult]) -> None:
     result = cli("create", "llama3", "--image", ECR_EAST, "--region", "us-east-1",
                  "--region", "eu-west-1")  # fmt: skip
     assert result.status == 0
@@ -565,7 +525,7 @@ def test_create_rewrites_an_ecr_image_for_each_target_region(cli: Callable[..., 
     }
 
 
-def test_update_of_an_ecr_image_rewrites_it_per_region(cli: Callable[..., Result]) -> None:
+def test_update_of_an_ecr_image_rewrites_it_per_region(cli: Callable[..., CliResult]) -> None:
     cli("create", "llama3", "--image", ECR_EAST, "--region", "us-east-1", "--region", "eu-west-1")
     assert cli("update", "llama3", "--image", ecr("us-east-1", "2")).status == 0
     assert cli("show", "llama3", "--json").json()["spec"]["region_image_uris"] == {
@@ -574,7 +534,7 @@ def test_update_of_an_ecr_image_rewrites_it_per_region(cli: Callable[..., Result
     }
 
 
-def test_add_region_and_remove_region(cli: Callable[..., Result]) -> None:
+def test_add_region_and_remove_region(cli: Callable[..., CliResult]) -> None:
     cli("create", "llama3", "--image", ECR_EAST, "--region", "us-east-1")
     result = cli("add-region", "llama3", "eu-west-1")
     assert (result.status, result.out, result.err) == (
@@ -599,7 +559,7 @@ def test_add_region_and_remove_region(cli: Callable[..., Result]) -> None:
     )
 
 
-def test_an_autoscaling_metric_alone_enables_autoscaling(cli: Callable[..., Result]) -> None:
+def test_an_autoscaling_metric_alone_enables_autoscaling(cli: Callable[..., CliResult]) -> None:
     create_llama(cli, "--autoscaling-metric", "cpu=60")
     assert cli("show", "llama3", "--json").json()["spec"]["autoscaling"] == {
         "enabled": True,
@@ -635,7 +595,7 @@ def test_autoscaling_metric_help_names_cpu_memory_and_gpu(
     ],
 )  # fmt: skip
 def test_bad_flags_are_one_line_and_write_nothing(
-    cli: Callable[..., Result], store: DynamoEndpointStore, message: str, argv: tuple[str, ...]
+    cli: Callable[..., CliResult], store: DynamoEndpointStore, message: str, argv: tuple[str, ...]
 ) -> None:
     result = cli("create", "llama3", "--image", IMAGE, "--region", "us-east-1", *argv)
     assert (result.status, result.err, result.out) == (2, f"{PREFIX}{message}\n", "")
@@ -658,7 +618,7 @@ def test_bad_flags_are_one_line_and_write_nothing(
     ],
 )
 def test_bad_files_are_one_line_and_write_nothing(
-    cli: Callable[..., Result],
+    cli: Callable[..., CliResult],
     store: DynamoEndpointStore,
     tmp_path: Path,
     message: str,

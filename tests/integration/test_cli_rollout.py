@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from actors.clock import FakeClock
 from store.dynamo import DynamoEndpointStore
 from store.model import RegionStatus
 from store.rollout import RolloutRecord, revision
+from tests.integration.harness import CliResult
 from tests.integration.regions import Regions, regions
 
 PREFIX = "inference-supervisor endpoints: "
@@ -35,57 +35,19 @@ POLICY = {
 }
 
 
-@dataclass(frozen=True)
-class Result:
-    status: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def store(dynamo_url: str, table_name: str) -> Iterator[DynamoEndpointStore]:
-    with DynamoEndpointStore(table_name, endpoint_url=dynamo_url) as store:
-        store.create_table()
-        yield store
-
-
-@pytest.fixture
-def cli(
-    dynamo_url: str,
-    table_name: str,
-    store: DynamoEndpointStore,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Result]:
-    """Run `inference-supervisor endpoints ARGS` on the test's table."""
-    monkeypatch.delenv("REGION", raising=False)
-    monkeypatch.setenv("USER", "alice")
-
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        status = main(["endpoints", *argv, "--endpoint-url", dynamo_url, "--table", table_name])
-        out, err = capsys.readouterr()
-        return Result(status, out, err)
-
-    return run
-
-
-def create_chat(cli: Callable[..., Result], *extra: str) -> None:
+def create_chat(cli: Callable[..., CliResult], *extra: str) -> None:
     result = cli(
         "create", "chat", "--image", V1, "--region", US, "--region", EU, "--region", AP, *extra
     )
     assert (result.status, result.err) == (0, "")
 
 
-def item(cli: Callable[..., Result]) -> dict[str, Any]:
+def item(cli: Callable[..., CliResult]) -> dict[str, Any]:
     return cli("show", "chat", "--json").json()
 
 
 def test_update_writes_the_policy_and_seeds_the_completed_revision_in_one_write(
-    cli: Callable[..., Result],
+    cli: Callable[..., CliResult],
 ) -> None:
     create_chat(cli)
     before = item(cli)
@@ -104,7 +66,7 @@ def test_update_writes_the_policy_and_seeds_the_completed_revision_in_one_write(
     assert RolloutRecord.from_item(item(cli)).completed_spec == before["spec"]
 
 
-def test_changing_only_the_policy_changes_no_revision(cli: Callable[..., Result]) -> None:
+def test_changing_only_the_policy_changes_no_revision(cli: Callable[..., CliResult]) -> None:
     create_chat(cli)
     assert cli("update", "chat", "--bake", "60", "--no-auto-rollback").status == 0
     after = item(cli)
@@ -116,7 +78,7 @@ def test_changing_only_the_policy_changes_no_revision(cli: Callable[..., Result]
     assert "rollout" not in item(cli)["spec"]
 
 
-def test_create_takes_the_same_flags_and_seeds_nothing(cli: Callable[..., Result]) -> None:
+def test_create_takes_the_same_flags_and_seeds_nothing(cli: Callable[..., CliResult]) -> None:
     create_chat(cli, *POLICY_FLAGS)
     created = item(cli)
     assert created["spec"]["rollout"] == POLICY
@@ -158,7 +120,7 @@ def test_create_takes_the_same_flags_and_seeds_nothing(cli: Callable[..., Result
     ],
 )  # fmt: skip
 def test_a_bad_policy_is_one_line_exit_2_and_writes_nothing(
-    cli: Callable[..., Result], message: str, argv: tuple[str, ...]
+    cli: Callable[..., CliResult], message: str, argv: tuple[str, ...]
 ) -> None:
     create_chat(cli)
     before = item(cli)
@@ -174,7 +136,7 @@ def status(
 
 
 def test_status_shows_waves_by_regions(
-    cli: Callable[..., Result], store: DynamoEndpointStore
+    cli: Callable[..., CliResult], store: DynamoEndpointStore
 ) -> None:
     create_chat(cli)
     cli("update", "chat", "--image", V2, *POLICY_FLAGS)
@@ -204,7 +166,7 @@ def test_status_shows_waves_by_regions(
 
 
 def test_status_names_a_step_and_a_halt(
-    cli: Callable[..., Result], store: DynamoEndpointStore
+    cli: Callable[..., CliResult], store: DynamoEndpointStore
 ) -> None:
     create_chat(cli)
     cli("update", "chat", "--image", V2, *POLICY_FLAGS)
@@ -220,7 +182,7 @@ def test_status_names_a_step_and_a_halt(
     assert out.splitlines()[1].endswith(f": aborted by {who}")
 
 
-def test_pause_resume_abort(cli: Callable[..., Result]) -> None:
+def test_pause_resume_abort(cli: Callable[..., CliResult]) -> None:
     create_chat(cli)
     result = cli("rollout", "pause", "chat")
     assert (result.status, result.out, result.err) == (
@@ -265,14 +227,14 @@ def test_pause_resume_abort(cli: Callable[..., Result]) -> None:
     ],
 )
 def test_rollout_refusals_are_one_line(
-    cli: Callable[..., Result], status_code: int, message: str, argv: tuple[str, ...]
+    cli: Callable[..., CliResult], status_code: int, message: str, argv: tuple[str, ...]
 ) -> None:
     create_chat(cli)
     before = item(cli)
     try:
         result = cli(*argv)
     except SystemExit as exit_:
-        result = Result(int(exit_.code or 0), "", "")
+        result = CliResult(int(exit_.code or 0), "", "")
     assert result.status == status_code
     if status_code == 1:
         assert result.err == f"{PREFIX}{message}\n"
@@ -280,7 +242,7 @@ def test_rollout_refusals_are_one_line(
 
 
 def test_watch_ends_with_the_rollout(
-    cli: Callable[..., Result], store: DynamoEndpointStore
+    cli: Callable[..., CliResult], store: DynamoEndpointStore
 ) -> None:
     """Piped, `--watch` prints the header and a line per region, and exits 0 once the
     revision completed everywhere (1 once it is halted and every region has reacted)."""

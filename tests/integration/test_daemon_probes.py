@@ -48,11 +48,6 @@ def restarts(daemon: Daemon) -> dict[str, float]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def idle_daemon(kit: Harness, clock: FakeClock) -> Iterator[Daemon]:
     """A daemon that is built but not started: /readyz answers `standby`."""
     daemon = Daemon(kit.settings(), clock=clock, serve_http=False)

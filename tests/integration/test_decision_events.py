@@ -8,33 +8,14 @@ gate (`tests/integration/test_rollout_alarms.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from kubernetes import client
 
 from actors.app.daemon import Daemon
 from actors.clock import FakeClock
-from k8s.sim import SimCluster
 from store import commands
-from tests.integration.harness import FAKE_TIME_LEASE, NAMESPACE, Harness, drive, harness
+from tests.integration.harness import FAKE_TIME_LEASE, NAMESPACE, Harness, drive
 
 THRESHOLD = 60
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def fake_time_kit(dynamo_url: str, table_name: str, clock: FakeClock) -> Iterator[Harness]:
-    cluster = SimCluster(port=0, ready_delay=0.2, clock=clock.time).start()
-    try:
-        with harness(dynamo_url, table_name, cluster.url) as kit:
-            yield kit
-    finally:
-        cluster.stop()
 
 
 def _events(kit: Harness, name: str) -> list[client.CoreV1Event]:

@@ -5,31 +5,11 @@ ready; a canary step never recreates an Ingress the watchdog removed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from actors.clock import FakeClock
-from k8s.sim import SimCluster
 from store import commands
-from tests.integration.harness import FAKE_TIME_LEASE, Harness, drive, harness, scan_count
+from tests.integration.harness import FAKE_TIME_LEASE, Harness, drive, scan_count
 
 THRESHOLD = 300
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def fake_time_kit(dynamo_url: str, table_name: str, clock: FakeClock) -> Iterator[Harness]:
-    cluster = SimCluster(port=0, ready_delay=0.2, clock=clock.time).start()
-    try:
-        with harness(dynamo_url, table_name, cluster.url) as kit:
-            yield kit
-    finally:
-        cluster.stop()
 
 
 def _start(kit: Harness, clock: FakeClock, identity: str):

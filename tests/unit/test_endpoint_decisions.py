@@ -4,7 +4,6 @@ the real clients are exercised by the integration tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pykka
@@ -20,18 +19,6 @@ from store.errors import StoreError, Throttled
 from tests.unit.fakes import FakeCluster, FakeStore
 
 REGION = "us-east-1"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def scheduler(clock: FakeClock) -> Iterator[Scheduler]:
-    scheduler = Scheduler(clock).start()
-    yield scheduler
-    scheduler.stop()
 
 
 def _item(**fields: Any):

@@ -3,7 +3,7 @@ and the endpoint actor's choice of gateway, with the strict fakes of `tests/unit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -113,18 +113,6 @@ def test_quiesce_waits_for_every_namespace_within_one_deadline() -> None:
 
 
 # -- the endpoint actor ------------------------------------------------------------------
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def scheduler(clock: FakeClock) -> Iterator[Scheduler]:
-    scheduler = Scheduler(clock).start()
-    yield scheduler
-    scheduler.stop()
 
 
 def _item(namespace: str, **fields: Any) -> LoadedItem:
