@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from actors.desired import iso_now, rollout_complete, step_canary, workload_for
+from actors.desired import iso_now, precise_iso, rollout_complete, step_canary, workload_for
 from actors.watchdog import parse_time
 from k8s.manifests import build_canary_deployment, build_deployment
 from k8s.workload import TEMPLATE_SPEC_HASH_ANNOTATION, CanaryWorkload
@@ -140,6 +140,14 @@ def baked(status: RegionStatus | None, revision: str, bake: float, now: float) -
     return status.rollout == "baking" and since is not None and now - since >= bake
 
 
+def bake_end(status: RegionStatus | None, revision: str, bake: float) -> float | None:
+    """When a region baking `revision` will have baked it (None if it is not baking it)."""
+    if status is None or status.revision != revision or status.rollout != "baking":
+        return None
+    since = parse_timestamp(status.since)
+    return None if since is None else since + bake
+
+
 def decide(
     *,
     policy: RolloutPolicy,
@@ -214,7 +222,11 @@ def decide(
         wave = wave_of(policy, targets, region)
         earlier = [r for w in policy.waves_for(targets)[:wave] for r in w]
         if not all(baked(statuses.get(r), revision, policy.bake_seconds, now) for r in earlier):
-            return elsewhere("waiting")
+            waiting = elsewhere("waiting")
+            # Look again when the earlier waves' bakes end, not only when they next write.
+            ends = [bake_end(statuses.get(r), revision, policy.bake_seconds) for r in earlier]
+            due = [t for t in ends if t is not None and t > now]
+            return dataclasses.replace(waiting, next_check=max(due)) if due else waiting
         wait = min(policy.step_seconds, policy.progress_deadline_seconds) if steps else None
         return RolloutDecision(
             SERVE_NEW,
@@ -338,7 +350,7 @@ class Plan:
         """`status` with this plan's revision, phase, step and since."""
         d = self.decision
         return dataclasses.replace(
-            status, revision=d.revision, rollout=d.phase, step=d.step, since=iso_now(d.since)
+            status, revision=d.revision, rollout=d.phase, step=d.step, since=precise_iso(d.since)
         )
 
 
@@ -450,7 +462,7 @@ def parked(
     assert own is not None
     reason = f"crash loop: {status.error or 'endpoint actor parked'}"[:500]
     failed = dataclasses.replace(
-        status, revision=rev, rollout="failed", step=own.step, since=iso_now(now)
+        status, revision=rev, rollout="failed", step=own.step, since=precise_iso(now)
     )
     return failed, Halt(rev, region, reason, iso_now(now))
 

@@ -31,6 +31,7 @@ BENCHMARKS = {
     "failover": "bench.failover",
     "faults": "bench.faults",
     "slow-api": "bench.slow_api",
+    "rollout": "bench.rollout",
 }
 
 

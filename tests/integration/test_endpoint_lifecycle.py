@@ -184,7 +184,8 @@ def test_canary_add_weight_promote_and_rollback(kit: Harness) -> None:
     canary = _container(kit.kube.get("Deployment", "m1-canary"))
     assert canary["image"] == "vllm/vllm-openai:v2", "the canary runs its own image"
     assert "--root-path" in canary.get("args", []) + canary.get("command", [])
-    assert kit.kube.get("Service", "m1-canary") is not None
+    # Applied in order within one reconcile: the Service follows the Deployment.
+    wait_for(lambda: kit.kube.get("Service", "m1-canary"), what="canary Service")
     wait_for(lambda: _backends(kit.kube.get("Ingress", "inference-m1"))[1], what="weighted")
     name, action = _backends(kit.kube.get("Ingress", "inference-m1"))
     weights = {g["serviceName"]: g["weight"] for g in action["forwardConfig"]["targetGroups"]}

@@ -1,13 +1,22 @@
-"""The rollout decision of one region (architecture section 12, `actors.rollout.decide`): plain
-values
-and fake times in, what the region serves and reports out."""
+"""The rollout decision of one region (architecture section 12, `actors.rollout.decide`):
+plain values and fake times in, what the region serves and reports out."""
 
 from __future__ import annotations
 
 import pytest
 
-from actors.desired import iso_now, step_canary
-from actors.rollout import HOLD, SERVE_COMPLETED, SERVE_NEW, Observed, decide, parked
+from actors.desired import iso_now, precise_iso, step_canary
+from actors.rollout import (
+    HOLD,
+    SERVE_COMPLETED,
+    SERVE_NEW,
+    Observed,
+    Plan,
+    RolloutDecision,
+    baked,
+    decide,
+    parked,
+)
 from store.dynamo import load_item
 from store.model import RegionStatus
 from store.rollout import Halt, RolloutPolicy, RolloutRecord, revision
@@ -59,6 +68,21 @@ def test_a_later_wave_waits_until_every_earlier_region_baked(expected, first_wav
     statuses = {} if first_wave is None else {"us-east-1": first_wave}
     decision = run(statuses)
     assert expected == (decision.serve, decision.phase)
+
+
+def test_a_waiting_region_looks_again_when_the_earlier_bake_ends() -> None:
+    """Not only when the earlier region next writes: its bake end is in the table."""
+    decision = run({"us-east-1": entry("baking", ago=100)})
+    assert (decision.phase, decision.next_check) == ("waiting", NOW + 200)
+
+
+def test_a_bake_is_never_cut_short_by_a_timestamp_rounded_to_the_second() -> None:
+    """The phase's start goes to the table to the microsecond: cut to the second, a bake
+    begun at .6 s would end 0.6 s early in every later region's judgement."""
+    plan = Plan(RolloutDecision(SERVE_NEW, "baking", R, None, NOW + 0.6), None, None, R)
+    stamped = plan.stamp(RegionStatus(state="running"))
+    assert baked(stamped, R, 300, NOW + 300.6)
+    assert not baked(stamped, R, 300, NOW + 300.5)
 
 
 def test_a_region_not_due_without_a_completed_revision_touches_nothing() -> None:
@@ -269,7 +293,7 @@ def test_a_region_parked_on_the_new_revision_reports_it_failed_and_halts_it() ->
         new,
         "failed",
         0,
-        iso_now(NOW),
+        precise_iso(NOW),
     )
     assert (halt.revision, halt.region) == (new, "us-east-1")
     assert halt.reason == "crash loop: parked after 6 restarts; last error: x"
