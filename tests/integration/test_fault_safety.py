@@ -87,7 +87,14 @@ def test_one_vanished_endpoint_is_deleted_after_three_scans_read_from_the_server
     sim.reset_counters()
     scans = scan_count(daemon)
     kit.raw_table().delete_item(Key={"endpoint_name": "m1"})
-    wait_for(lambda: kit.kube.get("Deployment", "m1") is None, what="orphan removed")
+    # Removed one after the other: wait for the last.
+    wait_for(
+        lambda: (
+            kit.kube.get("Deployment", "m1") is None
+            and kit.kube.get("Ingress", "inference-m1") is None
+        ),
+        what="orphan removed",
+    )
     assert scan_count(daemon) - scans >= 3
     counters = sim.counters()
     assert counters.get("GET deployments", 0) >= 1, f"no read from the server: {counters}"

@@ -74,12 +74,14 @@ def test_objects_of_an_endpoint_gone_from_the_table_are_removed_in_any_watched_n
 
     kit.raw_table().delete_item(Key={"endpoint_name": "m2"})
 
+    # Removed one after the other: wait for all of them.
     wait_for(
-        lambda: kit.kube.get("Deployment", "m2", TEAM_A) is None,
+        lambda: all(
+            kit.kube.get(kind, name, TEAM_A) is None
+            for kind, name in (("Deployment", "m2"), ("Service", "m2"), ("Ingress", "inference-m2"))
+        ),
         what="orphan m2 removed from team-a",
     )
-    assert kit.kube.get("Service", "m2", TEAM_A) is None
-    assert kit.kube.get("Ingress", "inference-m2", TEAM_A) is None
     assert kit.kube.get("Deployment", "m1") is not None
 
 

@@ -1,5 +1,5 @@
 """Deletion safety (defect 11) and adoption of the predecessor's objects: a wrong REGION
-deletes nothing; an item that vanishes from the table is cleaned up only after two
+deletes nothing; an item that vanishes from the table is cleaned up only after three
 scans agree; objects the old reconciler created are adopted in place."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def test_a_wrong_region_deletes_nothing(kit: Harness) -> None:
     assert kit.status("m1", "us-west-9") is None, "nothing written for a region no item targets"
 
 
-def test_vanished_item_is_cleaned_up_only_after_two_scans_agree(kit: Harness) -> None:
+def test_vanished_item_is_cleaned_up_only_after_three_scans_agree(kit: Harness) -> None:
     kit.put("m1")
     kit.put("m2")
     daemon = kit.start_daemon()
@@ -33,9 +33,12 @@ def test_vanished_item_is_cleaned_up_only_after_two_scans_agree(kit: Harness) ->
     table = kit.raw_table()
     scans_before = scan_count(daemon)
     table.delete_item(Key={"endpoint_name": "m1"})
-    wait_for(lambda: kit.kube.get("Deployment", "m1") is None, what="orphan removed")
-    assert scan_count(daemon) - scans_before >= 2
-    assert kit.kube.get("Ingress", "inference-m1") is None
+    wait_for(
+        lambda: kit.kube.get("Deployment", "m1") is None
+        and kit.kube.get("Ingress", "inference-m1") is None,
+        what="orphan removed",
+    )
+    assert scan_count(daemon) - scans_before >= 3
     assert kit.kube.get("Deployment", "m2") is not None
 
 
