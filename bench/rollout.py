@@ -13,7 +13,7 @@ policy with `steps [50]`, `step_seconds 3`.
 Per endpoint and per wave boundary k -> k+1:
 
 - baked: the latest, over the regions of wave k, of its `baking` status's `since` (read
-  from the table; whole seconds, as the daemon writes it) + `bake_seconds`: the moment
+  from the table, to the microsecond, as the daemon writes it) + `bake_seconds`: the moment
   the rule (`actors.rollout.baked`) lets wave k+1 go;
 - started: the first moment a Deployment of wave k+1's region (primary or, with steps,
   the canary) carries the new image, read from the sim's memory every 20 ms (no request);
@@ -268,8 +268,8 @@ def _figures(
             f"{edge}: as above, from `baking` first seen + bake, p95",
             percentile(from_seen, 0.95),
             "s",
-            note=f"p50 {percentile(from_seen, 0.5) or 0:.2f} s; `since` is whole seconds "
-            "(rounded down), this is not (bench scan every 0.1 s)",
+            note=f"p50 {percentile(from_seen, 0.5) or 0:.2f} s; from the benchmark's own "
+            "sighting of `baking` (bench scan every 0.1 s), not the table's `since`",
         )
         section.add(
             f"{edge}: baked -> earlier wave's `done` seen, p50",
