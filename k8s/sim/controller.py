@@ -137,29 +137,13 @@ def _without_unready_first(pods: list[_Pod], count: int, now: float) -> list[_Po
     return [p for p in pods if not any(p is d for d in doomed)]
 
 
-class DeploymentController:
-    """Simulates the Deployment controller and the pods behind each Deployment.
+class _ControllerLoop:
+    """One controller thread woken through `_cond`; `start()` and `stop()` (which joins)."""
 
-    Args:
-        store: the object store whose Deployments it drives.
-        ready_delay: real seconds from pod creation to ready.
-        never_ready_pattern: substring of an image that never becomes ready.
-    """
-
-    def __init__(self, store: ObjectStore, *, ready_delay: float, never_ready_pattern: str) -> None:
-        self._store = store
-        self.ready_delay = ready_delay
-        self._pattern = never_ready_pattern
+    def __init__(self, name: str) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._due: dict[Key, float] = {}
-        self._rollouts: dict[Key, _Rollout] = {}
-        # Guards `_rollouts` between the controller thread and requests listing pods.
-        self._pods_lock = threading.Lock()
-        # HPA (namespace, name) -> target Deployment key, and the reverse index.
-        self._hpa_target: dict[Key, Key] = {}
-        self._hpas_of: dict[Key, set[str]] = {}
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="k8s-sim-controller", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         """Starts the controller thread."""
@@ -172,6 +156,32 @@ class DeploymentController:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class DeploymentController(_ControllerLoop):
+    """Simulates the Deployment controller and the pods behind each Deployment.
+
+    Args:
+        store: the object store whose Deployments it drives.
+        ready_delay: real seconds from pod creation to ready.
+        never_ready_pattern: substring of an image that never becomes ready.
+    """
+
+    def __init__(self, store: ObjectStore, *, ready_delay: float, never_ready_pattern: str) -> None:
+        super().__init__("k8s-sim-controller")
+        self._store = store
+        self.ready_delay = ready_delay
+        self._pattern = never_ready_pattern
+        self._due: dict[Key, float] = {}
+        self._rollouts: dict[Key, _Rollout] = {}
+        # Guards `_rollouts` between the controller thread and requests listing pods.
+        self._pods_lock = threading.Lock()
+        # HPA (namespace, name) -> target Deployment key, and the reverse index.
+        self._hpa_target: dict[Key, Key] = {}
+        self._hpas_of: dict[Key, set[str]] = {}
 
     def notify(self, kind: ResourceKind, key: Key, obj: dict[str, Any] | None) -> None:
         """Hears of a write (called by the store): reconciles the Deployment concerned now."""
@@ -571,7 +581,7 @@ def _pod(deployment: dict[str, Any], pod: _Pod, *, ready: bool) -> dict[str, Any
 ALB_FINALIZER = "ingress.k8s.aws/resources"
 
 
-class IngressFinalizerController:
+class IngressFinalizerController(_ControllerLoop):
     """Simulates the AWS Load Balancer Controller's finalizer on Ingresses (off by default).
 
     While enabled (`delay` not None), it adds `ingress.k8s.aws/resources` to every
@@ -587,25 +597,11 @@ class IngressFinalizerController:
     """
 
     def __init__(self, store: ObjectStore, *, delay: float | None = None) -> None:
+        super().__init__("k8s-sim-ingress")
         self._store = store
         self.delay = delay
-        self._cond = threading.Condition(threading.Lock())
         # (namespace, name) -> (monotonic due time, "add" or "remove")
         self._due: dict[Key, tuple[float, str]] = {}
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="k8s-sim-ingress", daemon=True)
-
-    def start(self) -> None:
-        """Starts the controller thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stops the controller thread and waits for it."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def notify(self, key: Key, obj: dict[str, Any] | None) -> None:
         """Hears of an Ingress write (called by the store, under its lock)."""
