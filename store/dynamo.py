@@ -602,10 +602,10 @@ class DynamoEndpointStore:
                     f"{record}.{expression.path(k)} = {expression.value(v)}"
                     for k, v in fields.items()
                 )
-                found = [
-                    f"attribute_type({record}, {expression.value('M')})",
-                    *conditions(expression),
-                ]
+                found = [f"attribute_type({record}, {expression.value('M')})"]
+            # The caller's conditions hold whether or not the map exists yet (a condition
+            # on a missing `rollout.halt` is simply not met, so `NOT (...)` passes).
+            found += conditions(expression)
             stamp = expression.path("updated_at")
             if expected_updated_at is None:
                 found.append(f"attribute_not_exists({stamp})")
