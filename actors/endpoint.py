@@ -557,12 +557,20 @@ class EndpointActor(pykka.ThreadingActor):
                 self.log.warning(
                     "status entry not removed: a newer leader owns it", error=str(refused)
                 )
+                self._refused(refused)
         self.log.info("endpoint retired from this region")
         self.slot.retiring = True
         self.supervisor.tell(Retired(name, self.slot.generation))
         self.stop()
 
     # -- status, fencing, timers ------------------------------------------
+
+    def _refused(self, refused: Superseded) -> None:
+        """Tell the supervisor (metric, /readyz) that a newer leader's epoch refused a write."""
+        if self.ctx.on_event is not None:
+            self.ctx.on_event(
+                EventKind.STATUS_REFUSED, {"endpoint": self.slot.name, "error": str(refused)}
+            )
 
     def _report(self, status: RegionStatus) -> None:
         """Write this region's status entry, only when it says something new or its
@@ -587,6 +595,7 @@ class EndpointActor(pykka.ThreadingActor):
             # A fencing outcome, not a failure: a newer leader wrote this entry. Not
             # retried (this status is taken as reported); the lease decides what is next.
             self.log.warning("status write refused: a newer leader owns it", error=str(refused))
+            self._refused(refused)
             written = False
         if written:
             if self.ctx.on_event is not None:

@@ -11,8 +11,12 @@ younger than the renew deadline, so writes stop by the deadline even if the
 thread that renews is stuck. `fence()` hands the same window to the endpoints'
 Kubernetes transport (send deadline = last renew + renew deadline, expiry = last
 renew + duration, both from the start of the renewing attempt) together with the
-epoch, the Lease's `leaseTransitions` and our identity, which conditional table
-writes carry. `close_fence()` shuts the window for good before a release.
+term's epoch and our identity, which conditional table writes carry. The epoch is
+not the Lease's `leaseTransitions` (that restarts at 0 when the Lease is deleted or
+the cluster rebuilt): the supervisor takes one from the table each time we start
+leading (`store.dynamo.DynamoEndpointStore.take_epoch`) and hands it over with
+`begin_term`; until then there is no fence. `close_fence()` shuts the window for
+good before a release.
 """
 
 from __future__ import annotations
@@ -108,7 +112,8 @@ class LeaseKeeper:
         self._observed_at = 0.0
         self._held_by_other = False
         self._record: dict | None = None
-        self._epoch = 0
+        #: This term's epoch (`begin_term`); None: not leading, or not taken yet.
+        self._epoch: int | None = None
         self._fence_closed = False
         self.transitions = 0
 
@@ -121,9 +126,26 @@ class LeaseKeeper:
         return self._leading
 
     @property
-    def epoch(self) -> int:
-        """The Lease's `leaseTransitions` as of our last acquire or renew."""
+    def epoch(self) -> int | None:
+        """This term's epoch (None until `begin_term`, and after leadership is lost)."""
         return self._epoch
+
+    @property
+    def lease_transitions(self) -> int:
+        """The Lease's `leaseTransitions` as of our last acquire or renew (0 if none):
+        the floor of a region's first table epoch."""
+        return _transitions(self._record)
+
+    def begin_term(self, epoch: int, term: int) -> bool:
+        """Open the fence with `epoch` for the term that started at `transitions` ==
+        `term`. Refused (False) when leadership changed since: that term is over and
+        the next one takes its own epoch. Not under the keeper's lock, which a renewal
+        holds across a slow API call; every transition clears the epoch, so at worst a
+        stale one is seen, and it is refused by the table, never accepted."""
+        if not self._leading or self.transitions != term:
+            return False
+        self._epoch = epoch
+        return True
 
     def may_write(self) -> bool:
         """True while we lead and the last renewal is younger than the renew deadline."""
@@ -137,14 +159,20 @@ class LeaseKeeper:
         a writer's check; the values read are each replaced atomically.
         """
         renewed_at = self._renewed_at
-        if not self._leading or self._fence_closed or renewed_at == float("-inf"):
+        epoch = self._epoch
+        if (
+            not self._leading
+            or self._fence_closed
+            or epoch is None
+            or renewed_at == float("-inf")
+        ):
             return None
         s = self._settings
         return Fence(
             now=self._clock.monotonic(),
             send_deadline=renewed_at + s.renew_deadline,
             expiry=renewed_at + s.duration,
-            epoch=self._epoch,
+            epoch=epoch,
             holder=s.identity,
         )
 
@@ -163,7 +191,6 @@ class LeaseKeeper:
                 log.warning("lease attempt failed", lease=self._settings.name, error=str(error))
                 ok = False
             if ok:
-                self._epoch = _transitions(self._record)
                 self._renewed_at = started
                 self._set_leading(True)
             elif self._leading and self._held_by_other:
@@ -199,6 +226,7 @@ class LeaseKeeper:
         if leading == self._leading:
             return
         self._leading = leading
+        self._epoch = None
         if not leading:
             self._renewed_at = float("-inf")
             self._record = None

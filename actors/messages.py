@@ -29,6 +29,9 @@ class EventKind(StrEnum):
     ORPHANS_REFUSED = "orphans_refused"
     #: A region status was written: endpoint.
     STATUS_WRITTEN = "status_written"
+    #: A status or item write was refused because a newer leader's epoch is on the entry
+    #: (`store.errors.Superseded`): endpoint, error.
+    STATUS_REFUSED = "status_refused"
     #: Periodic sample of the supervisor's gauges: alive, parked, mailbox.
     GAUGES = "gauges"
     #: A decision about an endpoint, told once when it changes (`actors.decisions`):

@@ -27,6 +27,10 @@ class EndpointStore(Protocol):
         """Every item, consistent and paginated; invalid items carry their problems."""
         ...
 
+    def take_epoch(self, region: str, *, floor: int = 0) -> int:
+        """Raise `region`'s leader epoch in the table and return it (once per term)."""
+        ...
+
     def write_region_status(
         self,
         name: str,

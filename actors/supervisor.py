@@ -97,6 +97,10 @@ class SupervisorConfig:
         return (self.namespace, *(n for n in self.namespaces if n != self.namespace))
 
 
+#: How long /readyz keeps saying that a write was refused by a newer leader's epoch.
+SUPERSEDED_SHOWN_SECONDS = 60.0
+
+
 class SupervisorActor(pykka.ThreadingActor):
     """Leader election, the poller, and one actor per endpoint with restarts."""
 
@@ -149,6 +153,9 @@ class SupervisorActor(pykka.ThreadingActor):
         self.parked: dict[str, str] = {}
         self.absent: dict[str, int] = {}
         self.refused_detail = ""
+        #: The last write a newer leader's epoch refused: (clock time, count so far, error).
+        #: Set on the endpoint actors' threads by `notify` (one tuple, replaced whole).
+        self.superseded: tuple[float, int, str] | None = None
         self.poller_policy = RestartPolicy()
         self.poller_restart_due = False
         self.warned_region = False
@@ -193,6 +200,9 @@ class SupervisorActor(pykka.ThreadingActor):
     def notify(self, kind: EventKind, fields: dict[str, Any]) -> None:
         """Tell the owner (metrics, the demo) of an event; its failure is logged, never
         the supervisor's death."""
+        if kind == EventKind.STATUS_REFUSED:
+            count = 1 if self.superseded is None else self.superseded[1] + 1
+            self.superseded = (self.clock.time(), count, str(fields.get("error", "")))
         if self._on_event is None:
             return
         try:
@@ -250,8 +260,20 @@ class SupervisorActor(pykka.ThreadingActor):
             parked=frozenset(self.parked),
             restarts=dict(self.restarts),
             generations={n: s.generation for n, s in self.slots.items()},
-            detail=self.refused_detail,
+            detail="; ".join(
+                part for part in (self.refused_detail, self._superseded_detail()) if part
+            ),
         )
+
+    def _superseded_detail(self) -> str:
+        """What /readyz says while a newer leader's epoch refuses our writes (for a
+        minute after the last refusal): another daemon writes this region's entries."""
+        if self.superseded is None:
+            return ""
+        at, count, error = self.superseded
+        if self.clock.time() - at > SUPERSEDED_SHOWN_SECONDS:
+            return ""
+        return f"{count} status writes refused by a newer leader's epoch (last: {error})"
 
     # -- leadership --------------------------------------------------------
 
@@ -259,9 +281,12 @@ class SupervisorActor(pykka.ThreadingActor):
         if self.shutting_down:
             return
         if leading and self.gateway is None and self.keeper.leading:
+            if not self._begin_term():
+                return
             self.log.info(
                 "leading: starting watches, poller and endpoint actors",
                 namespaces=list(self.config.watched),
+                epoch=self.keeper.epoch,
             )
             # One watch set per namespace, each fenced by the lease: nothing is sent past
             # the renew deadline (architecture section 4).
@@ -309,6 +334,22 @@ class SupervisorActor(pykka.ThreadingActor):
             self.log.warning("not leading: stopping every endpoint actor")
             self._stop_children()
             self.notify(EventKind.STANDBY, {})
+
+    def _begin_term(self) -> bool:
+        """Take this term's epoch from the table and open the lease's fence with it
+        (architecture section 4). False when it cannot be had now: the table is
+        unreachable (retried after a retry period; nothing is written meanwhile, since
+        there is no fence) or leadership changed while it was taken."""
+        term = self.keeper.transitions
+        try:
+            epoch = self.store.take_epoch(self.config.region, floor=self.keeper.lease_transitions)
+        except Exception as error:
+            self.log.error("cannot take a leader epoch from the table; retrying", error=str(error))
+            self.scheduler.call_later(
+                self.config.lease.retry_period, self._tell(LeadershipChanged(True))
+            )
+            return False
+        return self.keeper.begin_term(epoch, term)
 
     def _start_poller(self) -> None:
         queued = threading.Event()

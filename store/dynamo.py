@@ -45,6 +45,10 @@ from store.validation import validate_item
 log = structlog.get_logger(__name__)
 
 KEY = "endpoint_name"
+#: Key prefix of the per-region leader epoch records (`take_epoch`). `#` is never part of
+#: an endpoint name (a DNS-1035 label), so no endpoint can collide with one, and they
+#: carry no `target_regions`, so the predecessor, which filters on it, skips them too.
+EPOCH_RECORD_PREFIX = "#leader-epoch/"
 _THROTTLING = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -310,11 +314,43 @@ class DynamoEndpointStore:
         loaded: list[LoadedItem] = []
         while True:
             page = self._call("Scan", **arguments)
-            loaded.extend(load_item(_deserialize(item)) for item in page.get("Items", []))
+            loaded.extend(
+                load_item(_deserialize(item))
+                for item in page.get("Items", [])
+                if not _is_epoch_record(item)
+            )
             last_key = page.get("LastEvaluatedKey")
             if not last_key:
                 return loaded
             arguments["ExclusiveStartKey"] = last_key
+
+    def take_epoch(self, region: str, *, floor: int = 0) -> int:
+        """Raise `region`'s leader epoch by one and return it (architecture section 4).
+
+        A daemon takes one each time it starts leading; its status and item writes carry
+        it and are refused once an entry carries a higher one. The counter lives in the
+        table, not in the Lease, so it never goes back: not when the Lease is deleted by
+        hand, nor when the cluster is rebuilt (a new Lease restarts `leaseTransitions` at
+        0). `floor` seeds a region's first record (the Lease's `leaseTransitions`, what
+        the entries written before this counter existed carry), so the first epoch is
+        above them. One atomic `ADD`-like update: two leaders never get the same value.
+        """
+        expression = _Expression()
+        counter = expression.path("epoch")
+        response = self._call(
+            "UpdateItem",
+            TableName=self.table_name,
+            Key=_key(EPOCH_RECORD_PREFIX + region),
+            UpdateExpression=(
+                f"SET {counter} = if_not_exists({counter}, {expression.value(floor)}) "
+                f"+ {expression.value(1)}, {expression.path('region')} = "
+                f"{expression.value(region)}, {expression.path('taken_at')} = "
+                f"{expression.value(next_timestamp(None))}"
+            ),
+            ReturnValues="UPDATED_NEW",
+            **expression.arguments(),
+        )
+        return int(_DESERIALIZER.deserialize(response["Attributes"]["epoch"]))
 
     def get(self, name: str) -> LoadedItem | None:
         """Read one item (consistent); None when it does not exist."""
@@ -941,6 +977,11 @@ def _every_region_in(
     if region is not None and epoch is not None:
         conditions.append(_epoch_condition(expression, region, epoch, holder))
     return conditions
+
+
+def _is_epoch_record(item: Mapping[str, Any]) -> bool:
+    """True for a leader epoch record (a raw scanned item), which is not an endpoint."""
+    return str(item.get(KEY, {}).get("S", "")).startswith(EPOCH_RECORD_PREFIX)
 
 
 def _key(name: str) -> dict[str, Any]:

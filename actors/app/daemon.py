@@ -145,6 +145,8 @@ class Daemon:
             self.metrics.lease_transitions.inc()
         elif kind == EventKind.STATUS_WRITTEN:
             self.metrics.status_writes.inc()
+        elif kind == EventKind.STATUS_REFUSED:
+            self.metrics.status_writes_refused.inc()
         elif kind == EventKind.ORPHANS_REFUSED:
             self.metrics.orphan_deletes_refused.set(fields["count"])
         elif kind == EventKind.DECISION:

@@ -45,6 +45,8 @@ class Metrics:
             lost leadership.
         mailbox_depth: gauge, messages waiting in actor mailboxes (sampled).
         status_writes: counter `status_writes_total`, region status writes to the table.
+        status_writes_refused: counter `status_writes_refused_total`, status writes refused
+            because a newer leader's epoch is on the entry.
         orphan_deletes_refused: gauge, endpoints whose deletion the mass-deletion guard holds.
         decisions: counter `decisions_total{decision}`, decisions about an endpoint, each
             counted once when made (`actors.decisions`; decision = the Kubernetes Event's
@@ -120,6 +122,13 @@ class Metrics:
         self.status_writes = Counter(
             "status_writes",
             "Region status writes to the table.",
+            namespace=PREFIX,
+            registry=self.registry,
+        )
+        self.status_writes_refused = Counter(
+            "status_writes_refused",
+            "Region status writes the table refused because a newer leader's epoch is on the "
+            "entry (non-zero and growing: another daemon writes this region; /readyz says more).",
             namespace=PREFIX,
             registry=self.registry,
         )

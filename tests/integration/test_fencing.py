@@ -51,6 +51,9 @@ def test_a_deposed_leader_sends_nothing_after_its_renew_deadline(
     b = kit.start_daemon(POD_NAME="daemon-b", **TIMINGS)
     kit.put("m1")
     kit.wait_state("m1", "running")
+    a_status = kit.status("m1")
+    assert a_status is not None
+    assert a_status.holder == "daemon-a"
 
     # a's Deployment updates take 10 s to be served: a's next one is in flight ...
     sim.set_faults(
@@ -111,12 +114,14 @@ def test_a_deposed_leader_sends_nothing_after_its_renew_deadline(
     assert {r.status for r in landed_late} == {409}, "a's late update overwrote b's"
     assert kit.kube.get("Deployment", "m1")["spec"]["replicas"] == 4
 
-    # The table: b's status entry carries b's epoch; a's epoch is older.
+    # The table: b's status entry carries b's epoch, taken when b began to lead; a's is older.
     status = wait_for(
         lambda: (s := kit.status("m1")) is not None and s.holder == "daemon-b" and s,
         what="b's status of m1",
     )
-    assert status.epoch == lease["spec"]["leaseTransitions"]
+    assert a_status.epoch is not None
+    assert status.epoch is not None
+    assert status.epoch > a_status.epoch
     a.stop()
     b.stop()
 

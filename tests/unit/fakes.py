@@ -27,6 +27,9 @@ class FakeStore:
     def scan(self) -> list[LoadedItem]:
         raise UnexpectedCall("scan")
 
+    def take_epoch(self, region: str, *, floor: int = 0) -> int:
+        raise UnexpectedCall(f"take_epoch({region!r})")
+
     def write_region_status(
         self,
         name: str,

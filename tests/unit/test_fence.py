@@ -1,8 +1,8 @@
 """The write fence end to end in its pure parts (architecture section 4, defects 22 and 23), on a
 fake clock: the keeper's window (send deadline = last renew + renew deadline, expiry = last
-renew + duration, epoch = leaseTransitions), and a fenced transport that sends nothing past
-the deadline - no attempt, no retry after a backoff sleep, no rate-limit wait - and whose
-attempts time out by the lease's expiry."""
+renew + duration, epoch = the term's, taken from the table), and a fenced transport that
+sends nothing past the deadline - no attempt, no retry after a backoff sleep, no rate-limit
+wait - and whose attempts time out by the lease's expiry."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from k8s.fence import Fence
 from k8s.ratelimit import TokenBucket
 from k8s.retry import BackoffPolicy
 from k8s.transport import RequestCounter, Transport
-from tests.unit.test_lease import LeaseRecords
+from tests.unit.test_lease import LeaseRecords, keeper_with_terms
 
 SETTINGS = {"name": "inference-monitor-leader", "namespace": "gco-inference"}
 
 
 def _keeper(records: LeaseRecords, clock: FakeClock, identity: str) -> LeaseKeeper:
     settings = LeaseSettings(identity=identity, **SETTINGS)  # 15 / 10 / 2 s
-    return LeaseKeeper(records, settings, clock, on_change=lambda _leading: None)
+    return keeper_with_terms(records, clock, settings)
 
 
 # -- the keeper's window ---------------------------------------------------------
@@ -42,7 +42,7 @@ def test_the_fence_opens_at_the_renewal_and_closes_at_the_renew_deadline() -> No
     assert fence is not None
     assert fence.send_deadline == renewed_at + 10
     assert fence.expiry == renewed_at + 15
-    assert (fence.epoch, fence.holder) == (0, "a")
+    assert (fence.epoch, fence.holder) == (1, "a")
     clock.advance(9.9)
     fence = keeper.fence()
     assert fence is not None
@@ -54,6 +54,32 @@ def test_the_fence_opens_at_the_renewal_and_closes_at_the_renew_deadline() -> No
     assert fence is not None
     assert not fence.open, "closed at the deadline, before any tick"
     assert not keeper.may_write()
+
+
+def test_no_fence_until_the_term_has_its_epoch() -> None:
+    """Leading is not enough to write: the fence opens only once the supervisor has
+    taken the term's epoch from the table (a write without one could not be refused
+    later), and a term that ended meanwhile cannot be given one."""
+    records, clock = LeaseRecords(), FakeClock()
+    keeper = LeaseKeeper(
+        records, LeaseSettings(identity="a", **SETTINGS), clock, on_change=lambda _: None
+    )
+    keeper.tick()
+    assert keeper.leading
+    assert keeper.fence() is None
+    assert not keeper.may_write()
+    term = keeper.transitions
+    assert not keeper.begin_term(7, term - 1), "an older term's epoch is refused"
+    assert keeper.begin_term(7, term)
+    fence = keeper.fence()
+    assert fence is not None
+    assert fence.epoch == 7
+    records.down = True
+    clock.advance(10)
+    keeper.tick()  # past the renew deadline: steps down, the epoch goes with the term
+    records.down = False
+    assert keeper.epoch is None
+    assert not keeper.begin_term(8, term), "the ended term cannot be reopened"
 
 
 def test_a_renewal_moves_the_window_and_a_takeover_raises_the_epoch() -> None:
@@ -75,8 +101,8 @@ def test_a_renewal_moves_the_window_and_a_takeover_raises_the_epoch() -> None:
     b.tick()  # expired on b's clock: takes over
     fence = b.fence()
     assert fence is not None
-    assert (fence.epoch, fence.holder) == (1, "b")
-    assert b.epoch == 1
+    assert (fence.epoch, fence.holder) == (2, "b")
+    assert b.epoch == 2
     assert records.lease["spec"]["leaseTransitions"] == 1
 
 

@@ -6,6 +6,8 @@ deadline, release on shutdown."""
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Callable
 
 import pytest
 
@@ -22,6 +24,8 @@ class LeaseRecords:
         self.lease: dict | None = None
         self.rv = 0
         self.down = False
+        #: The table's epoch counter (`take_epoch`), shared by every keeper of a test.
+        self.epochs = itertools.count(1)
 
     def _check(self) -> None:
         if self.down:
@@ -55,12 +59,31 @@ class LeaseRecords:
         return None if self.lease is None else self.lease["spec"].get("holderIdentity")
 
 
+def keeper_with_terms(
+    records: LeaseRecords,
+    clock: FakeClock,
+    settings: LeaseSettings,
+    on_change: Callable[[bool], None] = lambda _leading: None,
+) -> LeaseKeeper:
+    """A keeper whose every new term takes the next epoch of `records`' counter, as the
+    supervisor does from the table when told it leads."""
+    keeper: LeaseKeeper | None = None
+
+    def changed(leading: bool) -> None:
+        on_change(leading)
+        if leading and keeper is not None:
+            keeper.begin_term(next(records.epochs), keeper.transitions)
+
+    keeper = LeaseKeeper(records, settings, clock, on_change=changed)
+    return keeper
+
+
 def _keeper(records: LeaseRecords, clock: FakeClock, identity: str) -> tuple[LeaseKeeper, list]:
     changes: list[bool] = []
     settings = LeaseSettings(
         name="inference-monitor-leader", namespace="gco-inference", identity=identity
     )
-    return LeaseKeeper(records, settings, clock, on_change=changes.append), changes
+    return keeper_with_terms(records, clock, settings, changes.append), changes
 
 
 def test_first_candidate_acquires_and_second_waits() -> None:
