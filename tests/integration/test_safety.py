@@ -14,7 +14,10 @@ def test_a_wrong_region_deletes_nothing(kit: Harness) -> None:
     kit.wait_state("m1", "running")
     kit.wait_state("m2", "running")
     right.stop()
-    wrong = kit.start_daemon(POD_NAME="wrong-region", REGION="us-west-9")
+    # The table itself is reachable (its region set apart): only the cluster's REGION is wrong.
+    wrong = kit.start_daemon(
+        POD_NAME="wrong-region", REGION="us-west-9", DYNAMODB_REGION="us-east-1"
+    )
     wait_for(lambda: wrong.snapshot().leading, what="wrong-region daemon leads")
     scans = scan_count(wrong)
     wait_for(lambda: scan_count(wrong) >= scans + 5, what="five scans")
