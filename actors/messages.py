@@ -82,7 +82,13 @@ class CrashEndpoint:
 
 @dataclass(frozen=True)
 class Poll:
-    """Poller: scan the table now."""
+    """Poller: scan the table now (skipped while the change feed is healthy and the
+    resync is not due)."""
+
+
+@dataclass(frozen=True)
+class ReadStream:
+    """Poller: read what the table's stream has now (the change feed)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,9 @@ class Scanned:
     changed: names whose item changed since the previous scan (this region's status
         entry included, so a lost status write is seen and repaired).
     present: every endpoint name in the table, whatever its regions.
+    partial: the view holds only the items the change feed just delivered (`present` is
+        those names): nothing absent from it is missing from the table, so it counts no
+        absence and stops only actors of items it holds.
     """
 
     active: dict[str, LoadedItem]
@@ -101,6 +110,7 @@ class Scanned:
     changed: frozenset[str]
     present: frozenset[str]
     total: int
+    partial: bool = False
 
 
 @dataclass(frozen=True)

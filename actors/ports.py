@@ -16,8 +16,17 @@ from k8s.informer import WatchEvent
 from store.dynamo import LoadedItem
 from store.model import RegionStatus
 from store.rollout import Halt
+from store.stream import ReadResult
 
-__all__ = ["Cluster", "EndpointStore"]
+__all__ = ["ChangeFeed", "Cluster", "EndpointStore"]
+
+
+class ChangeFeed(Protocol):
+    """The table's change feed (`store.stream.StreamReader`)."""
+
+    def read(self) -> ReadResult:
+        """What the stream has now; raises `StoreError` when it cannot be read at all."""
+        ...
 
 
 class EndpointStore(Protocol):

@@ -14,7 +14,9 @@ unit-tested on plain values (`tests/unit/test_scan_plan.py`):
 - an item that no longer targets this region but still has a status entry here
   is retired; an endpoint absent from the table follows `actors.orphans`;
 - an actor whose endpoint is in the table but neither targets this region nor has a
-  status entry here is stopped (it was never ours to clean up).
+  status entry here is stopped (it was never ours to clean up);
+- a partial view (the change feed's items) plans only for the items it holds: it
+  counts no absence and stops no other actor.
 """
 
 from __future__ import annotations
@@ -86,6 +88,16 @@ def plan_scan(
             changed.append(name)
     retire: dict[str, LoadedItem | None] = dict(scan.retiring)
     orphans: OrphanPlan | None = None
+    if scan.partial:
+        # The change feed's few items: what it does not hold says nothing of the table.
+        held = set(scan.present) & set(actors)
+        return ScanPlan(
+            start=tuple(start),
+            unpark=frozenset(unpark),
+            changed=tuple(changed),
+            retire=retire,
+            stop=frozenset(held - set(scan.active) - set(scan.retiring)),
+        )
     if in_cluster is None:
         missing = set(actors) - set(scan.present)
     else:

@@ -41,6 +41,7 @@ from actors.messages import (
     InjectCrash,
     LeadershipChanged,
     OnEvent,
+    ReadStream,
     RestartDue,
     Resync,
     Retire,
@@ -56,7 +57,7 @@ from actors.namespaces import WatchedNamespaces
 from actors.orphans import OrphanPlan, OrphanRules
 from actors.permits import HandlerPermits
 from actors.poller import PollerActor, request_poll
-from actors.ports import Cluster, EndpointStore
+from actors.ports import ChangeFeed, Cluster, EndpointStore
 from actors.scan_plan import plan_scan
 from actors.scheduler import Scheduler, Timer
 from k8s.errors import NotSynced
@@ -90,6 +91,10 @@ class SupervisorConfig:
     #: an informer's resync: costs no request (the gateway compares against its cache).
     resync_period: float = 300.0
     orphans: OrphanRules = field(default_factory=OrphanRules)
+    #: Seconds between reads of the table's change feed (0: no feed, scans only) and
+    #: between the resync scans while the feed is healthy.
+    stream_poll: float = 0.0
+    stream_resync: float = 300.0
 
     @property
     def watched(self) -> tuple[str, ...]:
@@ -118,8 +123,11 @@ class SupervisorActor(pykka.ThreadingActor):
         on_event: OnEvent | None = None,
         on_reconciled: Callable[[str, float], None] | None = None,
         alarms: Callable[[Sequence[str]], tuple[str, ...]] | None = None,
+        feed_factory: Callable[[], ChangeFeed] | None = None,
     ) -> None:
         super().__init__()
+        #: Builds the table's change feed for each poller (None: scans only).
+        self.feed_factory = feed_factory
         self.config = config
         self.store = store
         self.lease_client = lease_client
@@ -142,6 +150,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.poller: pykka.ActorRef[Any] | None = None
         self.timers: list[Timer] = []
         self.poll_timer: Timer | None = None
+        self.feed_timer: Timer | None = None
         self.resync_timer: Timer | None = None
         self.slots: dict[str, EndpointSlot] = {}
         self.items: dict[str, LoadedItem] = {}
@@ -352,19 +361,38 @@ class SupervisorActor(pykka.ThreadingActor):
         return self.keeper.begin_term(epoch, term)
 
     def _start_poller(self) -> None:
-        queued = threading.Event()
-        poller = PollerActor.start(self.store, self.config.region, self.actor_ref, queued)
+        queued, read_queued = threading.Event(), threading.Event()
+        feed = (
+            self.feed_factory() if self.feed_factory and self.config.stream_poll > 0 else None
+        )
+        poller = PollerActor.start(
+            self.store,
+            self.config.region,
+            self.actor_ref,
+            queued,
+            feed=feed,
+            clock=self.clock,
+            resync=self.config.stream_resync,
+            confirmations=self.config.orphans.confirmations,
+            read_queued=read_queued,
+        )
         self.poller = poller
         self.poll_timer = self.scheduler.call_every(
             self.config.reconcile_interval, lambda: request_poll(poller, queued)
         )
+        if feed is not None:
+            self.feed_timer = self.scheduler.call_every(
+                self.config.stream_poll,
+                lambda: request_poll(poller, read_queued, ReadStream()),
+            )
 
     def _check_poller(self) -> None:
         """Restart a dead poller (with backoff): without it a leader does nothing."""
         if self.poller is None or self.poller.is_alive() or self.poller_restart_due:
             return
-        if self.poll_timer is not None:
-            self.poll_timer.cancel()
+        for timer in (self.poll_timer, self.feed_timer):
+            if timer is not None:
+                timer.cancel()
         decision = self.poller_policy.record_death(self.clock.monotonic())
         self.restarts["(poller)"] = self.restarts.get("(poller)", 0) + 1
         self.log.error("poller died: restarting", restart_in=round(decision.delay, 2))
@@ -379,10 +407,10 @@ class SupervisorActor(pykka.ThreadingActor):
         self.scheduler.call_later(decision.delay, self._tell(_Run(restart)))
 
     def _stop_children(self) -> None:
-        for timer in (self.poll_timer, self.resync_timer):
+        for timer in (self.poll_timer, self.feed_timer, self.resync_timer):
             if timer is not None:
                 timer.cancel()
-        self.poll_timer = self.resync_timer = None
+        self.poll_timer = self.feed_timer = self.resync_timer = None
         if self.poller is not None:
             _safe_stop(self.poller)
             self.poller = None
@@ -439,15 +467,8 @@ class SupervisorActor(pykka.ThreadingActor):
     def _on_scanned(self, scan: Scanned) -> None:
         if self.ctx is None or self.gateway is None:
             return
-        if not scan.active and not self.warned_region and scan.total:
-            self.warned_region = True
-            self.log.error(
-                "no endpoint in the table targets this region: check REGION",
-                region=self.config.region,
-                items=scan.total,
-            )
-        elif scan.active:
-            self.warned_region = False
+        if not scan.partial:  # the change feed's few items say nothing of the region
+            self._check_region(scan)
         try:
             in_cluster: set[str] | None = self.gateway.instances()
         except NotSynced:
@@ -485,6 +506,18 @@ class SupervisorActor(pykka.ThreadingActor):
             if slot.ref is not None:
                 _safe_stop(slot.ref)
             self._forget(name)
+
+    def _check_region(self, scan: Scanned) -> None:
+        """Say once when a whole scan finds items but none for this region (a wrong REGION)."""
+        if not scan.active and not self.warned_region and scan.total:
+            self.warned_region = True
+            self.log.error(
+                "no endpoint in the table targets this region: check REGION",
+                region=self.config.region,
+                items=scan.total,
+            )
+        elif scan.active:
+            self.warned_region = False
 
     def _report_orphans(self, plan: OrphanPlan, *, empty_scan: bool) -> None:
         self.absent = dict(plan.absent)

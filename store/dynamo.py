@@ -233,29 +233,21 @@ class DynamoEndpointStore:
         self.table_name = table_name
         self.endpoint_url = endpoint_url
         self._page_size = page_size
-        self._on_request = on_request
-        session = _shared_session()
-        credentials: dict[str, str] = {}
-        with _SESSION_LOCK:
-            if endpoint_url and session.get_credentials() is None:
-                # A local server accepts any credentials; a fresh machine has none.
-                credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-            self._client = session.client(
-                "dynamodb",
-                region_name=region_name,
-                endpoint_url=endpoint_url,
-                config=Config(
-                    connect_timeout=timeout,
-                    read_timeout=timeout,
-                    retries={"max_attempts": max_attempts, "mode": "standard"},
-                    # Endpoint actors write statuses concurrently; botocore's default pool
-                    # of 10 would open and drop a connection per call beyond that.
-                    max_pool_connections=64,
-                ),
-                **credentials,
-            )
+        self._client = shared_client(
+            "dynamodb",
+            region_name,
+            endpoint_url,
+            Config(
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+                # Endpoint actors write statuses concurrently; botocore's default pool
+                # of 10 would open and drop a connection per call beyond that.
+                max_pool_connections=64,
+            ),
+        )
         if on_request is not None:
-            self._client.meta.events.register("needs-retry.dynamodb", self._report_request)
+            self._client.meta.events.register("needs-retry.dynamodb", request_reporter(on_request))
 
     def close(self) -> None:
         """Close the client's connections (the server's per-connection threads end too)."""
@@ -269,12 +261,19 @@ class DynamoEndpointStore:
 
     # -- table ---------------------------------------------------------------
 
-    def create_table(self) -> bool:
+    def create_table(self, *, stream: bool = True) -> bool:
         """Create the table (on-demand billing) and wait until it is ACTIVE.
+
+        With `stream` (the default) the table gets a stream of new images, which the
+        daemons read as their change feed (`store.stream`); an existing table is left as
+        it is.
 
         Returns:
             True if this call created it, False if it already existed.
         """
+        extra: dict[str, Any] = {}
+        if stream:
+            extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
         try:
             self._call(
                 "CreateTable",
@@ -282,6 +281,7 @@ class DynamoEndpointStore:
                 AttributeDefinitions=[{"AttributeName": KEY, "AttributeType": "S"}],
                 KeySchema=[{"AttributeName": KEY, "KeyType": "HASH"}],
                 BillingMode="PAY_PER_REQUEST",
+                **extra,
             )
             created = True
         except errors.StoreError as error:
@@ -861,23 +861,6 @@ class DynamoEndpointStore:
             raise errors.Unavailable(f"DynamoDB {operation} failed: {error}") from error
         return response
 
-    def _report_request(
-        self,
-        *,
-        response: tuple[Any, dict[str, Any]] | None = None,
-        caught_exception: Exception | None = None,
-        operation: Any = None,
-        **_: Any,
-    ) -> None:
-        """botocore `needs-retry` hook: runs once per HTTP attempt, reports its outcome."""
-        assert self._on_request is not None
-        if caught_exception is not None:
-            outcome = type(caught_exception).__name__
-        elif response is not None:
-            outcome = response[1].get("Error", {}).get("Code") or "ok"
-        else:
-            outcome = "unknown"
-        self._on_request(getattr(operation, "name", str(operation)), outcome)
 
 
 def _shared_session() -> boto3.session.Session:
@@ -888,6 +871,48 @@ def _shared_session() -> boto3.session.Session:
         if _SESSION is None:
             _SESSION = boto3.session.Session()
         return _SESSION
+
+
+def request_reporter(on_request: Callable[[str, str], None]) -> Callable[..., None]:
+    """A botocore `needs-retry` hook that calls `on_request(operation, outcome)` once per
+    HTTP attempt (outcome "ok" or the error code / exception name)."""
+
+    def report(
+        *,
+        response: tuple[Any, dict[str, Any]] | None = None,
+        caught_exception: Exception | None = None,
+        operation: Any = None,
+        **_: Any,
+    ) -> None:
+        if caught_exception is not None:
+            outcome = type(caught_exception).__name__
+        elif response is not None:
+            outcome = response[1].get("Error", {}).get("Code") or "ok"
+        else:
+            outcome = "unknown"
+        on_request(getattr(operation, "name", str(operation)), outcome)
+
+    return report
+
+
+def shared_client(
+    service: str, region_name: str, endpoint_url: str | None, config: Config
+) -> Any:
+    """A boto3 client of `service` from the process's one session; with an `endpoint_url`
+    (a local server) and no AWS credentials configured, dummy ones (a local server accepts
+    any; a fresh machine has none)."""
+    session = _shared_session()
+    credentials: dict[str, str] = {}
+    with _SESSION_LOCK:
+        if endpoint_url and session.get_credentials() is None:
+            credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        return session.client(
+            service,
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            config=config,
+            **credentials,
+        )
 
 
 def _epoch_condition(expression: _Expression, region: str, epoch: int, holder: str) -> str:

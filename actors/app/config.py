@@ -143,6 +143,12 @@ RULES: dict[str, _Rule] = {
     "k8s_qps": _POSITIVE,
     "k8s_burst": _Rule(int, lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
     "handler_timeout": _POSITIVE,
+    "stream_poll": _Rule(
+        float,
+        lambda v: isinstance(v, int | float) and math.isfinite(v) and v >= 0,
+        "must be a number of seconds >= 0",
+    ),
+    "stream_resync": _POSITIVE,
     "status_heartbeat": _Rule(
         float,
         lambda v: isinstance(v, int | float) and math.isfinite(v) and v >= 0,
@@ -325,6 +331,25 @@ class Settings:
         doc=(
             "seconds a message handler may run its own code before its actor counts as "
             "hung; time waiting on the Kubernetes API or the table does not count (default 60)"
+        ),
+    )
+    stream_poll: float = _setting(
+        0.5,
+        env="STREAM_POLL_SECONDS",
+        flag="--stream-poll",
+        doc=(
+            "seconds between reads of the table's stream, the change feed, when the table "
+            "has one with new images; 0 = no feed, scan every RECONCILE_INTERVAL_SECONDS "
+            "(default 0.5)"
+        ),
+    )
+    stream_resync: float = _setting(
+        300.0,
+        env="STREAM_RESYNC_SECONDS",
+        flag="--stream-resync",
+        doc=(
+            "seconds between full scans while the change feed is read without error: the "
+            "resync that repairs anything the stream missed (default 300)"
         ),
     )
     status_heartbeat: float = _setting(

@@ -32,6 +32,7 @@ from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 from k8s.ratelimit import TokenBucket
 from store.alarms import AlarmReader
 from store.dynamo import DynamoEndpointStore
+from store.stream import StreamReader, TableStream
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +85,13 @@ class Daemon:
         # back while it waits on them (see actors.permits).
         self.permits = HandlerPermits(HANDLER_PERMITS, monotonic=self.clock.monotonic)
         self.store = _table(settings, on_request=self._count_dynamodb)
+        #: The table's stream, read by the poller as the change feed when the table has one.
+        self.table_stream = TableStream(
+            settings.table_name,
+            region_name=settings.table_region or settings.region,
+            endpoint_url=settings.dynamodb_endpoint_url,
+            on_request=self._count_dynamodb,
+        )
         self.store.waiting = self.permits.waiting
         # The lease has its own client and connection pool: a renewal must never queue
         # behind endpoint calls (fencing starts 10 s after the last renewal).
@@ -189,6 +197,8 @@ class Daemon:
             orphans=OrphanRules(max_deletes=s.max_orphan_deletes),
             status_heartbeat=s.status_heartbeat,
             gpu_metric=s.gpu_metric_name,
+            stream_poll=s.stream_poll,
+            stream_resync=s.stream_resync,
         )
         self.supervisor = SupervisorActor.start(
             config,
@@ -202,6 +212,7 @@ class Daemon:
             on_event=self._on_event,
             on_reconciled=self._on_reconciled,
             alarms=self.alarms.firing,
+            feed_factory=lambda: StreamReader(self.table_stream),
         )
         if self.serve_http:
             self.health = HealthServer(
@@ -273,6 +284,7 @@ class Daemon:
         if self.health is not None:
             self.health.stop()
         self.store.close()
+        self.table_stream.close()
         self.alarms.close()
         self.api_client.close()
         self.lease_api_client.close()

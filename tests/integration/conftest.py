@@ -23,7 +23,7 @@ def kit(dynamo_url: str, table_name: str, sim) -> Iterator[Harness]:
 @pytest.fixture
 def store(dynamo_url: str, table_name: str) -> Iterator[DynamoEndpointStore]:
     with DynamoEndpointStore(table_name, endpoint_url=dynamo_url) as store:
-        store.create_table()
+        store.create_table(stream=False)
         yield store
 
 

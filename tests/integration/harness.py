@@ -95,7 +95,8 @@ class Harness:
         self.table_name = table_name
         self.sim_url = sim_url
         self.store = DynamoEndpointStore(table_name, endpoint_url=dynamo_url)
-        self.store.create_table()
+        # The scan path; tests/integration/test_change_feed.py recreates it with a stream.
+        self.store.create_table(stream=False)
         self.kube = Kube(sim_url)
         self.daemons: list[Daemon] = []
 

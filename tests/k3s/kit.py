@@ -107,7 +107,7 @@ class EndpointKit:
         self.dynamo_url = dynamo_url
         self.table_name = table_name
         self.store = DynamoEndpointStore(table_name, endpoint_url=dynamo_url)
-        self.store.create_table()
+        self.store.create_table(stream=False)
         self.kube = Objects(cluster)
         self.daemons: list[Daemon] = []
 

@@ -135,3 +135,25 @@ def test_an_unsynced_cluster_view_counts_nothing() -> None:
     assert plan.orphans is None
     assert not plan.retire
     assert not plan.stop
+
+
+def test_a_partial_view_from_the_change_feed_counts_no_absence() -> None:
+    """The change feed's few items say nothing of the others: no absence counted, no
+    other actor stopped, while the items it holds are started, told or stopped."""
+    # m3 is on the feed too, but no longer targets this region and has no status here.
+    new, changed = _item("new"), _item("m2", image="v2")
+    view = Scanned(
+        active={"new": new, "m2": changed},
+        retiring={},
+        changed=frozenset({"new", "m2", "m3"}),
+        present=frozenset({"new", "m2", "m3"}),
+        total=3,
+        partial=True,
+    )
+    actors = dict.fromkeys(("m1", "m2", "m3", "m4"), False)
+    plan = _plan(view, actors=actors, absent={"m1": 2}, in_cluster=("m1", "m4"))
+    assert plan.start == ("new",)
+    assert plan.changed == ("m2",)
+    assert plan.stop == frozenset({"m3"}), "only an item the view holds"
+    assert plan.orphans is None
+    assert dict(plan.retire) == {}
