@@ -27,6 +27,7 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "steady-state": "bench.steady_state",
     "change-latency": "bench.change_latency",
+    "change-feed": "bench.change_feed",
     "isolation": "bench.isolation",
     "failover": "bench.failover",
     "faults": "bench.faults",
