@@ -229,15 +229,19 @@ def harness(dynamo_url: str, table_name: str, sim_url: str) -> Iterator[Harness]
         kit.close()
 
 
-def scan_count(daemon) -> float:
-    """Table scans the daemon has made so far (from its own /metrics counters)."""
+def metric_total(daemon, name: str, **labels: str) -> float:
+    """The sum of an in-process daemon's samples `name` whose labels include `labels`."""
     return sum(
         sample.value
         for family in daemon.metrics.registry.collect()
         for sample in family.samples
-        if sample.name == "inference_supervisor_dynamodb_requests_total"
-        and sample.labels.get("operation", "").lower() == "scan"
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
     )
+
+
+def scan_count(daemon) -> float:
+    """Table scans the daemon has made so far (from its own /metrics counters)."""
+    return metric_total(daemon, "inference_supervisor_dynamodb_requests_total", operation="Scan")
 
 
 #: Under a fake clock racing ahead of real time, a lease call's real latency must stay far

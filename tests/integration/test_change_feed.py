@@ -21,7 +21,7 @@ from botocore.awsrequest import AWSResponse
 
 from actors.app.daemon import Daemon
 from store import commands
-from tests.integration.harness import Harness, wait_for
+from tests.integration.harness import Harness, metric_total, wait_for
 
 #: A scan a minute and a resync far away: in these tests only the feed is quick.
 FEED = {
@@ -41,22 +41,11 @@ def streamed(kit: Harness) -> Harness:
 
 
 def _requests(daemon: Daemon, operation: str) -> float:
-    return sum(
-        sample.value
-        for family in daemon.metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == "inference_supervisor_dynamodb_requests_total"
-        and sample.labels.get("operation") == operation
-    )
+    return metric_total(daemon, "inference_supervisor_dynamodb_requests_total", operation=operation)
 
 
 def _reconciles(daemon: Daemon) -> float:
-    return sum(
-        sample.value
-        for family in daemon.metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == "inference_supervisor_reconcile_duration_seconds_count"
-    )
+    return metric_total(daemon, "inference_supervisor_reconcile_duration_seconds_count")
 
 
 def _image(kit: Harness, name: str) -> str | None:

@@ -13,7 +13,7 @@ from kubernetes import client
 from actors.app.daemon import Daemon
 from actors.clock import FakeClock
 from store import commands
-from tests.integration.harness import FAKE_TIME_LEASE, NAMESPACE, Harness, drive
+from tests.integration.harness import FAKE_TIME_LEASE, NAMESPACE, Harness, drive, metric_total
 
 THRESHOLD = 60
 
@@ -28,22 +28,11 @@ def _events(kit: Harness, name: str) -> list[client.CoreV1Event]:
 
 
 def _counted(daemon: Daemon, decision: str) -> float:
-    return sum(
-        sample.value
-        for family in daemon.metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == "inference_supervisor_decisions_total"
-        and sample.labels.get("decision") == decision
-    )
+    return metric_total(daemon, "inference_supervisor_decisions_total", decision=decision)
 
 
 def _reconciles(daemon: Daemon) -> float:
-    return sum(
-        sample.value
-        for family in daemon.metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == "inference_supervisor_reconcile_duration_seconds_count"
-    )
+    return metric_total(daemon, "inference_supervisor_reconcile_duration_seconds_count")
 
 
 def test_a_watchdog_cut_and_restore_are_one_event_each_on_the_deployment(

@@ -15,7 +15,7 @@ from k8s.sim import SimCluster
 from store import commands
 from store.dynamo import DynamoEndpointStore
 from store.errors import Superseded
-from tests.integration.harness import REGION, Harness, wait_for
+from tests.integration.harness import REGION, Harness, metric_total, wait_for
 
 LEASE = "inference-monitor-leader"
 
@@ -159,14 +159,7 @@ def test_refused_writes_show_on_readyz_and_in_a_metric(kit: Harness) -> None:
     ready, text = daemon._ready()
     assert ready
     assert "other-cluster-daemon" in text
-    samples = [
-        sample.value
-        for family in daemon.metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == "inference_supervisor_status_writes_refused_total"
-    ]
-    assert samples
-    assert samples[0] >= 1
+    assert metric_total(daemon, "inference_supervisor_status_writes_refused_total") >= 1
     status = kit.status("m1")
     assert status is not None
     assert status.holder == "other-cluster-daemon", "the newer leader's entry was not overwritten"
