@@ -439,11 +439,15 @@ class SupervisorActor(pykka.ThreadingActor):
                 )
             self._retire(name, item)
         for name in plan.stop:
-            # Still in the table but not for this region, and no status here: not ours.
+            # Still in the table but not for this region, and no status here: not ours;
+            # or gone from the table with nothing here (purged): nothing left to do.
             slot = self.slots.pop(name)
             if slot.ref is not None:
                 _safe_stop(slot.ref)
             self._forget(name)
+            if name in plan.gone:
+                self.log.info("endpoint gone from the table, nothing left here", endpoint=name)
+                self.notify(EventKind.RETIRED, {"endpoint": name})
 
     def _report_orphans(self, plan: OrphanPlan, *, empty_scan: bool) -> None:
         self.absent = dict(plan.absent)
