@@ -62,7 +62,9 @@ def classify(
     active: dict[str, LoadedItem] = {}
     retiring: dict[str, LoadedItem] = {}
     for item in items:
-        if region in _targets(item):
+        # An item whose regions cannot be read at all is served everywhere, so each
+        # region reports its problem (it is invalid: nothing is applied).
+        if region in _targets(item) or item.targets_unreadable:
             active[item.name] = item
         elif region in item.region_status and item.endpoint is not None:
             retiring[item.name] = item

@@ -40,7 +40,7 @@ from store.model import (
 )
 from store.rollout import ATTRIBUTE as ROLLOUT
 from store.rollout import Halt
-from store.validation import validate_item
+from store.validation import read_regions, validate_item
 
 log = structlog.get_logger(__name__)
 
@@ -106,7 +106,19 @@ class LoadedItem:
             return tuple(_REGION_WORD.findall(regions))
         if isinstance(regions, list):
             return tuple(r for r in regions if isinstance(r, str) and r)
+        if isinstance(regions, set | frozenset):
+            return tuple(sorted(r for r in regions if isinstance(r, str) and r))
         return ()
+
+    @property
+    def targets_unreadable(self) -> bool:
+        """`target_regions` is there but names no region that can be read (a number, a
+        map, a set of numbers, an empty string): no region can tell whether it is a target,
+        so every region reports the problem (architecture section 8), never silence."""
+        regions = self.raw.get("target_regions")
+        if regions is None or self.target_regions:
+            return False
+        return read_regions(regions) is None
 
     @property
     def status_problem(self) -> str | None:

@@ -32,6 +32,7 @@ from store.validation import (
     CAPACITY_TYPES,
     DESIRED_STATES,
     METRIC_TYPES,
+    read_regions,
     validate_item,
 )
 
@@ -277,7 +278,7 @@ def parse_endpoint(item: Mapping[str, Any]) -> Endpoint:
     return Endpoint(
         endpoint_name=name,
         desired_state=item.get("desired_state") or "deploying",
-        target_regions=tuple(item.get("target_regions") or ()),
+        target_regions=read_regions(item.get("target_regions")) or (),
         spec=_parse_spec(item["spec"]),
         namespace=item.get("namespace") or DEFAULT_NAMESPACE,
         ingress_path=item.get("ingress_path") or default_ingress_path(name),
