@@ -36,6 +36,8 @@ class EventKind(StrEnum):
     DECISION = "decision"
     #: A CloudWatch alarm read (`store.alarms.AlarmReader`): outcome ("ok" or the error).
     ALARM_READ = "alarm_read"
+    #: A table scan failed (the next poll retries): reason (the error's code or class).
+    SCAN_FAILED = "scan_failed"
 
 
 #: The callback type of `on_event`.
@@ -98,6 +100,15 @@ class Scanned:
     changed: frozenset[str]
     present: frozenset[str]
     total: int
+
+
+@dataclass(frozen=True)
+class ScanFailed:
+    """Supervisor: the poller's scan failed with `error` (`reason`: its code or class);
+    shown on /readyz until a scan succeeds."""
+
+    error: str
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from typing import Any
 import pykka
 import structlog
 
-from actors.messages import Poll, Scanned
+from actors.messages import Poll, ScanFailed, Scanned
 from actors.ports import EndpointStore
 from store.dynamo import LoadedItem
-from store.errors import StoreError
+from store.errors import ScanBroken, StoreError
 from store.rollout import ATTRIBUTE as ROLLOUT
 
 log = structlog.get_logger(__name__)
@@ -108,7 +108,11 @@ class PollerActor(pykka.ThreadingActor):
         try:
             items = self.store.scan()
         except StoreError as error:
-            log.warning("table scan failed; next poll retries", error=str(error))
+            reason = error.code or type(error).__name__
+            # A scan that could not end is a broken table, not a passing hiccup.
+            level = log.error if isinstance(error, ScanBroken) else log.warning
+            level("table scan failed; next poll retries", error=str(error), reason=reason)
+            self.supervisor.tell(ScanFailed(str(error), reason))
             return
         active, retiring = classify(items, self.region)
         keys = {item.name: change_key(item, self.region) for item in items}

@@ -45,6 +45,7 @@ from actors.messages import (
     Resync,
     Retire,
     Retired,
+    ScanFailed,
     Scanned,
     Shutdown,
     Snapshot,
@@ -149,6 +150,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.parked: dict[str, str] = {}
         self.absent: dict[str, int] = {}
         self.refused_detail = ""
+        #: The last scan's failure ("" once a scan succeeds), shown on /readyz.
+        self.scan_detail = ""
         self.poller_policy = RestartPolicy()
         self.poller_restart_due = False
         self.warned_region = False
@@ -210,7 +213,11 @@ class SupervisorActor(pykka.ThreadingActor):
         if isinstance(message, LeadershipChanged):
             self._on_leadership(message.leading)
         elif isinstance(message, Scanned):
+            self.scan_detail = ""
             self._on_scanned(message)
+        elif isinstance(message, ScanFailed):
+            self.scan_detail = f"table scan failed: {message.error}"
+            self.notify(EventKind.SCAN_FAILED, {"reason": message.reason})
         elif isinstance(message, ActorDied):
             self._on_death(message.name, message.generation, message.error)
         elif isinstance(message, RestartDue):
@@ -250,7 +257,7 @@ class SupervisorActor(pykka.ThreadingActor):
             parked=frozenset(self.parked),
             restarts=dict(self.restarts),
             generations={n: s.generation for n, s in self.slots.items()},
-            detail=self.refused_detail,
+            detail="; ".join(d for d in (self.refused_detail, self.scan_detail) if d),
         )
 
     # -- leadership --------------------------------------------------------
@@ -358,7 +365,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.slots.clear()
         self.items.clear()
         self.absent.clear()
-        self.refused_detail = ""
+        self.refused_detail = self.scan_detail = ""
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None

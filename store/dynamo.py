@@ -38,6 +38,7 @@ from store.model import (
     parse_endpoint,
     parse_region_status,
 )
+from store.pagination import PageGuard
 from store.rollout import ATTRIBUTE as ROLLOUT
 from store.rollout import Halt
 from store.validation import read_regions, validate_item
@@ -265,6 +266,12 @@ class DynamoEndpointStore:
         if on_request is not None:
             self._client.meta.events.register("needs-retry.dynamodb", self._report_request)
 
+    @property
+    def events(self) -> Any:
+        """The client's botocore event system (instrumentation; tests inject faults at the
+        boto3 boundary with it, e.g. `after-call.dynamodb.Scan`)."""
+        return self._client.meta.events
+
     def close(self) -> None:
         """Close the client's connections (the server's per-connection threads end too)."""
         self._client.close()
@@ -315,15 +322,25 @@ class DynamoEndpointStore:
     # -- reads ---------------------------------------------------------------
 
     def scan(self) -> list[LoadedItem]:
-        """Read every item (consistent, all pages); invalid items come back with problems."""
+        """Read every item (consistent, all pages); invalid items come back with problems.
+
+        Raises:
+            errors.ScanBroken: the pages never end (`store.pagination`).
+        """
         arguments: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
         if self._page_size:
             arguments["Limit"] = self._page_size
         loaded: list[LoadedItem] = []
+        guard = PageGuard(self.table_name)
         while True:
             page = self._call("Scan", **arguments)
-            loaded.extend(load_item(_deserialize(item)) for item in page.get("Items", []))
+            items = page.get("Items", [])
+            loaded.extend(load_item(_deserialize(item)) for item in items)
             last_key = page.get("LastEvaluatedKey")
+            # A repeated key or endless pages would spin here forever (ScanBroken).
+            guard.page(
+                (json.dumps(item.get(KEY), sort_keys=True) for item in items), last_key or None
+            )
             if not last_key:
                 return loaded
             arguments["ExclusiveStartKey"] = last_key

@@ -75,6 +75,13 @@ class Superseded(ConditionFailed):
         self.holder = holder
 
 
+class ScanBroken(Retryable):
+    """A paginated scan could not end: the table repeated a `LastEvaluatedKey` or gave
+    far more pages than items (`store.pagination`). The next scan tries again."""
+
+    code = "ScanBroken"
+
+
 class Throttled(Retryable):
     """DynamoDB throttled the request and the bounded retries are exhausted."""
 

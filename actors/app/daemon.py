@@ -151,6 +151,8 @@ class Daemon:
             self.metrics.decisions.labels(decision=fields["decision"]).inc()
         elif kind == EventKind.ALARM_READ:
             self.metrics.alarm_reads.labels(outcome=fields["outcome"]).inc()
+        elif kind == EventKind.SCAN_FAILED:
+            self.metrics.scan_failures.labels(reason=fields["reason"]).inc()
         elif kind == EventKind.GAUGES:
             self.metrics.actors_alive.set(fields["alive"])
             self.metrics.parked_endpoints.set(fields["parked"])
