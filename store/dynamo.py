@@ -939,6 +939,8 @@ def _translate(error: ClientError, table_name: str) -> errors.StoreError:
         )
     elif code == "ResourceNotFoundException":
         result = errors.TableNotFound(f"table {table_name} does not exist")
+    elif code == "ValidationException" and "maximum allowed size" in message:
+        result = errors.ItemTooLarge(f"DynamoDB refused the request: {code}: {message}")
     elif code in _THROTTLING:
         result = errors.Throttled(f"DynamoDB throttled the request: {message}")
     elif code in _UNAVAILABLE or status >= 500:

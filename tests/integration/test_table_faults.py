@@ -6,14 +6,17 @@ tries again."""
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from store import commands
-from tests.integration.harness import Harness, wait_for
+from store.model import TRIMMED
+from tests.integration.harness import NAMESPACE, REGION, Harness, scan_count, wait_for
 
 
 def _metric(daemon: Any, name: str, **labels: str) -> float:
@@ -84,3 +87,69 @@ def test_a_scan_whose_pages_never_end_stops_with_an_error_and_the_next_one_retri
     kit.store.apply("m2", commands.update_spec, {"image": "repo/model:v2"})
     wait_for(lambda: _image(kit, "m2") == "repo/model:v2", what="a change applied once healed")
     wait_for(lambda: daemon.snapshot().detail == "", what="/readyz detail cleared")
+
+
+#: DynamoDB refuses a write that takes an item past 400 KB; moto enforces that on PutItem
+#: only, so the hook below applies it to UpdateItem for an item `HEADROOM` bytes under the
+#: limit: a status entry larger than that (as JSON of the wire format) cannot be written.
+ITEM_LIMIT = 400 * 1024
+HEADROOM = 2048
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def test_a_status_too_large_for_the_item_is_written_once_trimmed_and_says_so(
+    kit: Harness,
+) -> None:
+    """Issue 22, case 7: an item near the 400 KB limit made its status flap (204 UpdateItem
+    calls in 40 s). Its status now lands once, trimmed, saying so; nothing is rewritten."""
+    raw = kit.raw_table()
+    client = raw.meta.client
+    # Invalid (its error quotes the 4 KB value), padded near the limit.
+    item = {
+        "endpoint_name": "big",
+        "desired_state": "running",
+        "target_regions": [REGION],
+        "namespace": NAMESPACE,
+        "spec": {"image": "repo/model:v1", "replicas": "many" * 1000},
+        "region_status": {},
+        "notes": "",
+    }
+    raw.put_item(Item=item)
+    stored = client.get_item(TableName=kit.table_name, Key={"endpoint_name": "big"})["Item"]
+    item["notes"] = "x" * (ITEM_LIMIT - 32 * 1024 - _size(stored))
+    raw.put_item(Item=item)
+    kit.put("small")
+    calls: list[int] = []
+
+    def item_size_limit(params: dict[str, Any], **_: Any) -> Any:
+        body = json.loads(params["body"])
+        if body["Key"] != {"endpoint_name": {"S": "big"}}:
+            return None
+        calls.append(1)
+        if _size(body.get("ExpressionAttributeValues", {})) <= HEADROOM:
+            return None
+        error = {
+            "Error": {
+                "Code": "ValidationException",
+                "Message": "Item size to update has exceeded the maximum allowed size",
+            },
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        return AWSResponse(params["url"], 400, {}, None), error
+
+    daemon = kit.start_daemon(start=False)
+    daemon.store.events.register("before-call.dynamodb.UpdateItem", item_size_limit)
+    daemon.start()
+    status = kit.wait_state("big", "error")
+    assert status.error is not None
+    assert status.error.startswith("invalid item: spec.replicas must be an integer")
+    assert status.error.endswith(TRIMMED), status.error
+    assert len(status.error) < 1000
+    written = len(calls)
+    scans = scan_count(daemon)
+    wait_for(lambda: scan_count(daemon) >= scans + 10, what="ten more scans")
+    assert len(calls) == written, "no rewrite, no flapping"
+    assert kit.state("small") == "running"

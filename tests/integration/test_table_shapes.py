@@ -7,6 +7,13 @@ from __future__ import annotations
 from tests.integration.harness import REGION, Harness, wait_for
 
 
+def _image(kit: Harness, name: str) -> str | None:
+    deployment = kit.kube.get("Deployment", name)
+    if deployment is None:
+        return None
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
 def test_a_string_set_of_regions_is_served_like_a_list(kit: Harness) -> None:
     kit.put_raw("new-set")
     kit.raw_table().update_item(
@@ -27,10 +34,7 @@ def test_a_string_set_of_regions_is_served_like_a_list(kit: Harness) -> None:
         ExpressionAttributeValues={":regions": {REGION}, ":image": "repo/model:v2"},
     )
     wait_for(
-        lambda: (kit.kube.get("Deployment", "was-list") or {})["spec"]["template"]["spec"][
-            "containers"
-        ][0]["image"]
-        == "repo/model:v2",
+        lambda: _image(kit, "was-list") == "repo/model:v2",
         what="the change made with the set applied",
     )
     kit.wait_state("was-list", "running")

@@ -12,6 +12,8 @@ from store.convert import plain, to_dynamo
 from store.dynamo import content_hash, load_item
 from store.errors import InvalidEndpoint
 from store.model import (
+    TRIMMED,
+    TRIMMED_ERROR_CHARS,
     AutoscalingSpec,
     Canary,
     Endpoint,
@@ -431,3 +433,12 @@ def test_a_string_set_of_regions_is_served_like_a_list() -> None:
     assert read_regions(None) == ()
     for unreadable in (7, {"region": "us-east-1"}, {1, 2}, "", [""], {True}):
         assert read_regions(unreadable) is None
+
+
+def test_a_trimmed_status_keeps_every_field_but_cuts_the_error_and_says_so() -> None:
+    """Issue 22, case 7: the form written when the full status would not fit the item."""
+    status = RegionStatus(state="error", replicas_ready=1, error="x" * 5000, epoch=3, holder="h")
+    trimmed = status.trimmed()
+    assert trimmed.error == "x" * TRIMMED_ERROR_CHARS + " ... " + TRIMMED
+    assert (trimmed.state, trimmed.replicas_ready, trimmed.epoch) == ("error", 1, 3)
+    assert RegionStatus(state="running").trimmed().error == TRIMMED
