@@ -313,11 +313,15 @@ class DynamoEndpointStore:
 
     def reachable(self) -> bool:
         """True when the table exists and answers."""
+        return self.table_problem() is None
+
+    def table_problem(self) -> str | None:
+        """None when the table exists and answers a DescribeTable, else why not."""
         try:
             self._call("DescribeTable", TableName=self.table_name)
-        except errors.StoreError:
-            return False
-        return True
+        except errors.StoreError as error:
+            return f"table {self.table_name} not reachable: {error}"
+        return None
 
     # -- reads ---------------------------------------------------------------
 

@@ -1,19 +1,24 @@
 """The table misbehaving (issue 22, cases 6 to 8), injected at the boto3 boundary with
 botocore event hooks on the daemon's real client against moto: a scan whose pages never
 end stops with an error that is logged, counted and shown on /readyz, and the next scan
-tries again."""
+tries again; a status too large for its item is written once, trimmed; /readyz answers
+503 with the reason within its deadline when the table is throttled or slow."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from actors.app.daemon import READY_TABLE_CHECK_SECONDS
 from store import commands
 from store.model import TRIMMED
 from tests.integration.harness import NAMESPACE, REGION, Harness, scan_count, wait_for
@@ -153,3 +158,71 @@ def test_a_status_too_large_for_the_item_is_written_once_trimmed_and_says_so(
     wait_for(lambda: scan_count(daemon) >= scans + 10, what="ten more scans")
     assert len(calls) == written, "no rewrite, no flapping"
     assert kit.state("small") == "running"
+
+
+class _Body:
+    """The raw body of an injected HTTP response (what botocore reads `.stream()` of)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.data
+
+
+def _throttle(request: Any, **_: Any) -> AWSResponse:
+    """Every attempt answered as a throttled table answers; botocore retries with backoff."""
+    body = {
+        "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+        "message": "Rate of requests exceeds the allowed throughput.",
+    }
+    return AWSResponse(request.url, 400, {}, _Body(json.dumps(body).encode()))
+
+
+def _slow(request: Any, **_: Any) -> None:
+    """Every attempt answered 4 s late."""
+    time.sleep(4)
+
+
+def _readyz(port: int) -> tuple[int, str, float]:
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=30) as answer:
+            status, text = answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    return status, text.strip(), time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        pytest.param(_throttle, "ThrottlingException", id="throttled"),
+        pytest.param(_slow, "did not answer within", id="slow"),
+    ],
+)
+def test_readyz_answers_503_with_the_reason_within_its_deadline_when_the_table_misbehaves(
+    kit: Harness, broken: threading.Event, fault: Callable[..., Any], says: str
+) -> None:
+    """Issue 22, case 8: a throttled table made /readyz take over 5 s (a probe's timeout
+    is 3 s) instead of answering 503 with the reason."""
+    daemon = kit.start_daemon(serve_http=True, start=False)
+
+    def inject(request: Any, **kwargs: Any) -> Any:
+        return fault(request, **kwargs) if broken.is_set() else None
+
+    daemon.store.events.register("before-send.dynamodb.DescribeTable", inject)
+    daemon.start()
+    assert daemon.health is not None
+    port = daemon.health.port
+    wait_for(lambda: _readyz(port)[:2] == (200, "leader"), what="/readyz leader")
+    # Past the reuse window of the last table check, the fault on.
+    broken.set()
+    clock_past_cache = time.monotonic() + READY_TABLE_CHECK_SECONDS
+    wait_for(lambda: time.monotonic() > clock_past_cache, timeout=10, what="the cache expired")
+    status, text, took = _readyz(port)
+    assert took < 2.5, f"/readyz took {took:.1f}s"
+    assert status == 503, text
+    assert says in text, text
+    broken.clear()
+    wait_for(lambda: _readyz(port)[:2] == (200, "leader"), timeout=30, what="ready again")
