@@ -54,8 +54,8 @@ from k8s.fence import Fence, FenceSource
 from k8s.manifests import ManifestError, build_objects, object_key
 from k8s.naming import canary_name, ingress_name
 from store.dynamo import LoadedItem
+from store.errors import ItemTooLarge, StoreError, Superseded
 from store.errors import Retryable as StoreRetryable
-from store.errors import StoreError, Superseded
 from store.model import Endpoint, RegionStatus, parse_timestamp
 from store.rollout import Halt, RolloutRecord
 
@@ -578,7 +578,11 @@ class EndpointActor(pykka.ThreadingActor):
         if self.item is not None and rollout.policy_of(self.item) is not None:
             status = rollout.carry(status, self.last_reported)
         if (
-            same_report(status, self.last_reported)
+            # The trimmed form is what lands when the full one does not fit the item.
+            (
+                same_report(status, self.last_reported)
+                or same_report(status.trimmed(), self.last_reported)
+            )
             and _rollout_fields(status) == _rollout_fields(self.last_reported)
             and not self._heartbeat_due()
         ):
@@ -588,9 +592,7 @@ class EndpointActor(pykka.ThreadingActor):
             status, last_sync=iso_now(self.ctx.clock.time()), epoch=None, holder=None
         )
         try:
-            written = self.ctx.store.write_region_status(
-                self.slot.name, self.ctx.region, stamped, **_epoch(fence)
-            )
+            written = self._write_fitting(stamped, fence)
         except Superseded as refused:
             # A fencing outcome, not a failure: a newer leader wrote this entry. Not
             # retried (this status is taken as reported); the lease decides what is next.
@@ -609,6 +611,28 @@ class EndpointActor(pykka.ThreadingActor):
             )
         self.last_reported = stamped
         self._arm_heartbeat()
+
+    def _write_fitting(self, status: RegionStatus, fence: Fence | None) -> bool:
+        """Write `status`; when it would take the item past DynamoDB's 400 KB limit, write
+        it once trimmed (`RegionStatus.trimmed`, which says so). Either way it counts as
+        reported, so a status that cannot fit is never retried in a loop."""
+        write = self.ctx.store.write_region_status
+        try:
+            return write(self.slot.name, self.ctx.region, status, **_epoch(fence))
+        except ItemTooLarge as too_large:
+            self.log.error(
+                "status too large for the item (DynamoDB's 400 KB limit): writing it trimmed",
+                error=str(too_large),
+            )
+        try:
+            return write(self.slot.name, self.ctx.region, status.trimmed(), **_epoch(fence))
+        except ItemTooLarge as too_large:
+            self.log.error(
+                "status not written: the item is at DynamoDB's 400 KB limit even with the "
+                "status trimmed; shrink the item",
+                error=str(too_large),
+            )
+            return False
 
     def _heartbeat_period(self) -> float:
         """`heartbeat` seconds plus up to 20 % more, fixed per endpoint: the writes of

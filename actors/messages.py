@@ -39,6 +39,8 @@ class EventKind(StrEnum):
     DECISION = "decision"
     #: A CloudWatch alarm read (`store.alarms.AlarmReader`): outcome ("ok" or the error).
     ALARM_READ = "alarm_read"
+    #: A table scan failed (the next poll retries): reason (the error's code or class).
+    SCAN_FAILED = "scan_failed"
 
 
 #: The callback type of `on_event`.
@@ -111,6 +113,15 @@ class Scanned:
     present: frozenset[str]
     total: int
     partial: bool = False
+
+
+@dataclass(frozen=True)
+class ScanFailed:
+    """Supervisor: the poller's scan failed with `error` (`reason`: its code or class);
+    shown on /readyz until a scan succeeds."""
+
+    error: str
+    reason: str
 
 
 @dataclass(frozen=True)

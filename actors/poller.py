@@ -29,10 +29,10 @@ import pykka
 import structlog
 
 from actors.clock import Clock
-from actors.messages import Poll, ReadStream, Scanned
+from actors.messages import Poll, ReadStream, ScanFailed, Scanned
 from actors.ports import ChangeFeed, EndpointStore
 from store.dynamo import LoadedItem
-from store.errors import StoreError
+from store.errors import ScanBroken, StoreError
 from store.rollout import ATTRIBUTE as ROLLOUT
 
 log = structlog.get_logger(__name__)
@@ -77,7 +77,9 @@ def classify(
     active: dict[str, LoadedItem] = {}
     retiring: dict[str, LoadedItem] = {}
     for item in items:
-        if region in _targets(item):
+        # An item whose regions cannot be read at all is served everywhere, so each
+        # region reports its problem (it is invalid: nothing is applied).
+        if region in _targets(item) or item.targets_unreadable:
             active[item.name] = item
         elif region in item.region_status and item.endpoint is not None:
             retiring[item.name] = item
@@ -167,7 +169,11 @@ class PollerActor(pykka.ThreadingActor):
         try:
             items = self.store.scan()
         except StoreError as error:
-            log.warning("table scan failed; next poll retries", error=str(error))
+            reason = error.code or type(error).__name__
+            # A scan that could not end is a broken table, not a passing hiccup.
+            level = log.error if isinstance(error, ScanBroken) else log.warning
+            level("table scan failed; next poll retries", error=str(error), reason=reason)
+            self.supervisor.tell(ScanFailed(str(error), reason))
             return
         if self.clock is not None:
             self.last_scan = self.clock.monotonic()

@@ -12,7 +12,12 @@ unit-tested on plain values (`tests/unit/test_scan_plan.py`):
   hash differs from the one it was parked on): the daemon's own status writes
   change the item but never its content hash;
 - an item that no longer targets this region but still has a status entry here
-  is retired; an endpoint absent from the table follows `actors.orphans`;
+  is retired; an endpoint absent from the table with objects here follows
+  `actors.orphans`;
+- an endpoint absent from the table with no object here (purged after every region
+  reported it deleted, or removed before anything was created) is `gone`: its actor
+  stops and its slot goes at once, and the deletion guard never counts it (there is
+  nothing to delete);
 - an actor whose endpoint is in the table but neither targets this region nor has a
   status entry here is stopped (it was never ours to clean up);
 - a partial view (the change feed's items) plans only for the items it holds: it
@@ -40,6 +45,8 @@ class ScanPlan:
     changed: endpoints whose running actor must be told of its changed item.
     retire: endpoints whose objects here must go (item, or None when absent from the table).
     stop: actors to stop without touching their objects.
+    gone: endpoints absent from the table with no object here: their actors stop and
+        their slots go (a subset of `stop`).
     orphans: the deletion guard's decision (counts to keep, refusal to report); None when
         the cluster's view is not synced, so nothing was counted.
     """
@@ -49,6 +56,7 @@ class ScanPlan:
     changed: tuple[str, ...] = ()
     retire: Mapping[str, LoadedItem | None] = field(default_factory=dict)
     stop: frozenset[str] = frozenset()
+    gone: frozenset[str] = frozenset()
     orphans: OrphanPlan | None = None
 
 
@@ -98,11 +106,16 @@ def plan_scan(
             retire=retire,
             stop=frozenset(held - set(scan.active) - set(scan.retiring)),
         )
+    absent_here = set(actors) - set(scan.present)
+    gone: set[str] = set()
     if in_cluster is None:
-        missing = set(actors) - set(scan.present)
+        missing = absent_here
     else:
-        here = set(actors) | set(in_cluster)
-        missing = here - set(scan.present)
+        # Only endpoints with objects here are evidence for the guard: a purged endpoint
+        # (or one removed before anything was created) has nothing to delete.
+        missing = set(in_cluster) - set(scan.present)
+        gone = absent_here - missing
+        here = (set(actors) - gone) | set(in_cluster)
         orphans = plan_orphans(
             absent, missing, scan_total=scan.total, present=len(here), rules=rules
         )
@@ -114,5 +127,6 @@ def plan_scan(
         changed=tuple(changed),
         retire=retire,
         stop=stop,
+        gone=frozenset(gone),
         orphans=orphans,
     )

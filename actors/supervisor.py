@@ -46,6 +46,7 @@ from actors.messages import (
     Resync,
     Retire,
     Retired,
+    ScanFailed,
     Scanned,
     Shutdown,
     Snapshot,
@@ -165,6 +166,8 @@ class SupervisorActor(pykka.ThreadingActor):
         #: The last write a newer leader's epoch refused: (clock time, count so far, error).
         #: Set on the endpoint actors' threads by `notify` (one tuple, replaced whole).
         self.superseded: tuple[float, int, str] | None = None
+        #: The last scan's failure ("" once a scan succeeds), shown on /readyz.
+        self.scan_detail = ""
         self.poller_policy = RestartPolicy()
         self.poller_restart_due = False
         self.warned_region = False
@@ -229,7 +232,12 @@ class SupervisorActor(pykka.ThreadingActor):
         if isinstance(message, LeadershipChanged):
             self._on_leadership(message.leading)
         elif isinstance(message, Scanned):
+            if not message.partial:
+                self.scan_detail = ""
             self._on_scanned(message)
+        elif isinstance(message, ScanFailed):
+            self.scan_detail = f"table scan failed: {message.error}"
+            self.notify(EventKind.SCAN_FAILED, {"reason": message.reason})
         elif isinstance(message, ActorDied):
             self._on_death(message.name, message.generation, message.error)
         elif isinstance(message, RestartDue):
@@ -270,7 +278,9 @@ class SupervisorActor(pykka.ThreadingActor):
             restarts=dict(self.restarts),
             generations={n: s.generation for n, s in self.slots.items()},
             detail="; ".join(
-                part for part in (self.refused_detail, self._superseded_detail()) if part
+                part
+                for part in (self.refused_detail, self.scan_detail, self._superseded_detail())
+                if part
             ),
         )
 
@@ -427,7 +437,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.slots.clear()
         self.items.clear()
         self.absent.clear()
-        self.refused_detail = ""
+        self.refused_detail = self.scan_detail = ""
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
@@ -501,11 +511,15 @@ class SupervisorActor(pykka.ThreadingActor):
                 )
             self._retire(name, item)
         for name in plan.stop:
-            # Still in the table but not for this region, and no status here: not ours.
+            # Still in the table but not for this region, and no status here: not ours;
+            # or gone from the table with nothing here (purged): nothing left to do.
             slot = self.slots.pop(name)
             if slot.ref is not None:
                 _safe_stop(slot.ref)
             self._forget(name)
+            if name in plan.gone:
+                self.log.info("endpoint gone from the table, nothing left here", endpoint=name)
+                self.notify(EventKind.RETIRED, {"endpoint": name})
 
     def _check_region(self, scan: Scanned) -> None:
         """Say once when a whole scan finds items but none for this region (a wrong REGION)."""

@@ -33,6 +33,7 @@ BENCHMARKS = {
     "faults": "bench.faults",
     "slow-api": "bench.slow_api",
     "rollout": "bench.rollout",
+    "churn": "bench.churn",
 }
 
 
@@ -48,6 +49,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, short windows (<3 min)")
     parser.add_argument("--endpoints", type=int, help="endpoint count for every benchmark")
+    parser.add_argument(
+        "--duration", type=float, help="seconds of the churn window (default 600; quick 60)"
+    )
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--markdown", type=Path, help="write the tables as Markdown here")
     parser.add_argument("--plot", type=Path, help="write a PNG of cost against endpoint count")
@@ -59,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     # The daemon's in-process loggers (isolation) would drown the tables.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(50))
-    options = Options(quick=args.quick, endpoints=args.endpoints)
+    options = Options(quick=args.quick, endpoints=args.endpoints, duration=args.duration)
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
     host = machine()
     print(f"bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {command}")

@@ -487,10 +487,13 @@ class Options:
     Attributes:
         quick: the small sizes and short windows (`--quick`, under 3 minutes in all).
         endpoints: `--endpoints N`: the endpoint count of every sub-benchmark that takes one.
+        duration: `--duration S`: the window of a sub-benchmark that takes one (churn).
     """
 
     quick: bool = False
     endpoints: int | None = None
+    #: `--duration S`: the window of the benchmarks that run one for a while (churn).
+    duration: float | None = None
 
     def count(self, quick: int, full: int) -> int:
         """The endpoint count: `--endpoints`, else the quick or the full default."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from store import errors
 from store.model import next_timestamp
 from store.spec_schema import region_image_uris
-from store.validation import DESIRED_STATES, validate_item
+from store.validation import DESIRED_STATES, read_regions, validate_item
 
 if TYPE_CHECKING:
     from store.dynamo import LoadedItem
@@ -251,8 +251,7 @@ def changed_item(
 
 
 def _target_regions(raw: Mapping[str, Any]) -> list[str]:
-    regions = raw.get("target_regions")
-    return [str(r) for r in regions] if isinstance(regions, list) else []
+    return list(read_regions(raw.get("target_regions")) or ())
 
 
 def _check_read(loaded: LoadedItem, expected_updated_at: str | None) -> None:

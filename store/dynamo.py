@@ -38,9 +38,10 @@ from store.model import (
     parse_endpoint,
     parse_region_status,
 )
+from store.pagination import PageGuard
 from store.rollout import ATTRIBUTE as ROLLOUT
 from store.rollout import Halt
-from store.validation import validate_item
+from store.validation import read_regions, validate_item
 
 log = structlog.get_logger(__name__)
 
@@ -110,7 +111,19 @@ class LoadedItem:
             return tuple(_REGION_WORD.findall(regions))
         if isinstance(regions, list):
             return tuple(r for r in regions if isinstance(r, str) and r)
+        if isinstance(regions, set | frozenset):
+            return tuple(sorted(r for r in regions if isinstance(r, str) and r))
         return ()
+
+    @property
+    def targets_unreadable(self) -> bool:
+        """`target_regions` is there but names no region that can be read (a number, a
+        map, a set of numbers, an empty string): no region can tell whether it is a target,
+        so every region reports the problem (architecture section 8), never silence."""
+        regions = self.raw.get("target_regions")
+        if regions is None or self.target_regions:
+            return False
+        return read_regions(regions) is None
 
     @property
     def status_problem(self) -> str | None:
@@ -249,6 +262,12 @@ class DynamoEndpointStore:
         if on_request is not None:
             self._client.meta.events.register("needs-retry.dynamodb", request_reporter(on_request))
 
+    @property
+    def events(self) -> Any:
+        """The client's botocore event system (instrumentation; tests inject faults at the
+        boto3 boundary with it, e.g. `after-call.dynamodb.Scan`)."""
+        return self._client.meta.events
+
     def close(self) -> None:
         """Close the client's connections (the server's per-connection threads end too)."""
         self._client.close()
@@ -298,28 +317,40 @@ class DynamoEndpointStore:
 
     def reachable(self) -> bool:
         """True when the table exists and answers."""
+        return self.table_problem() is None
+
+    def table_problem(self) -> str | None:
+        """None when the table exists and answers a DescribeTable, else why not."""
         try:
             self._call("DescribeTable", TableName=self.table_name)
-        except errors.StoreError:
-            return False
-        return True
+        except errors.StoreError as error:
+            return f"table {self.table_name} not reachable: {error}"
+        return None
 
     # -- reads ---------------------------------------------------------------
 
     def scan(self) -> list[LoadedItem]:
-        """Read every item (consistent, all pages); invalid items come back with problems."""
+        """Read every item (consistent, all pages); invalid items come back with problems.
+
+        Raises:
+            errors.ScanBroken: the pages never end (`store.pagination`).
+        """
         arguments: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
         if self._page_size:
             arguments["Limit"] = self._page_size
         loaded: list[LoadedItem] = []
+        guard = PageGuard(self.table_name)
         while True:
             page = self._call("Scan", **arguments)
+            items = page.get("Items", [])
             loaded.extend(
-                load_item(_deserialize(item))
-                for item in page.get("Items", [])
-                if not _is_epoch_record(item)
+                load_item(_deserialize(item)) for item in items if not _is_epoch_record(item)
             )
             last_key = page.get("LastEvaluatedKey")
+            # A repeated key or endless pages would spin here forever (ScanBroken).
+            guard.page(
+                (json.dumps(item.get(KEY), sort_keys=True) for item in items), last_key or None
+            )
             if not last_key:
                 return loaded
             arguments["ExclusiveStartKey"] = last_key
@@ -971,6 +1002,8 @@ def _translate(error: ClientError, table_name: str) -> errors.StoreError:
         )
     elif code == "ResourceNotFoundException":
         result = errors.TableNotFound(f"table {table_name} does not exist")
+    elif code == "ValidationException" and "maximum allowed size" in message:
+        result = errors.ItemTooLarge(f"DynamoDB refused the request: {code}: {message}")
     elif code in _THROTTLING:
         result = errors.Throttled(f"DynamoDB throttled the request: {message}")
     elif code in _UNAVAILABLE or status >= 500:

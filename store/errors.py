@@ -75,6 +75,17 @@ class Superseded(ConditionFailed):
         self.holder = holder
 
 
+class ItemTooLarge(StoreError):
+    """The write would take the item past DynamoDB's 400 KB item size limit."""
+
+
+class ScanBroken(Retryable):
+    """A paginated scan could not end: the table repeated a `LastEvaluatedKey` or gave
+    far more pages than items (`store.pagination`). The next scan tries again."""
+
+    code = "ScanBroken"
+
+
 class Throttled(Retryable):
     """DynamoDB throttled the request and the bounded retries are exhausted."""
 

@@ -9,7 +9,7 @@ fields that hold their defaults just as the predecessor's CLI does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from store.validation import (
     CAPACITY_TYPES,
     DESIRED_STATES,
     METRIC_TYPES,
+    read_regions,
     validate_item,
 )
 
@@ -138,6 +139,13 @@ class EndpointSpec:
         return dump_spec({f.name: getattr(self, f.name) for f in fields(self)})
 
 
+#: Ends the `error` of a status written trimmed: the full one would take the item past
+#: DynamoDB's 400 KB limit (`RegionStatus.trimmed`).
+TRIMMED = "[status trimmed: the item is at DynamoDB's 400 KB item size limit]"
+#: Characters of the original error a trimmed status keeps.
+TRIMMED_ERROR_CHARS = 200
+
+
 @dataclass(frozen=True)
 class RegionStatus:
     """One region's observed status, the value of `region_status.<region>`.
@@ -183,6 +191,13 @@ class RegionStatus:
             if getattr(self, key) is not None:
                 item[key] = getattr(self, key)
         return item
+
+    def trimmed(self) -> RegionStatus:
+        """This status in the form written when the full one would take the item past
+        DynamoDB's 400 KB limit: every field but `error`, which keeps its first
+        `TRIMMED_ERROR_CHARS` characters and ends with `TRIMMED` (so it says so)."""
+        kept = (self.error or "")[:TRIMMED_ERROR_CHARS]
+        return replace(self, error=f"{kept} ... {TRIMMED}" if kept else TRIMMED)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> RegionStatus:
@@ -277,7 +292,7 @@ def parse_endpoint(item: Mapping[str, Any]) -> Endpoint:
     return Endpoint(
         endpoint_name=name,
         desired_state=item.get("desired_state") or "deploying",
-        target_regions=tuple(item.get("target_regions") or ()),
+        target_regions=read_regions(item.get("target_regions")) or (),
         spec=_parse_spec(item["spec"]),
         namespace=item.get("namespace") or DEFAULT_NAMESPACE,
         ingress_path=item.get("ingress_path") or default_ingress_path(name),

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "METRIC_TYPES",
     "is_valid_image",
+    "read_regions",
     "validate_item",
     "validate_new_item",
 ]
@@ -50,6 +51,20 @@ _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+def read_regions(value: Any) -> tuple[str, ...] | None:
+    """`target_regions` as region names, or None when it cannot be read as them.
+
+    A list keeps its order; a DynamoDB string set (a Python set here) is served like a
+    list, as the predecessor's `region in target_regions` served it, in sorted order so
+    every region reads the same sequence (waves, conditions). Absent means no region.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, list | set | frozenset) and all(isinstance(r, str) and r for r in value):
+        return tuple(value) if isinstance(value, list) else tuple(sorted(value))
+    return None
+
+
 def validate_item(item: Mapping[str, Any]) -> list[str]:
     """Return every problem of the endpoint item `item` (empty when it is valid)."""
     item = plain(dict(item))
@@ -59,10 +74,10 @@ def validate_item(item: Mapping[str, Any]) -> list[str]:
     if state is not None and state not in DESIRED_STATES:
         problems.append(f"desired_state must be one of {', '.join(DESIRED_STATES)}, got {state!r}")
     regions = item.get("target_regions")
-    if regions is not None and not (
-        isinstance(regions, list) and all(isinstance(r, str) and r for r in regions)
-    ):
-        problems.append(f"target_regions must be a list of region names, got {regions!r}")
+    if read_regions(regions) is None:
+        problems.append(
+            f"target_regions must be a list or a string set of region names, got {regions!r}"
+        )
     namespace = item.get("namespace")
     if namespace is not None and not (
         isinstance(namespace, str) and len(namespace) <= 63 and _DNS_1123.match(namespace)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from kubernetes.client import ApiClient
 from actors.app.config import Settings
 from actors.app.http_server import HealthServer
 from actors.app.metrics import Metrics
+from actors.app.table_probe import TableProbe
 from actors.clock import Clock, SystemClock
 from actors.endpoint import HANDLER_PERMITS, EndpointActor
 from actors.lease import LeaseSettings
@@ -41,6 +43,10 @@ THREAD_STACK_BYTES = 512 * 1024
 #: How long /readyz reuses its table check (a DescribeTable): probes, scrapers and people
 #: may ask often; a table that stops answering shows within this many seconds.
 READY_TABLE_CHECK_SECONDS = 5.0
+#: /readyz answers within about this many seconds, well under a kubelet probe's 3 s
+#: default: the table check gets 1.5 s of it, the supervisor's view the rest.
+READY_DEADLINE_SECONDS = 2.0
+READY_TABLE_DEADLINE_SECONDS = 1.5
 
 
 class Daemon:
@@ -110,9 +116,14 @@ class Daemon:
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.health: HealthServer | None = None
         self.stopped = threading.Event()
-        # /readyz's last table check: (answer, clock.monotonic() when asked), or None.
-        # Replaced whole (one atomic assignment): the HTTP threads need no lock.
-        self._table_check: tuple[bool, float] | None = None
+        # /readyz's table check, bounded by its own deadline (a throttled table retries).
+        self.table_probe = TableProbe(
+            settings.table_name,
+            self.store.table_problem,
+            monotonic=self.clock.monotonic,
+            max_age=READY_TABLE_CHECK_SECONDS,
+            deadline=READY_TABLE_DEADLINE_SECONDS,
+        )
 
     # -- wiring ------------------------------------------------------------
 
@@ -138,6 +149,8 @@ class Daemon:
 
     def _count_dynamodb(self, operation: str, outcome: str) -> None:
         self.metrics.dynamodb_requests.labels(operation=operation, outcome=outcome).inc()
+        if operation == "DescribeTable":
+            self.table_probe.note_attempt(outcome)
 
     def _count_alarm_read(self, outcome: str) -> None:
         self._on_event(EventKind.ALARM_READ, {"outcome": outcome})
@@ -161,6 +174,8 @@ class Daemon:
             self.metrics.decisions.labels(decision=fields["decision"]).inc()
         elif kind == EventKind.ALARM_READ:
             self.metrics.alarm_reads.labels(outcome=fields["outcome"]).inc()
+        elif kind == EventKind.SCAN_FAILED:
+            self.metrics.scan_failures.labels(reason=fields["reason"]).inc()
         elif kind == EventKind.GAUGES:
             self.metrics.actors_alive.set(fields["alive"])
             self.metrics.parked_endpoints.set(fields["parked"])
@@ -246,27 +261,21 @@ class Daemon:
 
     def _ready(self) -> tuple[bool, str]:
         """/readyz: the role, plus the supervisor's detail when it has one (e.g. a refused
-        mass deletion: ready still, but an operator must look); 503 when the table is
-        unreachable or the supervisor does not answer."""
-        if not self._table_reachable():
-            return False, f"table {self.settings.table_name} not reachable"
+        mass deletion: ready still, but an operator must look); 503 with the reason when
+        the table is unreachable, throttled or slow, or the supervisor does not answer;
+        within about READY_DEADLINE_SECONDS whatever the table does."""
+        started = time.monotonic()
+        problem = self.table_probe.answer()
+        if problem is not None:
+            return False, problem
+        left = READY_DEADLINE_SECONDS - (time.monotonic() - started)
         try:
-            view = self.snapshot(timeout=2)
+            view = self.snapshot(timeout=max(0.25, left))
         except Exception as error:
             return False, f"supervisor not answering: {error}"
         role = "leader" if view.leading else "standby"
         detail = getattr(view, "detail", "")
         return True, f"{role}: {detail}" if detail else role
-
-    def _table_reachable(self) -> bool:
-        """`store.reachable()` (a DescribeTable), asked at most once per
-        READY_TABLE_CHECK_SECONDS on the daemon's clock; the answer is reused meanwhile."""
-        cached = self._table_check
-        if cached is not None and self.clock.monotonic() - cached[1] < READY_TABLE_CHECK_SECONDS:
-            return cached[0]
-        reachable = self.store.reachable()
-        self._table_check = (reachable, self.clock.monotonic())
-        return reachable
 
     def stop(self, *, release: bool = True) -> None:
         """Stop every actor, release the lease (unless `release` is False: a simulated
@@ -283,6 +292,7 @@ class Daemon:
         self.scheduler.stop()
         if self.health is not None:
             self.health.stop()
+        self.table_probe.stop(timeout=2)
         self.store.close()
         self.table_stream.close()
         self.alarms.close()

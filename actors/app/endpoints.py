@@ -40,7 +40,7 @@ from store.spec_schema import (
     pair,
     region_image_uris,
 )
-from store.validation import DESIRED_STATES, validate_new_item
+from store.validation import DESIRED_STATES, read_regions, validate_new_item
 
 PROG = "inference-supervisor endpoints"
 DEFAULT_TABLE = "gco-inference-endpoints"
@@ -594,8 +594,7 @@ def _map(value: Any) -> dict[str, Any]:
 
 
 def _regions(raw: Mapping[str, Any]) -> list[str]:
-    regions = raw.get("target_regions")
-    return [str(r) for r in regions] if isinstance(regions, list) else []
+    return list(read_regions(raw.get("target_regions")) or ())
 
 
 def _compact(value: Any) -> str:

@@ -12,11 +12,14 @@ reuses its table check for a few seconds rather than asking DynamoDB per request
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 
 import structlog
 
@@ -27,13 +30,46 @@ log = structlog.get_logger(__name__)
 Probe = Callable[[], tuple[bool, str]]
 # A scraper or kubelet that stops talking must not pin a request thread.
 REQUEST_TIMEOUT_SECONDS = 10
+#: How long `stop()` waits for request threads once their connections are shut down.
+STOP_TIMEOUT_SECONDS = 2.0
 
 
 class _Server(ThreadingHTTPServer):
-    """Joins its request threads on close, so `stop()` leaves no thread behind."""
+    """Tracks its open connections and request threads, so `close_connections` can end
+    them within a bound, whatever the clients do (a slow client must not hold a pod past
+    its grace period)."""
 
-    daemon_threads = False
-    block_on_close = True
+    # Joined by `close_connections` within its deadline, never waited on without one: a
+    # request thread stuck in a probe must not keep the process alive.
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[threading.Thread, socket.socket] = {}
+        super().__init__(*args, **kwargs)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            self._open[threading.current_thread()] = request
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._open.pop(threading.current_thread(), None)
+
+    def close_connections(self, deadline: float) -> list[str]:
+        """Shut every open connection down (a blocked read or write returns at once), then
+        join the request threads until `deadline` (time.monotonic()); returns the names of
+        the threads still running then."""
+        with self._lock:
+            open_now = dict(self._open)
+        for request in open_now.values():
+            with contextlib.suppress(OSError):
+                request.shutdown(socket.SHUT_RDWR)
+        for thread in open_now:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return [thread.name for thread in open_now if thread.is_alive()]
 
 
 class HealthServer:
@@ -88,14 +124,19 @@ class HealthServer:
         log.info("http server listening", port=self.port)
         return self
 
-    def stop(self) -> None:
-        """Stop serving, close the socket and join the serving and request threads."""
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Stop serving, close the socket and every open connection, and join the serving
+        and request threads, all within about `timeout` seconds whatever clients do."""
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
+        deadline = time.monotonic() + timeout
         server.shutdown()
         server.server_close()
         thread.join()
+        left = server.close_connections(deadline)
+        if left:
+            log.warning("http request threads still running at stop", threads=left)
         self._server = self._thread = None
 
     def _answer(self, path: str) -> tuple[int, str, bytes]:

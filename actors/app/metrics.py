@@ -57,6 +57,8 @@ class Metrics:
             endpoint's log stream say which.
         alarm_reads: counter `alarm_reads_total{outcome}`, CloudWatch `describe_alarms`
             answers used by the rollout's alarm gate (outcome ok or the error).
+        scan_failures: counter `scan_failures_total{reason}`, table scans that failed
+            (reason: the error code, or ScanBroken for a scan whose pages never end).
     """
 
     def __init__(self) -> None:
@@ -150,6 +152,13 @@ class Metrics:
             "alarm_reads",
             "CloudWatch alarm reads of the rollout's alarm gate, by outcome.",
             ["outcome"],
+            namespace=PREFIX,
+            registry=self.registry,
+        )
+        self.scan_failures = Counter(
+            "scan_failures",
+            "Table scans that failed (the next poll retries), by reason.",
+            ["reason"],
             namespace=PREFIX,
             registry=self.registry,
         )

@@ -126,8 +126,11 @@ class Harness:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         serve_http: bool = False,
         gateway_retries: tuple[int, float, float] | None = (3, 0.01, 0.05),
+        start: bool = True,
         **env: str,
     ) -> Daemon:
+        """A daemon on this table and cluster, started unless `start` is False (to hook
+        its clients first; `close` stops it either way)."""
         daemon = Daemon(
             self.settings(**env),
             clock=clock,
@@ -135,9 +138,9 @@ class Harness:
             on_event=on_event,
             serve_http=serve_http,
             gateway_retries=gateway_retries,
-        ).start()
+        )
         self.daemons.append(daemon)
-        return daemon
+        return daemon.start() if start else daemon
 
     def close(self) -> None:
         for daemon in self.daemons:

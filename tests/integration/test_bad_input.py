@@ -71,7 +71,8 @@ def test_target_regions_given_as_a_string_is_an_error_in_the_region_it_names(
     kit.start_daemon()
     status = kit.wait_state("m1", "error")
     assert status.error == (
-        f"invalid item: target_regions must be a list of region names, got {REGION!r}"
+        "invalid item: target_regions must be a list or a string set of region names, "
+        f"got {REGION!r}"
     )
     assert kit.kube.get("Deployment", "m1") is None
     assert without_status(kit.item("m1").raw) == without_status(before)

@@ -380,7 +380,7 @@ def test_create_refuses_bad_input_with_one_line_and_writes_nothing(
     ("message", "document"),
     [
         pytest.param(
-            "target_regions must be a list of region names, got 'us-east-1'",
+            "target_regions must be a list or a string set of region names, got 'us-east-1'",
             {"spec": {"image": IMAGE}, "target_regions": "us-east-1"},
             id="target-regions-not-a-list",
         ),

@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -156,3 +158,55 @@ def test_check_reports_connectivity_and_exits(kit: Harness) -> None:
     )
     assert missing.returncode == 1
     assert b"check failed: table no-such-table is not reachable" in missing.stdout
+
+
+class _SlowClient(threading.Thread):
+    """Holds a connection open by sending a request's header one byte at a time, each
+    byte before the server's read timeout: a scraper or probe that stopped talking."""
+
+    def __init__(self, port: int, path: str) -> None:
+        super().__init__(name=f"slow-client-{path}")
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.request = f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Slow: {'y' * 200}\r\n\r\n".encode()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for byte in self.request:
+                self.sock.sendall(bytes([byte]))
+                if self.done.wait(0.5):
+                    return
+        except OSError:
+            return  # the server closed the connection
+        finally:
+            self.sock.close()
+
+
+def test_sigterm_exits_within_seconds_whatever_http_clients_do(
+    kit: Harness, daemon_process
+) -> None:
+    """Issue 22, case 5: slow clients on /metrics and /healthz kept the process alive
+    (45 s+) after the lease was released; a pod would be SIGKILLed at its grace period."""
+    process, port = daemon_process
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _get(f"{base}/readyz") == (200, "leader"), timeout=30, what="/readyz leader")
+    clients = [_SlowClient(port, path) for path in ("/metrics", "/healthz", "/readyz")]
+    for client in clients:
+        client.start()
+    try:
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        try:
+            status: int | None = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            status = None
+        took = time.monotonic() - started
+    finally:
+        for client in clients:
+            client.done.set()
+            client.join()
+    assert status is not None, "still running 20 s after SIGTERM, held by slow HTTP clients"
+    assert status == 0
+    assert took < 5, f"exit took {took:.1f}s with slow HTTP clients"
+    lease = kit.kube.get("Lease", "inference-monitor-leader")
+    assert lease["spec"]["holderIdentity"] == "", "the lease is released first"

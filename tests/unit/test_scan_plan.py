@@ -157,3 +157,36 @@ def test_a_partial_view_from_the_change_feed_counts_no_absence() -> None:
     assert plan.stop == frozenset({"m3"}), "only an item the view holds"
     assert plan.orphans is None
     assert dict(plan.retire) == {}
+
+
+def test_a_purged_endpoint_with_nothing_here_loses_its_actor_and_is_never_counted() -> None:
+    actors = {f"d{i}": False for i in range(8)} | {f"m{i}": False for i in range(13)}
+    kept = [_item(f"m{i}") for i in range(13)]
+    absent: dict[str, int] = {}
+    for _ in range(4):
+        plan = _plan(
+            _scan(*kept), actors=actors, absent=absent, in_cluster={f"m{i}" for i in range(13)}
+        )
+        assert plan.orphans is not None
+        absent = dict(plan.orphans.absent)
+        assert plan.gone == plan.stop == frozenset(f"d{i}" for i in range(8))
+        assert not plan.orphans.refused
+        assert not plan.orphans.reason
+        assert not plan.retire
+        assert not absent
+
+
+def test_the_guard_counts_only_absent_endpoints_with_objects_here() -> None:
+    # Seven endpoints with objects and no item: the guard holds them (more than 5),
+    # whatever the actors of purged endpoints.
+    with_objects = {f"o{i}" for i in range(7)}
+    plan = _plan(
+        _scan(*[_item(f"m{i}") for i in range(40)]),
+        actors={"purged": False},
+        absent=dict.fromkeys(with_objects, 2),
+        in_cluster=with_objects | {f"m{i}" for i in range(40)},
+    )
+    assert plan.orphans is not None
+    assert plan.orphans.refused == frozenset(with_objects)
+    assert "7 of 47" in plan.orphans.reason
+    assert plan.gone == frozenset({"purged"})

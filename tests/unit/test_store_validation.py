@@ -12,6 +12,8 @@ from store.convert import plain, to_dynamo
 from store.dynamo import content_hash, load_item
 from store.errors import InvalidEndpoint
 from store.model import (
+    TRIMMED,
+    TRIMMED_ERROR_CHARS,
     AutoscalingSpec,
     Canary,
     Endpoint,
@@ -21,7 +23,7 @@ from store.model import (
     Resources,
     parse_endpoint,
 )
-from store.validation import is_valid_image, validate_item
+from store.validation import is_valid_image, read_regions, validate_item
 
 # An item as the predecessor's CLI writes it, plus an attribute we do not know.
 PREDECESSOR_ITEM: dict[str, Any] = {
@@ -96,12 +98,12 @@ def test_predecessor_item_is_valid() -> None:
             id="desired-state",
         ),
         pytest.param(
-            ["target_regions must be a list of region names, got 'us-east-1'"],
+            ["target_regions must be a list or a string set of region names, got 'us-east-1'"],
             with_changes(target_regions="us-east-1"),
             id="target-regions-not-list",
         ),
         pytest.param(
-            ["target_regions must be a list of region names, got ['us-east-1', 5]"],
+            ["target_regions must be a list or a string set of region names, got ['us-east-1', 5]"],
             with_changes(target_regions=["us-east-1", 5]),
             id="target-regions-not-strings",
         ),
@@ -398,11 +400,13 @@ def test_an_invalid_item_names_the_regions_that_must_report_it() -> None:
         ("us-east-1", ("us-east-1",)),
         ("us-east-1, eu-west-1", ("us-east-1", "eu-west-1")),
         (["us-east-1", 5], ("us-east-1",)),
+        ({"us-east-1", 5}, ("us-east-1",)),
         (5, ()),
     ):
         loaded = load_item(with_changes(target_regions=regions))
         assert loaded.endpoint is None
         assert loaded.target_regions == expected
+        assert loaded.targets_unreadable == (expected == ())
     assert load_item(PREDECESSOR_ITEM).target_regions == ("us-east-1", "eu-west-1")
 
 
@@ -417,3 +421,24 @@ def test_region_status_that_is_not_a_map_loads_the_endpoint_and_names_the_proble
         "no region's status can be written until it is fixed"
     )
     assert load_item(PREDECESSOR_ITEM).status_problem is None
+
+
+def test_a_string_set_of_regions_is_served_like_a_list() -> None:
+    """Issue 22: the predecessor's `region in target_regions` served a DynamoDB string set."""
+    loaded = load_item(with_changes(target_regions={"us-west-2", "eu-west-1"}))
+    assert loaded.endpoint is not None
+    assert loaded.target_regions == ("eu-west-1", "us-west-2"), "sorted: every region agrees"
+    assert not loaded.targets_unreadable
+    assert read_regions(["b", "a"]) == ("b", "a"), "a list keeps its order"
+    assert read_regions(None) == ()
+    for unreadable in (7, {"region": "us-east-1"}, {1, 2}, "", [""], {True}):
+        assert read_regions(unreadable) is None
+
+
+def test_a_trimmed_status_keeps_every_field_but_cuts_the_error_and_says_so() -> None:
+    """Issue 22, case 7: the form written when the full status would not fit the item."""
+    status = RegionStatus(state="error", replicas_ready=1, error="x" * 5000, epoch=3, holder="h")
+    trimmed = status.trimmed()
+    assert trimmed.error == "x" * TRIMMED_ERROR_CHARS + " ... " + TRIMMED
+    assert (trimmed.state, trimmed.replicas_ready, trimmed.epoch) == ("error", 1, 3)
+    assert RegionStatus(state="running").trimmed().error == TRIMMED
