@@ -19,6 +19,11 @@ class Clock(Protocol):
         """Register `listener` to be called whenever time jumps (fake clocks only)."""
         ...
 
+    def add_timers(self, next_due: Callable[[], float | None]) -> None:
+        """Register a queue of timers on this clock: `next_due()` is the monotonic time its
+        earliest timer is due, None when it has none (a fake clock jumps to it)."""
+        ...
+
 
 class SystemClock:
     """The real clock; time never jumps, so listeners are never called."""
@@ -32,6 +37,9 @@ class SystemClock:
     def on_advance(self, listener: Callable[[], None]) -> None:
         return None
 
+    def add_timers(self, next_due: Callable[[], float | None]) -> None:
+        return None
+
 
 class FakeClock:
     """A clock that moves only when a test calls `advance`; wall and monotonic move together."""
@@ -40,6 +48,7 @@ class FakeClock:
         self._now = start
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
+        self._timers: list[Callable[[], float | None]] = []
 
     def time(self) -> float:
         with self._lock:
@@ -51,6 +60,18 @@ class FakeClock:
     def on_advance(self, listener: Callable[[], None]) -> None:
         with self._lock:
             self._listeners.append(listener)
+
+    def add_timers(self, next_due: Callable[[], float | None]) -> None:
+        with self._lock:
+            self._timers.append(next_due)
+
+    def next_due(self) -> float | None:
+        """The earliest time any timer queue on this clock is due (None: no timer pending).
+        A time not after `monotonic()` means work is due now or still running."""
+        with self._lock:
+            queues = list(self._timers)
+        dues = [due for next_due in queues if (due := next_due()) is not None]
+        return min(dues, default=None)
 
     def advance(self, seconds: float) -> None:
         """Move time forward by `seconds` and wake everything waiting on this clock."""

@@ -43,9 +43,12 @@ class Scheduler:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._stopping = False
+        # True while a timer's callback runs (popped from the heap, not yet re-pushed).
+        self._running = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.last_tick: float = self._clock.monotonic()
         self._clock.on_advance(self._wake)
+        self._clock.add_timers(self.next_due)
 
     @property
     def clock(self) -> Clock:
@@ -78,6 +81,16 @@ class Scheduler:
         with self._cond:
             return len(self._heap)
 
+    def next_due(self) -> float | None:
+        """When the earliest live timer is due on the clock (None: none, or stopped); while
+        a callback runs, now: its work is not done."""
+        with self._cond:
+            if self._stopping:
+                return None
+            if self._running:
+                return self._clock.monotonic()
+            return min((due for due, _, t in self._heap if not t.cancelled), default=None)
+
     def _push(self, timer: Timer) -> Timer:
         with self._cond:
             heapq.heappush(self._heap, (timer.due, next(self._seq), timer))
@@ -96,18 +109,26 @@ class Scheduler:
                     self.last_tick = now
                     if self._heap and self._heap[0][0] <= now:
                         _, _, timer = heapq.heappop(self._heap)
+                        self._running = True
                         break
                     wait = self._heap[0][0] - now if self._heap else 1.0
                     # Wake at least once a second so /healthz sees the thread alive.
                     self._cond.wait(timeout=min(wait, 1.0))
                 else:
                     return
-            if timer.cancelled:
-                continue
             try:
-                timer.callback()
-            except Exception:
-                log.exception("timer callback failed", callback=repr(timer.callback))
-            if timer.period is not None and not timer.cancelled:
-                timer.due = max(timer.due + timer.period, self._clock.monotonic())
-                self._push(timer)
+                if not timer.cancelled:
+                    self._fire(timer)
+            finally:
+                with self._cond:
+                    self._running = False
+
+    def _fire(self, timer: Timer) -> None:
+        """Run one timer's callback and queue its next run if it repeats."""
+        try:
+            timer.callback()
+        except Exception:
+            log.exception("timer callback failed", callback=repr(timer.callback))
+        if timer.period is not None and not timer.cancelled:
+            timer.due = max(timer.due + timer.period, self._clock.monotonic())
+            self._push(timer)

@@ -1,6 +1,16 @@
 """Shared fixtures: a local DynamoDB (moto server) per session, a fresh table and
 a fresh local Kubernetes API server per test, and a check that no test leaves a
-thread behind."""
+thread behind.
+
+The suite runs on several pytest-xdist workers (README's test line: `-n 4`). Each worker
+is a process of its own, so a session-scoped fixture (the moto server here, k3s in
+tests/k3s) starts once per worker, and tests stay independent by using free ports
+(`port=0`), `tmp_path` and fresh table names. A heavy session fixture that should start
+once for the whole run (a real cluster) marks its tests `pytest.mark.xdist_group(NAME)`:
+with `--dist loadgroup` (pyproject's addopts) one worker runs the whole group, so the
+fixture starts once (tests/k3s/conftest.py does this for k3s). Without `-n`, everything
+runs in one process as before.
+"""
 
 from __future__ import annotations
 

@@ -5,13 +5,16 @@ read the cluster through the real kubernetes client."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import boto3
+import pykka
 from kubernetes import client
 
 from actors.app.config import load_settings
@@ -256,23 +259,74 @@ FAKE_TIME_LEASE = {
 }
 
 
+def _actor_idle(frame: FrameType | None) -> bool:
+    """True unless `frame` is a pykka actor thread's that is handling a message (an actor
+    waiting on its inbox is idle; any other thread counts as idle too)."""
+    callee = None
+    while frame is not None:
+        if frame.f_code.co_name == "_actor_loop_running":
+            return callee is not None and callee.f_code.co_name == "get"
+        callee, frame = frame, frame.f_back
+    return True
+
+
+def quiet(clock: FakeClock) -> bool:
+    """True when nothing is left to do before fake time moves on: no timer on `clock` is due
+    or running, every actor's inbox is empty and every actor thread waits on it."""
+    due = clock.next_due()
+    if due is not None and due <= clock.monotonic():
+        return False
+    if any(not ref.actor_inbox.empty() for ref in pykka.ActorRegistry.get_all()):
+        return False
+    return all(_actor_idle(frame) for frame in sys._current_frames().values())
+
+
+#: Real seconds `drive` waits for the daemons to go quiet before it moves time on anyway
+#: (a test may hold a handler on purpose).
+QUIET_TIMEOUT = 2.0
+
+
+def _turn(clock: FakeClock, cap: float | None) -> None:
+    """One turn of fake time: wait until the daemons are quiet, then jump to the next due
+    timer (at most `cap` fake seconds ahead; 1 s when no timer is pending)."""
+    with suppress(AssertionError):
+        wait_for(lambda: quiet(clock), timeout=QUIET_TIMEOUT, interval=0.005)
+    due = clock.next_due()
+    jump = 1.0 if due is None else due - clock.monotonic()
+    if cap is not None:
+        jump = min(jump, cap)
+    if jump > 0:
+        clock.advance(jump)
+
+
 def drive(
     clock: FakeClock,
     until: Callable[[], Any],
     *,
-    step: float = 1.0,
+    step: float | None = None,
     timeout: float = 60.0,
     what: str = "",
 ) -> Any:
-    """Advance fake time `step` seconds at a time until `until()` holds."""
+    """Run fake time until `until()` holds, timer by timer: each turn waits until the
+    daemons are quiet (every due timer ran, every actor waits on an empty inbox), then jumps
+    to the next due timer (at most `step` fake seconds ahead). No real sleep paces it: fake
+    time moves as fast as the daemons finish what each timer started."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = until()
         if result:
             return result
-        clock.advance(step)
-        time.sleep(0.05)
+        _turn(clock, step)
     raise AssertionError(f"fake time ran {timeout}s of real time without: {what or until}")
+
+
+def pass_time(clock: FakeClock, seconds: float, *, timeout: float = 60.0) -> None:
+    """Let `seconds` of fake time pass the way `drive` moves it."""
+    end = clock.time() + seconds
+    deadline = time.monotonic() + timeout
+    while clock.time() < end:
+        assert time.monotonic() < deadline, f"{seconds} fake seconds took over {timeout}s"
+        _turn(clock, end - clock.time())
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,8 @@ class Regions:
     def drive(
         self, name: str, until: Callable[[], Any], *, timeout: float = 90.0, what: str = ""
     ) -> Any:
-        """Advance fake time a second at a time, observing `name`, until `until()` holds."""
+        """Run fake time timer by timer (`harness.drive`), observing `name` at every turn,
+        until `until()` holds."""
 
         def check() -> Any:
             self.observe(name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from actors.clock import FakeClock
 from store import commands
-from tests.integration.harness import FAKE_TIME_LEASE, Harness, drive, scan_count
+from tests.integration.harness import FAKE_TIME_LEASE, Harness, drive, pass_time, scan_count
 
 THRESHOLD = 300
 
@@ -37,8 +37,7 @@ def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failo
         what="canary ready",
     )
     # Half the threshold: still serving.
-    for _ in range(THRESHOLD // 2 // 5):
-        clock.advance(5)
+    pass_time(clock, THRESHOLD // 2)
     assert kit.kube.get("Ingress", "inference-m1") is not None
     # A new leader takes over half-way: the unready clock comes from the cluster.
     first.stop()
@@ -78,7 +77,6 @@ def test_ready_primary_keeps_its_ingress_past_the_threshold(
     kit.put("m1")
     _start(kit, clock, "daemon-a")
     drive(clock, lambda: kit.state("m1") == "running", what="running")
-    for _ in range(2 * THRESHOLD // 10):
-        clock.advance(10)
+    pass_time(clock, 2 * THRESHOLD)
     assert kit.kube.get("Ingress", "inference-m1") is not None
     assert kit.state("m1") == "running"

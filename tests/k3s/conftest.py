@@ -23,7 +23,8 @@ SKIP_PREFIX = "k3s backend needs a Docker engine: "
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip every k3s run, with one reason per module, when no Docker engine answers;
+    """Put every k3s run in the xdist group `k3s` (one worker, one k3s); skip them all,
+    with one reason per module, when no Docker engine answers;
     mark the sim runs of the checks a module lists in `SIM_DEVIATIONS` (test name ->
     how the sim differs from a real server) as strict expected failures."""
     unusable: str | None = None
@@ -32,6 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         kind = callspec.params.get("backend_kind") if callspec else None
         if kind == "k3s":
+            # One worker runs every k3s test, so the session's k3s starts once under xdist.
+            item.add_marker(pytest.mark.xdist_group("k3s"))
             if not probed:
                 unusable, probed = docker_unavailable_reason(), True
             if unusable is not None:

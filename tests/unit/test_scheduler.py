@@ -5,6 +5,7 @@ import threading
 
 from actors.clock import FakeClock
 from actors.scheduler import Scheduler
+from k8s.sim.testing import wait_for
 
 
 def _wait(event: threading.Event) -> bool:
@@ -68,3 +69,34 @@ def test_a_raising_callback_does_not_stop_the_scheduler() -> None:
         assert _wait(after)
     finally:
         scheduler.stop()
+
+
+def test_the_fake_clock_knows_when_the_next_timer_is_due() -> None:
+    """What lets a fake-time test jump straight to the next timer: the earliest live timer
+    of any scheduler on the clock, "now" while a callback still runs, nothing once stopped."""
+    clock = FakeClock(start=1000.0)
+    first, second = Scheduler(clock).start(), Scheduler(clock).start()
+    release, running = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        running.set()
+        release.wait(timeout=5)
+
+    try:
+        assert clock.next_due() is None
+        first.call_later(30, lambda: None)
+        second.call_later(20, lambda: None).cancel()
+        second.call_later(25, slow)
+        assert clock.next_due() == 1025.0
+        clock.advance(25)
+        assert _wait(running)
+        assert clock.next_due() == 1025.0, "a callback still running is work due now"
+        release.set()
+        wait_for(lambda: clock.next_due() == 1030.0, timeout=5)
+        second.stop()
+        first.stop()
+        assert clock.next_due() is None
+    finally:
+        release.set()
+        first.stop()
+        second.stop()
