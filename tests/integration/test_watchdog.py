@@ -43,14 +43,17 @@ def test_dead_primary_loses_its_ingress_even_with_a_ready_canary_and_after_failo
     first.stop()
     failover_at = clock.time()
     second = _start(kit, clock, "daemon-b")
+    # The Ingress goes first, then the status says why (two writes: wait for both).
     status = drive(
         clock,
-        lambda: kit.kube.get("Ingress", "inference-m1") is None and kit.status("m1"),
+        lambda: kit.kube.get("Ingress", "inference-m1") is None
+        and (s := kit.status("m1")) is not None
+        and s.state == "error"
+        and s,
         step=5,
         timeout=60,
-        what="Ingress removed",
+        what="Ingress removed and the error reported",
     )
-    assert status.state == "error"
     assert "traffic stopped" in (status.error or "")
     assert clock.time() - failover_at < THRESHOLD * 0.75, "the failover reset the clock"
     # A canary weight change must not bring the Ingress back while the primary is dead.
