@@ -97,6 +97,7 @@ class RealCluster:
         self.admin_kubeconfig = self.workdir / "admin.kubeconfig"
         self._pki: pki.Pki | None = None
         self._processes: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self._apiserver_argv: list[str] = []
         self._api: client.ApiClient | None = None
         self._driver: PodDriver | None = None
 
@@ -284,7 +285,30 @@ class RealCluster:
         ]
         if self.etcd_compaction_interval:
             argv.append(f"--etcd-compaction-interval={self.etcd_compaction_interval}")
+        self._apiserver_argv = argv
         self._spawn("kube-apiserver", argv)
+        self._wait_for_apiserver()
+
+    def restart_apiserver(self) -> None:
+        """Stops kube-apiserver and starts it again on the same port and etcd (its watch
+        caches then start at the current resourceVersion, as on a server that has run
+        for a while); the controllers and the driver reconnect by themselves."""
+        index, (name, process, _log) = next(
+            (i, entry) for i, entry in enumerate(self._processes) if entry[0] == "kube-apiserver"
+        )
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        del self._processes[index]
+        self._spawn(name, self._apiserver_argv)
+        self._wait_for_apiserver()
+
+    def _wait_for_apiserver(self) -> None:
+        assert self._pki is not None
+        keys = self._pki
         context = ssl.create_default_context(cafile=str(keys.ca_cert))
         context.load_cert_chain(str(keys.admin_cert), str(keys.admin_key))
 

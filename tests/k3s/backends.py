@@ -366,6 +366,10 @@ class RealSession:
             ready_delay=SIM_READY_DELAY,
         )
         self.cluster_process = cluster.start()
+        # As on any cluster that has run for a while, the watch caches start after
+        # resourceVersion 1 (a fresh server's cache covers its whole history, so a watch
+        # from RV "1" would replay instead of answering 410).
+        cluster.restart_apiserver()
         cluster.write_kubeconfig(self.kubeconfig)
         return self
 
