@@ -101,6 +101,15 @@ def missing_go_message() -> str:
     )
 
 
+def not_built_message() -> str:
+    """One line saying the binaries are not built and how to build them."""
+    return (
+        f"the real control plane (kube-apiserver {KUBE_VERSION}, etcd {ETCD_VERSION}) is not "
+        f"built in {version_dir()}: build it with `inference-supervisor local-cluster --real "
+        "--build-only` (needs Go >= 1.26 on PATH)"
+    )
+
+
 def ensure_binaries(
     *, root: Path | None = None, progress: Callable[[str], None] = lambda line: None
 ) -> Binaries:

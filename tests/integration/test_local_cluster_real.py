@@ -19,7 +19,7 @@ from kubernetes import client
 from k8s.gateway import make_api_client
 from k8s.realcluster import build
 from k8s.sim.testing import wait_for
-from tests.k3s.conftest import REAL_SKIP_PREFIX, REQUIRE_REAL
+from tests.k3s.backends import REAL_SKIP_PREFIX, real_required
 
 NAMESPACE = "gco-inference"
 START_SECONDS = 120
@@ -80,8 +80,8 @@ def test_without_go_and_without_binaries_it_exits_2_saying_what_it_needs(tmp_pat
 
 def _require_binaries() -> None:
     if not build.built():
-        message = f"{REAL_SKIP_PREFIX}{build.missing_go_message()}"
-        if os.environ.get(REQUIRE_REAL, "") not in ("", "0"):
+        message = f"{REAL_SKIP_PREFIX}{build.not_built_message()}"
+        if real_required():
             pytest.fail(message)
         pytest.skip(message)
 

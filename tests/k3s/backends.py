@@ -65,6 +65,16 @@ K3S_PATIENCE_SECONDS = 240.0
 REAL_PATIENCE_SECONDS = 60.0
 # Short, so a compaction happens within a test (kube-apiserver's default is 5m).
 REAL_COMPACTION_INTERVAL = "10s"
+# Every real-control-plane test at most (the session's start included in the first).
+REAL_TIMEOUT_SECONDS = 600
+REAL_SKIP_PREFIX = "real control plane: "
+# Set (by .ci/run) to make an unusable real control plane fail its tests, not skip them.
+REQUIRE_REAL = "REQUIRE_REAL_CONTROL_PLANE"
+
+
+def real_required() -> bool:
+    """True when `REQUIRE_REAL_CONTROL_PLANE` is set (not empty, not 0)."""
+    return os.environ.get(REQUIRE_REAL, "") not in ("", "0")
 SIM_READY_DELAY = 0.2
 
 

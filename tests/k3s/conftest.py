@@ -9,7 +9,6 @@ into a failure, so CI cannot pass without running those tests."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +17,14 @@ import pytest
 from k8s.realcluster import build
 from tests.k3s.backends import (
     K3S_TIMEOUT_SECONDS,
+    REAL_SKIP_PREFIX,
+    REAL_TIMEOUT_SECONDS,
     Cluster,
     K3sSession,
     RealSession,
     docker_unavailable_reason,
     ensure_real_binaries,
+    real_required,
     real_unavailable_reason,
     sim_cluster,
 )
@@ -30,14 +32,6 @@ from tests.k3s.kit import EndpointKit, endpoint_kit
 
 DEFAULT_SIM_HISTORY = 10000
 SKIP_PREFIX = "k3s backend needs a Docker engine: "
-REAL_SKIP_PREFIX = "real control plane: "
-REQUIRE_REAL = "REQUIRE_REAL_CONTROL_PLANE"
-# Every real-control-plane test at most (the session's start included in the first).
-REAL_TIMEOUT_SECONDS = 600
-
-
-def _real_required() -> bool:
-    return os.environ.get(REQUIRE_REAL, "") not in ("", "0")
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: build only for tests that run
@@ -69,7 +63,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if kind == "real":
             if not real_probed:
                 real_unusable, real_probed = ensure_real_binaries(progress), True
-            if real_unusable is not None and not _real_required():
+            if real_unusable is not None and not real_required():
                 item.add_marker(pytest.mark.skip(reason=f"{REAL_SKIP_PREFIX}{real_unusable}"))
         deviations = getattr(getattr(item, "module", None), "SIM_DEVIATIONS", {})
         name = getattr(item, "originalname", item.name)
@@ -108,8 +102,8 @@ def backend_kind(
     if request.param == "real":
         reason = real_unavailable_reason()
         if reason is not None or not build.built():
-            message = f"{REAL_SKIP_PREFIX}{reason or 'the binaries were not built'}"
-            if _real_required():
+            message = f"{REAL_SKIP_PREFIX}{reason or build.not_built_message()}"
+            if real_required():
                 pytest.fail(message)
             pytest.skip(message)
         real = RealSession(tmp_path_factory.mktemp("real")).start()

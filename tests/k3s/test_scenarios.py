@@ -15,8 +15,9 @@ import yaml
 from kubernetes import client
 
 from k8s.daemon_objects import APP_NAME, build_daemon_objects
+from k8s.gateway import make_api_client
 from store import commands
-from tests.k3s.backends import K3S_TIMEOUT_SECONDS, REQUEST_TIMEOUT
+from tests.k3s.backends import K3S_TIMEOUT_SECONDS, REAL_TIMEOUT_SECONDS, REQUEST_TIMEOUT
 from tests.k3s.kit import (
     REGION,
     WORKLOAD_KINDS,
@@ -328,20 +329,22 @@ def _service_account_kubeconfig(kit: EndpointKit, path: Path) -> Path:
 @pytest.mark.parametrize(
     "backend_kind",
     [
+        pytest.param("real", id="real", marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS)]),
         pytest.param(
             "k3s", id="k3s", marks=[pytest.mark.k3s, pytest.mark.timeout(K3S_TIMEOUT_SECONDS)]
-        )
+        ),
     ],
     indirect=True,
 )
 def test_daemon_manifests_are_accepted_and_their_rbac_is_enough(
     kit: EndpointKit, tmp_path: Path
 ) -> None:
-    """k3s only: the sim has no authorization and serves only the daemon's own kinds."""
+    """Real servers only (the sim has no authorization and serves only the daemon's own
+    kinds): the real authorizer judges the rendered Role, least privilege included."""
     manifests = build_daemon_objects(
         image="inference-supervisor:test",
         region=REGION,
-        cluster_name="k3s-cluster",
+        cluster_name=f"{kit.cluster.name}-cluster",
         namespace=kit.cluster.namespace,
         table_name=kit.table_name,
     )
@@ -388,3 +391,49 @@ def test_daemon_manifests_are_accepted_and_their_rbac_is_enough(
     kit.store.apply("m1", commands.set_desired_state, "deleted")
     kit.wait(lambda: kit.store.get("m1") is None, "the item purged")
     assert kit.kube.get("Deployment", "m1") is None
+
+    # Least privilege, as the real authorizer judges the daemon's own identity: the
+    # rendered Role's verbs and nothing beside them.
+    account = make_api_client(kubeconfig=str(kubeconfig))
+    try:
+        allowed = {
+            (verb, resource, name): _allowed(account, ns, verb, resource, name=name)
+            for verb, resource, name in (
+                ("update", "deployments.apps", ""),
+                ("create", "events", ""),
+                ("update", "leases.coordination.k8s.io", LEASE_NAME),
+                ("update", "leases.coordination.k8s.io", "someone-elses-lease"),
+                ("patch", "deployments.apps", ""),
+                ("list", "pods", ""),
+                ("get", "secrets", ""),
+                ("delete", "events", ""),
+            )
+        }
+        assert allowed == {
+            ("update", "deployments.apps", ""): True,
+            ("create", "events", ""): True,
+            ("update", "leases.coordination.k8s.io", LEASE_NAME): True,
+            ("update", "leases.coordination.k8s.io", "someone-elses-lease"): False,
+            ("patch", "deployments.apps", ""): False,
+            ("list", "pods", ""): False,
+            ("get", "secrets", ""): False,
+            ("delete", "events", ""): False,
+        }
+        assert not _allowed(account, "default", "list", "deployments.apps")
+        assert not _allowed(account, "", "list", "namespaces")
+    finally:
+        account.close()
+
+
+def _allowed(
+    api: client.ApiClient, namespace: str, verb: str, resource: str, *, name: str = ""
+) -> bool:
+    """The server's own answer (SelfSubjectAccessReview) for the caller of `api`."""
+    plural, _, group = resource.partition(".")
+    attributes = {"namespace": namespace, "verb": verb, "resource": plural, "group": group}
+    if name:
+        attributes["name"] = name
+    review = client.AuthorizationV1Api(api).create_self_subject_access_review(
+        {"spec": {"resourceAttributes": attributes}}, _request_timeout=REQUEST_TIMEOUT
+    )
+    return bool(review.status.allowed)
