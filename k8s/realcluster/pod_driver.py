@@ -200,13 +200,16 @@ class PodDriver:
         return self
 
     def stop(self) -> None:
-        """Ends both threads (a blocked watch read is cut by closing its response)."""
+        """Ends both threads (a blocked watch read is cut by shutting its socket)."""
         self._stopping.set()
         with self._timer_lock:
             self._timer_lock.notify_all()
         response = self._response
         if response is not None:
-            response.close()
+            try:
+                response.shutdown()  # unblocks the watch thread's read at once
+            except (ValueError, RuntimeError, OSError) as error:
+                log.debug("pod driver watch shutdown skipped", reason=str(error))
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=REQUEST_TIMEOUT + WATCH_SECONDS)

@@ -17,7 +17,12 @@ from kubernetes import client
 from k8s.daemon_objects import APP_NAME, build_daemon_objects
 from k8s.gateway import make_api_client
 from store import commands
-from tests.k3s.backends import K3S_TIMEOUT_SECONDS, REAL_TIMEOUT_SECONDS, REQUEST_TIMEOUT
+from tests.k3s.backends import (
+    K3S_TIMEOUT_SECONDS,
+    REAL_TIMEOUT_SECONDS,
+    REQUEST_TIMEOUT,
+    RealSession,
+)
 from tests.k3s.kit import (
     REGION,
     WORKLOAD_KINDS,
@@ -307,6 +312,31 @@ def test_crashed_leader_is_replaced_after_its_lease_expires(kit: EndpointKit) ->
     wait_for(lambda: second.snapshot().leading, timeout=FAILOVER_SECONDS, what="b leads")
     kit.store.apply("m1", commands.update_spec, {"replicas": 2})
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "b reconciles")
+
+
+@pytest.mark.parametrize(
+    "backend_kind",
+    [pytest.param("real", id="real", marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS)])],
+    indirect=True,
+)
+def test_an_api_server_restart_is_survived_and_a_hand_deletion_after_it_repaired(
+    kit: EndpointKit, backend_kind: RealSession
+) -> None:
+    """Real control plane only: kube-apiserver stops and starts again on the same etcd
+    while the daemon runs (its watches break; resuming from a version older than the
+    new watch caches is a real 410, so it relists). A Service deleted by hand after the
+    restart comes back, and a spec change still rolls out."""
+    kit.put("m1")
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    assert backend_kind.cluster_process is not None
+    backend_kind.cluster_process.restart_apiserver()
+    core = client.CoreV1Api(kit.cluster.api)
+    core.delete_namespaced_service("m1", kit.cluster.namespace, _request_timeout=REQUEST_TIMEOUT)
+    kit.wait(lambda: kit.kube.get("Service", "m1") is not None, "the Service recreated")
+    kit.store.apply("m1", commands.update_spec, {"replicas": 2})
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the update")
+    kit.wait_state("m1", "running")
 
 
 def _service_account_kubeconfig(kit: EndpointKit, path: Path) -> Path:
