@@ -16,14 +16,18 @@ from kubernetes import client
 
 from k8s.daemon_objects import APP_NAME, build_daemon_objects
 from k8s.gateway import make_api_client
+from k8s.workload import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from store import commands
+from tests.integration import predecessor
 from tests.k3s.backends import (
+    BASE_SPEC,
     K3S_TIMEOUT_SECONDS,
     REAL_TIMEOUT_SECONDS,
     REQUEST_TIMEOUT,
     RealSession,
 )
 from tests.k3s.kit import (
+    APIS,
     REGION,
     WORKLOAD_KINDS,
     EndpointKit,
@@ -312,6 +316,51 @@ def test_crashed_leader_is_replaced_after_its_lease_expires(kit: EndpointKit) ->
     wait_for(lambda: second.snapshot().leading, timeout=FAILOVER_SECONDS, what="b leads")
     kit.store.apply("m1", commands.update_spec, {"replicas": 2})
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "b reconciles")
+
+
+def _create(kit: EndpointKit, obj: dict[str, Any]) -> None:
+    api_class, suffix = APIS[obj["kind"]]
+    create = getattr(api_class(kit.cluster.api), f"create_namespaced_{suffix}")
+    create(kit.cluster.namespace, obj, _request_timeout=REQUEST_TIMEOUT)
+
+
+def _pod_uids(kit: EndpointKit, app: str) -> set[str]:
+    return {p["metadata"]["uid"] for p in kit.kube.items("Pod", f"app={app}") or []}
+
+
+def test_adopting_the_predecessors_objects_keeps_their_pods(kit: EndpointKit) -> None:
+    """Switching over from the predecessor (section 3, defect 29): its Deployment is
+    adopted by a metadata-only write; its pods and (on a real server) its ReplicaSet are
+    the same objects afterwards. Its generation may move (a real server bumps it for
+    the annotations the daemon records), its pod template does not."""
+    spec = {**BASE_SPEC, "image": kit.cluster.image("v1"), "port": 8000, "replicas": 2}
+    for obj in predecessor.objects("m1", spec, kit.cluster.namespace):
+        _create(kit, obj)
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the predecessor's pods")
+    before = _deployment(kit, "m1")
+    pods = _pod_uids(kit, "m1")
+    replica_sets = kit.kube.items("ReplicaSet", "app=m1")
+    kit.store.create_item(
+        predecessor.item("m1", spec, region=REGION, namespace=kit.cluster.namespace)
+    )
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    kit.wait(
+        lambda: (
+            _deployment(kit, "m1")["metadata"].get("labels", {}).get(MANAGED_BY_LABEL)
+            == MANAGED_BY_VALUE
+        ),
+        "the Deployment adopted",
+    )
+    after = _deployment(kit, "m1")
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert rolled_out(after, 2)
+    assert _pod_uids(kit, "m1") == pods
+    if replica_sets is not None:  # the sim keeps none
+        assert [rs["metadata"]["uid"] for rs in kit.kube.items("ReplicaSet", "app=m1") or []] == [
+            rs["metadata"]["uid"] for rs in replica_sets
+        ]
 
 
 @pytest.mark.parametrize(
