@@ -243,10 +243,12 @@ class PodDriver:
         self._response = response
         try:
             buffer = b""
-            for chunk in response.stream(amt=None, decode_content=False):
+            # read1, as the informer reads: stream() raises at the server's normal end
+            # of a timed watch ("Response ended prematurely").
+            while chunk := response.read1(65536):
                 buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
+                *complete, buffer = buffer.split(b"\n")
+                for line in complete:
                     if line.strip() and not self._event(json.loads(line)):
                         return
         finally:

@@ -36,6 +36,8 @@ from tests.k3s.kit import (
     wait_for,
 )
 
+ALB_FINALIZER = "ingress.k8s.aws/resources"
+MERGE_PATCH = "application/merge-patch+json"
 WEIGHTED_ACTION = "alb.ingress.kubernetes.io/actions.weighted-routing"
 LEASE_NAME = "inference-monitor-leader"
 # Leadership moves on lease timings (3 s in the kit), not on pods: the same bound on both.
@@ -284,6 +286,55 @@ def test_delete_leaves_nothing_in_the_namespace(kit: EndpointKit) -> None:
 
     kit.wait(lambda: not leftovers(), "an empty namespace")
     assert leftovers() == {}
+
+
+def test_delete_reports_deleting_while_the_ingress_finalizer_holds_then_purges(
+    kit: EndpointKit,
+) -> None:
+    """The AWS Load Balancer Controller's finalizer (put here by hand, as it would) keeps
+    the deleted Ingress until the load balancer is gone: the endpoint reports `deleting`
+    (section 5), not `error`, and is purged once the finalizer goes."""
+    kit.put("m1")
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    ingresses = client.NetworkingV1Api(kit.cluster.api)
+    ns = kit.cluster.namespace
+    ingresses.patch_namespaced_ingress(
+        "inference-m1",
+        ns,
+        {"metadata": {"finalizers": [ALB_FINALIZER]}},
+        _content_type=MERGE_PATCH,
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
+    seen: list[str | None] = []
+
+    def state() -> str | None:
+        now = kit.state("m1") if kit.store.get("m1") is not None else "purged"
+        if not seen or seen[-1] != now:
+            seen.append(now)
+        return now
+
+    kit.wait(lambda: state() == "deleting", "deleting")
+    kit.wait(
+        lambda: state()
+        and kit.kube.get("Deployment", "m1") is None
+        and kit.kube.get("Service", "m1") is None,
+        "everything but the Ingress removed",
+    )
+    ingress = kit.kube.get("Ingress", "inference-m1")
+    assert ingress is not None
+    assert ingress["metadata"]["deletionTimestamp"]
+    ingresses.patch_namespaced_ingress(
+        "inference-m1",
+        ns,
+        {"metadata": {"finalizers": None}},
+        _content_type=MERGE_PATCH,
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    kit.wait(lambda: state() == "purged", "the item purged")
+    assert kit.kube.get("Ingress", "inference-m1") is None
+    assert "error" not in seen, seen
 
 
 def test_leader_hands_over_on_stop_and_the_standby_reconciles(kit: EndpointKit) -> None:
