@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -107,6 +108,70 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-dir", default=None, help="where per-endpoint logs go (default: a temporary folder)"
     )
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="one real control plane per region (`local-cluster --real`) instead of the sim",
+    )
+
+
+@dataclass
+class DemoCluster:
+    """One region's cluster: its URL, the daemon's settings that reach it, the
+    `make_api_client` arguments of the demo's own reads, and how to stop it."""
+
+    url: str
+    connection: dict[str, str]
+    client_args: dict[str, str]
+    stop: Callable[[], None]
+
+
+def _sim_clusters() -> dict[str, DemoCluster]:
+    from k8s.sim import SimCluster  # noqa: PLC0415 - needs the optional 'local' extra
+
+    clusters = {}
+    for region in REGIONS:
+        sim = SimCluster(port=0, ready_delay=1.0).start()
+        clusters[region] = DemoCluster(
+            url=sim.url, connection={"K8S_API_URL": sim.url}, client_args={"url": sim.url},
+            stop=sim.stop,
+        )  # fmt: skip
+    return clusters
+
+
+def _real_clusters(log_dir: str) -> dict[str, DemoCluster]:
+    """A real control plane per region (built first if needed, progress on stderr)."""
+    from k8s.realcluster import build  # noqa: PLC0415 - needs the optional 'local' extra
+    from k8s.realcluster.control_plane import (  # noqa: PLC0415
+        ControlPlaneFailed,
+        RealCluster,
+        ensure_workspace,
+    )
+
+    def progress(line: str) -> None:
+        print(f"demo: {line}", file=sys.stderr, flush=True)
+
+    try:
+        binaries = build.ensure_binaries(progress=progress)
+    except (build.GoMissing, build.BuildFailed) as error:
+        raise UsageError(str(error)) from error
+    clusters: dict[str, DemoCluster] = {}
+    try:
+        for region in REGIONS:
+            progress(f"starting the control plane of {region}")
+            real = RealCluster(binaries, ready_delay=1.0).start()
+            clusters[region] = DemoCluster(
+                url=real.url, connection={}, client_args={}, stop=real.stop
+            )
+            ensure_workspace(real)
+            kubeconfig = str(real.write_kubeconfig(Path(log_dir) / f"{region}.kubeconfig"))
+            clusters[region].connection = {"KUBECONFIG": kubeconfig}
+            clusters[region].client_args = {"kubeconfig": kubeconfig}
+    except ControlPlaneFailed as error:
+        for cluster in clusters.values():
+            cluster.stop()
+        raise UsageError(f"a control plane did not start: {error}") from error
+    return clusters
 
 
 def _item(template: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +195,6 @@ def run(args: argparse.Namespace) -> int:
     """Start the local servers and a daemon per region, show a live table, exit after
     --duration (or once the whole story was shown)."""
     try:
-        from k8s.sim import SimCluster  # noqa: PLC0415 - needs the optional 'local' extra
         from store.local import LocalDynamo  # noqa: PLC0415 - needs the optional 'local' extra
     except ImportError as error:
         raise UsageError(
@@ -140,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--duration must be a positive number of seconds, got {args.duration}")
     log_dir = args.log_dir or tempfile.mkdtemp(prefix="inference-supervisor-demo-")
     configure_logging(fmt="json", log_dir=log_dir, level="warning", stream=_NullStream())
+    clusters = _real_clusters(log_dir) if args.real else _sim_clusters()
     dynamo = LocalDynamo(port=0).start()
-    clusters = {region: SimCluster(port=0, ready_delay=1.0).start() for region in REGIONS}
     daemons: dict[str, Daemon] = {}
     story = Story()
     try:
@@ -157,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
                     "DYNAMODB_REGION": HOME,
                     "INFERENCE_ENDPOINTS_TABLE_NAME": store.table_name,
                     "AWS_ENDPOINT_URL_DYNAMODB": dynamo.url,
-                    "K8S_API_URL": clusters[region].url,
+                    **clusters[region].connection,
                     "RECONCILE_INTERVAL_SECONDS": "1",
                     "INFERENCE_UNHEALTHY_THRESHOLD_SECONDS": str(WATCHDOG_SECONDS),
                     "METRICS_PORT": "0",
@@ -174,8 +238,8 @@ def run(args: argparse.Namespace) -> int:
                 f"metrics http://127.0.0.1:{port}/metrics"
             )
         print(f"per-endpoint logs: inference-supervisor logs NAME --log-dir {log_dir}")
-        _show(daemons, store=store, clusters={r: c.url for r, c in clusters.items()}, story=story,
-              duration=args.duration)  # fmt: skip
+        _show(daemons, store=store, clusters={r: c.client_args for r, c in clusters.items()},
+              story=story, duration=args.duration)  # fmt: skip
     except KeyboardInterrupt:
         print("\ninterrupted")
     finally:
@@ -237,11 +301,11 @@ def _show(
     daemons: dict[str, Daemon],
     *,
     store: DynamoEndpointStore,
-    clusters: dict[str, str],
+    clusters: dict[str, dict[str, str]],
     story: Story,
     duration: float | None,
 ) -> None:
-    apis = {region: make_api_client(url=url) for region, url in clusters.items()}
+    apis = {region: make_api_client(**kwargs) for region, kwargs in clusters.items()}
     timeout = GatewaySettings().timeout
     started = time.monotonic()
     crashed = False

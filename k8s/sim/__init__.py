@@ -6,16 +6,16 @@ Deployments (with `/status` and `/scale`), Services, Ingresses, HPAs
 (autoscaling/v2), Leases and read-only Pods derived from Deployments, plus
 discovery (`/api`, `/apis`, `/version`) and kubectl's Table view.
 
-Behaves like a real server for what the daemon uses: one global
-resourceVersion, 409 AlreadyExists/Conflict, generation bumped on spec changes
-only, unchanged writes are no-ops, server defaults filled in, strict schema
-validation (422 with causes), merge/strategic/json/apply patches, label and
-field selectors, paging, watches (resume, 410 Expired, bookmarks,
-sendInitialEvents, timeoutSeconds), a Deployment controller (ready after
-`ready_delay`, never for images containing `never_ready_pattern`, rollouts)
-and an HPA that holds its target within [min, max]. Faults (latency, 500/429
-by verb and kind, dropped watches), counters and a request log are available
-in process and under `/_sim/`.
+Behaves like a real server for what the daemon uses: one global resourceVersion,
+409 AlreadyExists/Conflict, generation bumped on spec changes only (and on a
+Deployment's annotation changes), unchanged writes are no-ops, server defaults
+filled in, strict schema validation (422 with causes),
+merge/strategic/json/apply patches, label and field selectors, paging, watches
+(resume, 410 Expired, bookmarks, sendInitialEvents, timeoutSeconds), a
+Deployment controller (ready after `ready_delay`, never for images containing
+`never_ready_pattern`, rollouts) and an HPA that holds its target within [min,
+max]. Faults (latency, 500/429 by verb and kind, dropped watches), counters and
+a request log are available in process and under `/_sim/`.
 
 Finalizers: a DELETE of an object with `metadata.finalizers` sets
 `deletionTimestamp` (MODIFIED) and keeps it until an update empties them

@@ -24,6 +24,9 @@ class ResourceKind:
     has_status: bool = False
     has_scale: bool = False
     has_generation: bool = True
+    # Deployments: an annotation change bumps `generation` too (the real strategy does,
+    # since a Deployment's annotations are copied to its ReplicaSets).
+    generation_counts_annotations: bool = False
     read_only: bool = False
 
     @property
@@ -76,6 +79,7 @@ DEPLOYMENTS = ResourceKind(
     short_names=("deploy",),
     has_status=True,
     has_scale=True,
+    generation_counts_annotations=True,
 )
 INGRESSES = ResourceKind(
     "ingresses", "Ingress", "networking.k8s.io", "v1", short_names=("ing",), has_status=True

@@ -359,7 +359,10 @@ class ObjectStore:
                     ],
                     group=kind.group,
                 )
-        if kind.has_generation and obj.get("spec") != current.get("spec"):
+        annotations_changed = kind.generation_counts_annotations and (
+            new_meta.get("annotations") or {}
+        ) != (cur_meta.get("annotations") or {})
+        if kind.has_generation and (obj.get("spec") != current.get("spec") or annotations_changed):
             new_meta["generation"] = int(cur_meta.get("generation", 1)) + 1
         return obj
 

@@ -32,6 +32,7 @@ NAMESPACE = "gco-inference"
 APIS = {
     "Deployment": (client.AppsV1Api, "deployment"),
     "Service": (client.CoreV1Api, "service"),
+    "Pod": (client.CoreV1Api, "pod"),
     "Ingress": (client.NetworkingV1Api, "ingress"),
     "HorizontalPodAutoscaler": (client.AutoscalingV2Api, "horizontal_pod_autoscaler"),
     "Lease": (client.CoordinationV1Api, "lease"),

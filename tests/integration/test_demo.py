@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from k8s.realcluster import build
+from tests.k3s.backends import REAL_SKIP_PREFIX, real_required
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -50,3 +55,44 @@ def test_a_demo_too_short_for_its_story_exits_1_naming_what_was_not_shown() -> N
     assert done.returncode == 1
     assert done.stderr.startswith("demo ended without showing: ")
     assert "bad image halted and rolled back" in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_the_demo_on_real_control_planes_rolls_out_halts_and_rolls_back(tmp_path: Path) -> None:
+    """`demo --real`: one real control plane per region (`local-cluster --real`), so the
+    three-region rollout, its halt and its rollback are driven by the real Deployment
+    controller's status."""
+    if not build.built():
+        message = f"{REAL_SKIP_PREFIX}{build.not_built_message()}"
+        if real_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "actors",
+            "demo",
+            "--real",
+            "--duration",
+            "180",
+            "--log-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+    assert done.stdout.splitlines()[-1] == (
+        "demo done: converged, crashed actor restarted, watchdog cut traffic, "
+        "good image rolled wave by wave, bad image halted and rolled back"
+    )
+    assert "took the new revision before" not in done.stdout
+    assert (
+        "every region back on vllm/vllm-openai:v0.6.4, eu-west-1, ap-south-1 never served "
+        "the bad image"
+    ) in done.stdout
+    assert "starting the control plane of ap-south-1" in done.stderr

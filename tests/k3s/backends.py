@@ -1,11 +1,13 @@
-"""The two clusters the shared scenarios run against, behind one small interface.
+"""The clusters the shared scenarios run against, behind one small interface.
 
 `Cluster` is what a test sees: a kubeconfig for the daemon, a kubernetes
 `ApiClient` for assertions, the namespace to use, the images to deploy and how
 long real pods may take. `sim_cluster()` backs it with a fresh `k8s.sim`
-server; `K3sSession` starts k3s once per session with testcontainers, imports
-the tiny model server image (`docker/model-server`) into it, and hands out one
-fresh namespace per test.
+server; `RealSession` starts the real control plane of `k8s.realcluster`
+(etcd, kube-apiserver, kube-controller-manager, the pod-status driver) once per
+session; `K3sSession` starts k3s once per session with testcontainers, imports
+the tiny model server image (`docker/model-server`) into it. Both sessions hand
+out one fresh namespace per test.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,8 @@ except ImportError:
         K3SContainer = None
 
 from k8s.gateway import make_api_client
+from k8s.realcluster import build
+from k8s.realcluster.control_plane import RealCluster
 from k8s.sim import SimCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +59,22 @@ POD_SERVICE_ACCOUNT = "gco-service-account"
 REQUEST_TIMEOUT = 15
 # Real pods take tens of seconds per rollout; the project's 300 s default is for the sim.
 K3S_TIMEOUT_SECONDS = 900
+K3S_PATIENCE_SECONDS = 240.0
+# The real control plane's pods follow the sim's convention but its controllers keep
+# their own pace (a ReplicaSet sync, an HPA every 15 s).
+REAL_PATIENCE_SECONDS = 60.0
+# Short, so a compaction happens within a test (kube-apiserver's default is 5m).
+REAL_COMPACTION_INTERVAL = "10s"
+# Every real-control-plane test at most (the session's start included in the first).
+REAL_TIMEOUT_SECONDS = 600
+REAL_SKIP_PREFIX = "real control plane: "
+# Set (by .ci/run) to make an unusable real control plane fail its tests, not skip them.
+REQUIRE_REAL = "REQUIRE_REAL_CONTROL_PLANE"
+
+
+def real_required() -> bool:
+    """True when `REQUIRE_REAL_CONTROL_PLANE` is set (not empty, not 0)."""
+    return os.environ.get(REQUIRE_REAL, "") not in ("", "0")
 SIM_READY_DELAY = 0.2
 
 
@@ -84,12 +104,14 @@ class Cluster:
     """One test's view of a Kubernetes API server, the same for the sim and k3s.
 
     Attributes:
-        name: "sim" or "k3s".
+        name: "sim", "real" or "k3s".
         kubeconfig: path of a kubeconfig the daemon uses (`KUBECONFIG`).
         api: a kubernetes `ApiClient` for the test's own reads and writes.
         namespace: the namespace the test and its daemons work in.
         patience: seconds a wait on pods may take (real pods start in tens of seconds).
-        real: True on a real Kubernetes (pods really run and probes really fail).
+        kubelet: True where a kubelet runs the pods (k3s: the model server really runs
+            and its probes really fail); False where pods follow the sim's convention
+            (the sim, and the real control plane's pod-status driver).
     """
 
     name: str
@@ -97,11 +119,11 @@ class Cluster:
     api: client.ApiClient
     namespace: str
     patience: float
-    real: bool
+    kubelet: bool
 
     def image(self, version: str) -> str:
         """A model server image that becomes ready; `version` is one of v1, v2, v3."""
-        if self.real:
+        if self.kubelet:
             return f"{MODEL_IMAGE}:{version}"
         return f"repo/model:{version}"
 
@@ -112,10 +134,10 @@ class Cluster:
     def never_ready_spec(self) -> dict[str, Any]:
         """Item spec fields of a model server whose pods never pass their readiness probe.
 
-        On k3s the real server answers 503 on /health (`UNHEALTHY=1`); on the sim an
+        With a kubelet the real server answers 503 on /health (`UNHEALTHY=1`); on the sim an
         image containing "crashloop" never becomes ready.
         """
-        if self.real:
+        if self.kubelet:
             return {"image": self.image("v1"), "env": {"UNHEALTHY": "1"}}
         return {"image": "repo/model:crashloop"}
 
@@ -124,7 +146,7 @@ class Cluster:
         readiness probe, failing it when not `healthy`."""
         container: dict[str, Any] = {
             "name": "server",
-            "image": self.image(version) if healthy or self.real else "repo/model:crashloop",
+            "image": self.image(version) if healthy or self.kubelet else "repo/model:crashloop",
             "ports": [{"containerPort": 8000}],
             "readinessProbe": {
                 "httpGet": {"path": "/health", "port": 8000},
@@ -133,7 +155,7 @@ class Cluster:
             },
             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
         }
-        if not healthy and self.real:
+        if not healthy and self.kubelet:
             container["env"] = [{"name": "UNHEALTHY", "value": "1"}]
         return {"spec": {"containers": [container], "terminationGracePeriodSeconds": 1}}
 
@@ -163,7 +185,7 @@ def sim_cluster(workdir: Path, *, history: int = 10000) -> Iterator[Cluster]:
             api=api,
             namespace=DEFAULT_NAMESPACE,
             patience=20.0,
-            real=False,
+            kubelet=False,
         )
         yield cluster
     finally:
@@ -270,32 +292,107 @@ class K3sSession:
     @contextmanager
     def cluster(self) -> Iterator[Cluster]:
         """A fresh namespace (with the pods' service account) for one test, deleted after."""
-        api = make_api_client(kubeconfig=str(self.kubeconfig))
-        core = client.CoreV1Api(api)
-        namespace = f"t-{uuid.uuid4().hex[:10]}"
-        created = False
+        with namespace_cluster(
+            "k3s", self.kubeconfig, patience=K3S_PATIENCE_SECONDS, kubelet=True
+        ) as cluster:
+            yield cluster
+
+
+@contextmanager
+def namespace_cluster(
+    name: str, kubeconfig: Path, *, patience: float, kubelet: bool
+) -> Iterator[Cluster]:
+    """A fresh namespace (with the pods' service account) on a shared cluster for one
+    test, deleted after."""
+    api = make_api_client(kubeconfig=str(kubeconfig))
+    core = client.CoreV1Api(api)
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    created = False
+    try:
+        core.create_namespace({"metadata": {"name": namespace}}, _request_timeout=REQUEST_TIMEOUT)
+        created = True
+        core.create_namespaced_service_account(
+            namespace,
+            {"metadata": {"name": POD_SERVICE_ACCOUNT}},
+            _request_timeout=REQUEST_TIMEOUT,
+        )
+        yield Cluster(
+            name=name,
+            kubeconfig=kubeconfig,
+            api=api,
+            namespace=namespace,
+            patience=patience,
+            kubelet=kubelet,
+        )
+    finally:
         try:
-            core.create_namespace(
-                {"metadata": {"name": namespace}}, _request_timeout=REQUEST_TIMEOUT
-            )
-            created = True
-            core.create_namespaced_service_account(
-                namespace,
-                {"metadata": {"name": POD_SERVICE_ACCOUNT}},
-                _request_timeout=REQUEST_TIMEOUT,
-            )
-            yield Cluster(
-                name="k3s",
-                kubeconfig=self.kubeconfig,
-                api=api,
-                namespace=namespace,
-                patience=240.0,
-                real=True,
-            )
+            if created:
+                # Not waited for: the next test has its own namespace.
+                core.delete_namespace(namespace, _request_timeout=REQUEST_TIMEOUT)
         finally:
-            try:
-                if created:
-                    # Not waited for: the next test has its own namespace.
-                    core.delete_namespace(namespace, _request_timeout=REQUEST_TIMEOUT)
-            finally:
-                api.close()
+            api.close()
+
+
+def real_unavailable_reason() -> str | None:
+    """None when the real control plane's binaries are built (or Go can build them), else
+    one line saying how to get them."""
+    if build.built() or build.go_command() is not None:
+        return None
+    return build.missing_go_message()
+
+
+def ensure_real_binaries(progress: Callable[[str], None]) -> str | None:
+    """Builds the real control plane when needed (Go present); None when the binaries
+    are there, else one line saying why not."""
+    reason = real_unavailable_reason()
+    if reason is not None:
+        return reason
+    try:
+        build.ensure_binaries(progress=progress)
+    except (build.GoMissing, build.BuildFailed) as error:
+        return str(error)
+    return None
+
+
+class RealSession:
+    """The real control plane (`k8s.realcluster`) for the whole test session.
+
+    The etcd compaction interval is short (`REAL_COMPACTION_INTERVAL`) so a relist after
+    a real compaction can be seen within a test.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.kubeconfig = workdir / "real-kubeconfig.yaml"
+        self.cluster_process: RealCluster | None = None
+
+    def start(self) -> RealSession:
+        """Start etcd, kube-apiserver, kube-controller-manager and the pod driver (built
+        binaries required); raises on failure, with nothing left running."""
+        cluster = RealCluster(
+            build.binaries(),
+            workdir=self.workdir / "control-plane",
+            etcd_compaction_interval=REAL_COMPACTION_INTERVAL,
+            ready_delay=SIM_READY_DELAY,
+        )
+        self.cluster_process = cluster.start()
+        # As on any cluster that has run for a while, the watch caches start after
+        # resourceVersion 1 (a fresh server's cache covers its whole history, so a watch
+        # from RV "1" would replay instead of answering 410).
+        cluster.restart_apiserver()
+        cluster.write_kubeconfig(self.kubeconfig)
+        return self
+
+    def stop(self) -> None:
+        """Stop every process of the control plane."""
+        if self.cluster_process is not None:
+            self.cluster_process.stop()
+            self.cluster_process = None
+
+    @contextmanager
+    def cluster(self) -> Iterator[Cluster]:
+        """A fresh namespace (with the pods' service account) for one test, deleted after."""
+        with namespace_cluster(
+            "real", self.kubeconfig, patience=REAL_PATIENCE_SECONDS, kubelet=False
+        ) as cluster:
+            yield cluster

@@ -1,6 +1,11 @@
-"""Fixtures of the k3s harness: every test here runs once against `k8s.sim` and once
-against a real k3s started by testcontainers (skipped, with one line, when no Docker
-engine answers)."""
+"""Fixtures of the k3s harness: every test here runs against `k8s.sim`, against the
+real control plane of `k8s.realcluster` (built from Go modules; skipped, with one line
+saying how to build, when its binaries are absent and Go is missing) and against a
+real k3s started by testcontainers (skipped, with one line, when no Docker engine
+answers).
+
+`REQUIRE_REAL_CONTROL_PLANE=1` (set by `.ci/run`) turns the real control plane's skip
+into a failure, so CI cannot pass without running those tests."""
 
 from __future__ import annotations
 
@@ -9,11 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from k8s.realcluster import build
 from tests.k3s.backends import (
     K3S_TIMEOUT_SECONDS,
+    REAL_SKIP_PREFIX,
+    REAL_TIMEOUT_SECONDS,
     Cluster,
     K3sSession,
+    RealSession,
     docker_unavailable_reason,
+    ensure_real_binaries,
+    real_required,
+    real_unavailable_reason,
     sim_cluster,
 )
 from tests.k3s.kit import EndpointKit, endpoint_kit
@@ -22,13 +34,25 @@ DEFAULT_SIM_HISTORY = 10000
 SKIP_PREFIX = "k3s backend needs a Docker engine: "
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every k3s run in the xdist group `k3s` (one worker, one k3s); skip them all,
-    with one reason per module, when no Docker engine answers;
-    mark the sim runs of the checks a module lists in `SIM_DEVIATIONS` (test name ->
-    how the sim differs from a real server) as strict expected failures."""
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: build only for tests that run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every k3s run in the xdist group `k3s` and every real-control-plane run in the
+    group `real` (one worker each, so each cluster starts once); skip every k3s run, with
+    one reason per module, when no Docker engine answers; build the real control plane
+    (once, progress on the terminal) when a selected test needs it and Go is there, else
+    skip those tests with one line (a failure under `REQUIRE_REAL_CONTROL_PLANE`); mark
+    the sim runs of the checks a module lists in `SIM_DEVIATIONS` (test name -> how the
+    sim differs from a real server) as strict expected failures."""
     unusable: str | None = None
     probed = False
+    real_unusable: str | None = None
+    real_probed = False
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"real control plane: {line}")
+
     for item in items:
         callspec = getattr(item, "callspec", None)
         kind = callspec.params.get("backend_kind") if callspec else None
@@ -39,6 +63,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 unusable, probed = docker_unavailable_reason(), True
             if unusable is not None:
                 item.add_marker(pytest.mark.skip(reason=f"{SKIP_PREFIX}{unusable}"))
+        if kind == "real":
+            item.add_marker(pytest.mark.xdist_group("real"))
+            if not real_probed:
+                real_unusable, real_probed = ensure_real_binaries(progress), True
+            if real_unusable is not None and not real_required():
+                item.add_marker(pytest.mark.skip(reason=f"{REAL_SKIP_PREFIX}{real_unusable}"))
         deviations = getattr(getattr(item, "module", None), "SIM_DEVIATIONS", {})
         name = getattr(item, "originalname", item.name)
         if kind == "sim" and name in deviations:
@@ -51,6 +81,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     scope="session",
     params=[
         pytest.param("sim", id="sim"),
+        pytest.param("real", id="real", marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS)]),
         pytest.param(
             "k3s",
             id="k3s",
@@ -60,15 +91,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 )
 def backend_kind(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[K3sSession | None]:
-    """Yields None for "sim" (each test starts its own sim); for "k3s" starts k3s once for the
+) -> Iterator[K3sSession | RealSession | None]:
+    """Yields None for "sim" (each test starts its own sim); for "real" starts the real
+    control plane once for the session (built by collection; absent binaries fail the
+    test under `REQUIRE_REAL_CONTROL_PLANE`); for "k3s" starts k3s once for the
     session, or skips every k3s test with the one-line reason Docker is unusable.
 
-    Session-scoped so k3s (and the threads and sockets it opens) exists before any
-    test's thread accounting starts.
+    Session-scoped so the cluster (and the threads and sockets it opens) exists before
+    any test's thread accounting starts.
     """
     if request.param == "sim":
         yield None
+        return
+    if request.param == "real":
+        reason = real_unavailable_reason()
+        if reason is not None or not build.built():
+            message = f"{REAL_SKIP_PREFIX}{reason or build.not_built_message()}"
+            if real_required():
+                pytest.fail(message)
+            pytest.skip(message)
+        real = RealSession(tmp_path_factory.mktemp("real")).start()
+        try:
+            yield real
+        finally:
+            real.stop()
         return
     reason = docker_unavailable_reason()
     if reason is not None:
@@ -82,9 +128,10 @@ def backend_kind(
 
 @pytest.fixture
 def backend(
-    request: pytest.FixtureRequest, backend_kind: K3sSession | None, tmp_path: Path
+    request: pytest.FixtureRequest, backend_kind: K3sSession | RealSession | None, tmp_path: Path
 ) -> Iterator[Cluster]:
-    """The cluster a test runs against: a fresh sim, or a fresh namespace in k3s.
+    """The cluster a test runs against: a fresh sim, or a fresh namespace in the real
+    control plane or k3s.
 
     A test module may set `SIM_HISTORY` to keep fewer watch events in its sim.
     """

@@ -179,7 +179,7 @@ def test_create_of_an_existing_name_is_409_already_exists(
     )
 
 
-def test_generation_moves_on_spec_changes_only_and_a_no_op_write_changes_nothing(
+def test_generation_moves_on_spec_and_deployment_annotation_changes_a_no_op_changes_nothing(
     backend: Cluster, apps: client.AppsV1Api, leases: client.CoordinationV1Api
 ) -> None:
     ns = backend.namespace
@@ -189,11 +189,21 @@ def test_generation_moves_on_spec_changes_only_and_a_no_op_write_changes_nothing
         apps.patch_namespaced_deployment,
         "f1",
         ns,
-        {"metadata": {"labels": {"x": "1"}, "annotations": {"note": "metadata only"}}},
+        {"metadata": {"labels": {"x": "1"}}},
         _content_type=MERGE,
     )
     assert labelled["metadata"]["generation"] == 1
     assert labelled["metadata"]["resourceVersion"] != created["metadata"]["resourceVersion"]
+    # A Deployment's annotations are copied to its ReplicaSets, so the real server bumps
+    # its generation on an annotation change too (apps/deployment strategy).
+    annotated = _raw(
+        apps.patch_namespaced_deployment,
+        "f1",
+        ns,
+        {"metadata": {"annotations": {"note": "metadata only"}}},
+        _content_type=MERGE,
+    )
+    assert annotated["metadata"]["generation"] == 2
     changed = _raw(
         apps.patch_namespaced_deployment,
         "f1",
@@ -201,13 +211,13 @@ def test_generation_moves_on_spec_changes_only_and_a_no_op_write_changes_nothing
         {"spec": {"revisionHistoryLimit": 3}},
         _content_type=MERGE,
     )
-    assert changed["metadata"]["generation"] == 2
+    assert changed["metadata"]["generation"] == 3
     wait_for(
         lambda: (
             _raw(apps.read_namespaced_deployment, "f1", ns)
             .get("status", {})
             .get("observedGeneration")
-            == 2
+            == 3
         ),
         timeout=backend.patience,
         what="observedGeneration to catch up",

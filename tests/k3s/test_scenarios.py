@@ -15,9 +15,19 @@ import yaml
 from kubernetes import client
 
 from k8s.daemon_objects import APP_NAME, build_daemon_objects
+from k8s.gateway import make_api_client
+from k8s.workload import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from store import commands
-from tests.k3s.backends import K3S_TIMEOUT_SECONDS, REQUEST_TIMEOUT
+from tests.integration import predecessor
+from tests.k3s.backends import (
+    BASE_SPEC,
+    K3S_TIMEOUT_SECONDS,
+    REAL_TIMEOUT_SECONDS,
+    REQUEST_TIMEOUT,
+    RealSession,
+)
 from tests.k3s.kit import (
+    APIS,
     REGION,
     WORKLOAD_KINDS,
     EndpointKit,
@@ -26,6 +36,8 @@ from tests.k3s.kit import (
     wait_for,
 )
 
+ALB_FINALIZER = "ingress.k8s.aws/resources"
+MERGE_PATCH = "application/merge-patch+json"
 WEIGHTED_ACTION = "alb.ingress.kubernetes.io/actions.weighted-routing"
 LEASE_NAME = "inference-monitor-leader"
 # Leadership moves on lease timings (3 s in the kit), not on pods: the same bound on both.
@@ -276,6 +288,55 @@ def test_delete_leaves_nothing_in_the_namespace(kit: EndpointKit) -> None:
     assert leftovers() == {}
 
 
+def test_delete_reports_deleting_while_the_ingress_finalizer_holds_then_purges(
+    kit: EndpointKit,
+) -> None:
+    """The AWS Load Balancer Controller's finalizer (put here by hand, as it would) keeps
+    the deleted Ingress until the load balancer is gone: the endpoint reports `deleting`
+    (section 5), not `error`, and is purged once the finalizer goes."""
+    kit.put("m1")
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    ingresses = client.NetworkingV1Api(kit.cluster.api)
+    ns = kit.cluster.namespace
+    ingresses.patch_namespaced_ingress(
+        "inference-m1",
+        ns,
+        {"metadata": {"finalizers": [ALB_FINALIZER]}},
+        _content_type=MERGE_PATCH,
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
+    seen: list[str | None] = []
+
+    def state() -> str | None:
+        now = kit.state("m1") if kit.store.get("m1") is not None else "purged"
+        if not seen or seen[-1] != now:
+            seen.append(now)
+        return now
+
+    kit.wait(lambda: state() == "deleting", "deleting")
+    kit.wait(
+        lambda: state()
+        and kit.kube.get("Deployment", "m1") is None
+        and kit.kube.get("Service", "m1") is None,
+        "everything but the Ingress removed",
+    )
+    ingress = kit.kube.get("Ingress", "inference-m1")
+    assert ingress is not None
+    assert ingress["metadata"]["deletionTimestamp"]
+    ingresses.patch_namespaced_ingress(
+        "inference-m1",
+        ns,
+        {"metadata": {"finalizers": None}},
+        _content_type=MERGE_PATCH,
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    kit.wait(lambda: state() == "purged", "the item purged")
+    assert kit.kube.get("Ingress", "inference-m1") is None
+    assert "error" not in seen, seen
+
+
 def test_leader_hands_over_on_stop_and_the_standby_reconciles(kit: EndpointKit) -> None:
     first = kit.start_daemon(POD_NAME="daemon-a")
     wait_for(lambda: first.snapshot().leading, timeout=FAILOVER_SECONDS, what="a leads")
@@ -308,6 +369,76 @@ def test_crashed_leader_is_replaced_after_its_lease_expires(kit: EndpointKit) ->
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "b reconciles")
 
 
+def _create(kit: EndpointKit, obj: dict[str, Any]) -> None:
+    api_class, suffix = APIS[obj["kind"]]
+    create = getattr(api_class(kit.cluster.api), f"create_namespaced_{suffix}")
+    create(kit.cluster.namespace, obj, _request_timeout=REQUEST_TIMEOUT)
+
+
+def _pod_uids(kit: EndpointKit, app: str) -> set[str]:
+    return {p["metadata"]["uid"] for p in kit.kube.items("Pod", f"app={app}") or []}
+
+
+def test_adopting_the_predecessors_objects_keeps_their_pods(kit: EndpointKit) -> None:
+    """Switching over from the predecessor (section 3, defect 29): its Deployment is
+    adopted by a metadata-only write; its pods and (on a real server) its ReplicaSet are
+    the same objects afterwards. Its generation may move (a real server bumps it for
+    the annotations the daemon records), its pod template does not."""
+    spec = {**BASE_SPEC, "image": kit.cluster.image("v1"), "port": 8000, "replicas": 2}
+    for obj in predecessor.objects("m1", spec, kit.cluster.namespace):
+        _create(kit, obj)
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the predecessor's pods")
+    before = _deployment(kit, "m1")
+    pods = _pod_uids(kit, "m1")
+    replica_sets = kit.kube.items("ReplicaSet", "app=m1")
+    kit.store.create_item(
+        predecessor.item("m1", spec, region=REGION, namespace=kit.cluster.namespace)
+    )
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    kit.wait(
+        lambda: (
+            _deployment(kit, "m1")["metadata"].get("labels", {}).get(MANAGED_BY_LABEL)
+            == MANAGED_BY_VALUE
+        ),
+        "the Deployment adopted",
+    )
+    after = _deployment(kit, "m1")
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert rolled_out(after, 2)
+    assert _pod_uids(kit, "m1") == pods
+    if replica_sets is not None:  # the sim keeps none
+        assert [rs["metadata"]["uid"] for rs in kit.kube.items("ReplicaSet", "app=m1") or []] == [
+            rs["metadata"]["uid"] for rs in replica_sets
+        ]
+
+
+@pytest.mark.parametrize(
+    "backend_kind",
+    [pytest.param("real", id="real", marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS)])],
+    indirect=True,
+)
+def test_an_api_server_restart_is_survived_and_a_hand_deletion_after_it_repaired(
+    kit: EndpointKit, backend_kind: RealSession
+) -> None:
+    """Real control plane only: kube-apiserver stops and starts again on the same etcd
+    while the daemon runs (its watches break; resuming from a version older than the
+    new watch caches is a real 410, so it relists). A Service deleted by hand after the
+    restart comes back, and a spec change still rolls out."""
+    kit.put("m1")
+    kit.start_daemon()
+    kit.wait_state("m1", "running")
+    assert backend_kind.cluster_process is not None
+    backend_kind.cluster_process.restart_apiserver()
+    core = client.CoreV1Api(kit.cluster.api)
+    core.delete_namespaced_service("m1", kit.cluster.namespace, _request_timeout=REQUEST_TIMEOUT)
+    kit.wait(lambda: kit.kube.get("Service", "m1") is not None, "the Service recreated")
+    kit.store.apply("m1", commands.update_spec, {"replicas": 2})
+    kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the update")
+    kit.wait_state("m1", "running")
+
+
 def _service_account_kubeconfig(kit: EndpointKit, path: Path) -> Path:
     """A kubeconfig for the same server that authenticates as the daemon's
     ServiceAccount (a short-lived token from the TokenRequest API)."""
@@ -328,20 +459,22 @@ def _service_account_kubeconfig(kit: EndpointKit, path: Path) -> Path:
 @pytest.mark.parametrize(
     "backend_kind",
     [
+        pytest.param("real", id="real", marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS)]),
         pytest.param(
             "k3s", id="k3s", marks=[pytest.mark.k3s, pytest.mark.timeout(K3S_TIMEOUT_SECONDS)]
-        )
+        ),
     ],
     indirect=True,
 )
 def test_daemon_manifests_are_accepted_and_their_rbac_is_enough(
     kit: EndpointKit, tmp_path: Path
 ) -> None:
-    """k3s only: the sim has no authorization and serves only the daemon's own kinds."""
+    """Real servers only (the sim has no authorization and serves only the daemon's own
+    kinds): the real authorizer judges the rendered Role, least privilege included."""
     manifests = build_daemon_objects(
         image="inference-supervisor:test",
         region=REGION,
-        cluster_name="k3s-cluster",
+        cluster_name=f"{kit.cluster.name}-cluster",
         namespace=kit.cluster.namespace,
         table_name=kit.table_name,
     )
@@ -388,3 +521,49 @@ def test_daemon_manifests_are_accepted_and_their_rbac_is_enough(
     kit.store.apply("m1", commands.set_desired_state, "deleted")
     kit.wait(lambda: kit.store.get("m1") is None, "the item purged")
     assert kit.kube.get("Deployment", "m1") is None
+
+    # Least privilege, as the real authorizer judges the daemon's own identity: the
+    # rendered Role's verbs and nothing beside them.
+    account = make_api_client(kubeconfig=str(kubeconfig))
+    try:
+        allowed = {
+            (verb, resource, name): _allowed(account, ns, verb, resource, name=name)
+            for verb, resource, name in (
+                ("update", "deployments.apps", ""),
+                ("create", "events", ""),
+                ("update", "leases.coordination.k8s.io", LEASE_NAME),
+                ("update", "leases.coordination.k8s.io", "someone-elses-lease"),
+                ("patch", "deployments.apps", ""),
+                ("list", "pods", ""),
+                ("get", "secrets", ""),
+                ("delete", "events", ""),
+            )
+        }
+        assert allowed == {
+            ("update", "deployments.apps", ""): True,
+            ("create", "events", ""): True,
+            ("update", "leases.coordination.k8s.io", LEASE_NAME): True,
+            ("update", "leases.coordination.k8s.io", "someone-elses-lease"): False,
+            ("patch", "deployments.apps", ""): False,
+            ("list", "pods", ""): False,
+            ("get", "secrets", ""): False,
+            ("delete", "events", ""): False,
+        }
+        assert not _allowed(account, "default", "list", "deployments.apps")
+        assert not _allowed(account, "", "list", "namespaces")
+    finally:
+        account.close()
+
+
+def _allowed(
+    api: client.ApiClient, namespace: str, verb: str, resource: str, *, name: str = ""
+) -> bool:
+    """The server's own answer (SelfSubjectAccessReview) for the caller of `api`."""
+    plural, _, group = resource.partition(".")
+    attributes = {"namespace": namespace, "verb": verb, "resource": plural, "group": group}
+    if name:
+        attributes["name"] = name
+    review = client.AuthorizationV1Api(api).create_self_subject_access_review(
+        {"spec": {"resourceAttributes": attributes}}, _request_timeout=REQUEST_TIMEOUT
+    )
+    return bool(review.status.allowed)
