@@ -369,6 +369,40 @@ def test_crashed_leader_is_replaced_after_its_lease_expires(kit: EndpointKit) ->
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "b reconciles")
 
 
+def test_a_lease_deleted_by_hand_does_not_freeze_status(kit: EndpointKit) -> None:
+    """Issue 19 item 10 and issue 22 case 2 on every backend: after a handover the Lease is
+    deleted by hand; the leader recreates it (leaseTransitions 0 again) and its status
+    writes go on, since the epoch they carry comes from the table, not the Lease."""
+    first = kit.start_daemon(POD_NAME="daemon-a")
+    wait_for(lambda: first.snapshot().leading, timeout=FAILOVER_SECONDS, what="a leads")
+    second = kit.start_daemon(POD_NAME="daemon-b")
+    kit.put("m1")
+    kit.wait_state("m1", "running")
+    first.stop()
+    wait_for(lambda: second.snapshot().leading, timeout=FAILOVER_SECONDS, what="b leads")
+    kit.store.apply("m1", commands.update_spec, {"replicas": 2})
+    kit.wait(
+        lambda: (s := kit.status("m1")) is not None
+        and (s.holder, s.state, s.replicas_ready) == ("daemon-b", "running", 2),
+        "b reports 2 ready replicas",
+    )
+    client.CoordinationV1Api(kit.cluster.api).delete_namespaced_lease(
+        LEASE_NAME, kit.cluster.namespace, _request_timeout=REQUEST_TIMEOUT
+    )
+    kit.wait(
+        lambda: (lease := kit.kube.get("Lease", LEASE_NAME)) is not None
+        and lease["spec"]["holderIdentity"] == "daemon-b"
+        and not lease["spec"].get("leaseTransitions"),
+        "the Lease recreated by the leader",
+    )
+    kit.store.apply("m1", commands.update_spec, {"replicas": 1})
+    kit.wait(
+        lambda: (s := kit.status("m1")) is not None
+        and (s.state, s.replicas_desired, s.replicas_ready) == ("running", 1, 1),
+        "the change reported after the Lease was recreated",
+    )
+
+
 def _create(kit: EndpointKit, obj: dict[str, Any]) -> None:
     api_class, suffix = APIS[obj["kind"]]
     create = getattr(api_class(kit.cluster.api), f"create_namespaced_{suffix}")
