@@ -21,16 +21,14 @@ from botocore.awsrequest import AWSResponse
 from actors.app.daemon import READY_TABLE_CHECK_SECONDS
 from store import commands
 from store.model import TRIMMED
-from tests.integration.harness import NAMESPACE, REGION, Harness, scan_count, wait_for
-
-
-def _metric(daemon: Any, name: str, **labels: str) -> float:
-    return sum(
-        sample.value
-        for family in daemon.metrics.registry.collect()
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
-    )
+from tests.integration.harness import (
+    NAMESPACE,
+    REGION,
+    Harness,
+    metric_total,
+    scan_count,
+    wait_for,
+)
 
 
 def _image(kit: Harness, name: str) -> str | None:
@@ -82,7 +80,7 @@ def test_a_scan_whose_pages_never_end_stops_with_an_error_and_the_next_one_retri
     broken.set()
     failures = "inference_supervisor_scan_failures_total"
     wait_for(
-        lambda: _metric(daemon, failures, reason="ScanBroken") >= 2,
+        lambda: metric_total(daemon, failures, reason="ScanBroken") >= 2,
         what="two scans stopped and counted (the next scan tries again)",
     )
     detail = daemon.snapshot().detail
