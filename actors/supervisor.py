@@ -491,17 +491,23 @@ class SupervisorActor(pykka.ThreadingActor):
             in_cluster=in_cluster,
             rules=self.config.orphans,
         )
-        self.items.update(scan.active)
+        # One copy of each item: an unchanged one keeps the object its actor already holds
+        # (the scan's fresh copy is dropped with the message).
+        self.items.update(
+            (name, item)
+            for name, item in scan.active.items()
+            if name in scan.changed or name not in self.items
+        )
         for name in plan.start:
             if name in plan.unpark:
                 self.log.info("item changed: unparking", endpoint=name)
                 del self.parked[name]
                 self.policies.pop(name, None)
-            self._start(name, scan.active[name])
+            self._start(name, self.items[name])
         for name in plan.changed:
             slot = self.slots[name]
             if slot.ref is not None:
-                _safe_tell(slot.ref, SpecChanged(scan.active[name]))
+                _safe_tell(slot.ref, SpecChanged(self.items[name]))
         if plan.orphans is not None:
             self._report_orphans(plan.orphans, empty_scan=scan.total == 0)
         for name, item in plan.retire.items():

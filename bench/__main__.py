@@ -25,6 +25,7 @@ from bench.rig import Options, Section, machine
 BENCHMARKS = {
     "cold-start": "bench.cold_start",
     "memory": "bench.memory",
+    "memory-breakdown": "bench.memory_breakdown",
     "steady-state": "bench.steady_state",
     "change-latency": "bench.change_latency",
     "change-feed": "bench.change_feed",

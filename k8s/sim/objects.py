@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from k8s.sim import defaults
+from k8s.sim import defaults, managed_fields
 from k8s.sim.errors import StatusError, already_exists, bad_request, conflict, invalid, not_found
 from k8s.sim.kinds import (
     DEPLOYMENTS,
@@ -271,6 +271,7 @@ class ObjectStore:
             obj.pop("status", None)
         defaults.apply_defaults(obj, None)
         self._validate(kind, obj)
+        self._record_manager(kind, obj, managed_fields.DEFAULT_MANAGER, None)
         key = (namespace if kind.namespaced else "", name)
         with self.cond:
             if self.closed:
@@ -366,10 +367,23 @@ class ObjectStore:
             new_meta["generation"] = int(cur_meta.get("generation", 1)) + 1
         return obj
 
+    def _record_manager(
+        self, kind: ResourceKind, obj: dict[str, Any], manager: str, subresource: str | None
+    ) -> None:
+        managed_fields.record(
+            obj, manager, subresource, api_version=kind.api_version, time=rfc3339(self._clock())
+        )
+
     def _write_update(
-        self, kind: ResourceKind, key: Key, expected: dict[str, Any], obj: dict[str, Any]
+        self,
+        kind: ResourceKind,
+        key: Key,
+        expected: dict[str, Any],
+        obj: dict[str, Any],
+        manager: tuple[str, str | None],
     ) -> dict[str, Any]:
-        """Stores `obj` unless the object changed since `expected` was read (then 409)."""
+        """Stores `obj` unless the object changed since `expected` was read (then 409);
+        `manager` (field manager, subresource) is recorded in its managedFields."""
         self._validate(kind, obj)
         with self.cond:
             current = self._objects[kind.plural].get(key)
@@ -380,6 +394,7 @@ class ObjectStore:
             if obj == current:
                 # A write that changes nothing is not a write: no new resourceVersion, no event.
                 return current
+            self._record_manager(kind, obj, *manager)
             shown = self._commit(kind, key, obj, "MODIFIED", current)
             if _finalized(shown):
                 # Deletion was pending on finalizers and the last one went: the object goes.
@@ -401,7 +416,9 @@ class ObjectStore:
             # _prepare_update consumes its input; a retry needs the client's body unchanged.
             obj = self._prepare_update(kind, current, copy.deepcopy(body), subresource)
             try:
-                return self._write_update(kind, key, current, obj)
+                return self._write_update(
+                    kind, key, current, obj, (managed_fields.DEFAULT_MANAGER, subresource)
+                )
             except StatusError as error:
                 # Lost a race with another writer between read and write: an unconditional
                 # PUT retries on the newer object, a conditional one is a real conflict.
@@ -428,7 +445,13 @@ class ObjectStore:
             patched = apply_patch(current, patch_body, content_type)
             obj = self._prepare_update(kind, current, patched, subresource)
             try:
-                return self._write_update(kind, key, current, obj)
+                return self._write_update(
+                    kind,
+                    key,
+                    current,
+                    obj,
+                    (field_manager or managed_fields.DEFAULT_MANAGER, subresource),
+                )
             except StatusError as error:
                 if error.code != 409 or _patch_carries_rv(patch_body):
                     raise
@@ -441,6 +464,7 @@ class ObjectStore:
             if current is None or current.get("status") == status or self.closed:
                 return
             obj = {**current, "metadata": dict(current["metadata"]), "status": status}
+            self._record_manager(kind, obj, managed_fields.CONTROLLER_MANAGER, "status")
             self._commit(kind, key, obj, "MODIFIED", current)
 
     def delete(

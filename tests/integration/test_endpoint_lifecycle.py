@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pykka
+
+from actors.endpoint import EndpointActor
 from k8s.workload import MANAGED_BY_LABEL, SPEC_HASH_ANNOTATION
 from store import commands
 from tests.integration.harness import Harness, scan_count, wait_for
@@ -60,6 +63,28 @@ def test_steady_state_makes_no_kubernetes_write_and_no_status_write(kit: Harness
     assert _writes(counters) == 0, counters
     assert {n: kit.status(n).last_sync for n in ("m1", "m2")} == synced
     assert kit.item("m1").raw == before.raw
+
+
+def test_steady_state_holds_one_copy_of_each_item(kit: Harness) -> None:
+    """Memory: scan after scan, the supervisor and the endpoint's actor share one copy of
+    an unchanged item (each scan's fresh copy is dropped), and a changed item replaces it
+    for both."""
+    kit.put("m1")
+    daemon = kit.start_daemon()
+    kit.wait_state("m1", "running")
+    items = daemon.supervisor.proxy().items.get(timeout=5)
+
+    def shared() -> bool:
+        [actor] = pykka.ActorRegistry.get_by_class(EndpointActor)
+        return actor.proxy().item.get(timeout=5) is items["m1"]
+
+    scans = scan_count(daemon)
+    wait_for(lambda: scan_count(daemon) >= scans + 3, what="three more table scans")
+    assert shared(), "two copies of an unchanged item"
+    before = items["m1"].content_hash
+    kit.store.apply("m1", commands.update_spec, {"replicas": 2})
+    wait_for(lambda: items["m1"].content_hash != before, what="the change seen")
+    wait_for(shared, what="the changed item shared again")
 
 
 def test_image_update_rolls_out_and_clears_the_region_override(kit: Harness) -> None:

@@ -398,3 +398,26 @@ def test_a_server_gone_back_in_time_is_noticed_even_when_its_watch_stays_silent(
         assert gw.cached("Deployment", "lost") is None
     finally:
         gw.stop()
+
+
+def test_the_cache_keeps_no_managed_fields_from_lists_events_or_writes(
+    sim: Any, other: client.ApiClient
+) -> None:
+    """managedFields (40-50 % of a Deployment on a real server, read by nothing in the
+    daemon) never reach the cache, whether an object came by the list, a watch event or
+    the gateway's own write; the server keeps them."""
+    _create_deployment(other, "listed")
+    recorder = Recorder()
+    gw = _gateway(sim.url)
+    gw.start(recorder)
+    try:
+        _create_deployment(other, "watched")
+        wait_for(lambda: gw.cached("Deployment", "watched"), what="the watched Deployment")
+        gw.ensure({**deployment("written"), "apiVersion": "apps/v1", "kind": "Deployment"})
+        apps = client.AppsV1Api(other)
+        for name in ("listed", "watched", "written"):
+            assert apps.read_namespaced_deployment(name, NAMESPACE).metadata.managed_fields
+            assert "managedFields" not in gw.cached("Deployment", name)["metadata"], name
+        assert all("managedFields" not in e.obj["metadata"] for e in recorder.events)
+    finally:
+        gw.stop()

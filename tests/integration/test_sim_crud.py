@@ -638,3 +638,36 @@ def test_an_empty_env_value_is_dropped_like_omitempty(apps: client.AppsV1Api) ->
     # Writing it again with the empty value is no change to the spec.
     replaced = apps.replace_namespaced_deployment("m1", NAMESPACE, body, _preload_content=False)
     assert json.loads(replaced.data)["metadata"]["generation"] == 1
+
+
+def test_writes_record_managed_fields_per_manager_as_a_real_server_does(
+    apps: client.AppsV1Api,
+) -> None:
+    """Objects carry a real server's managedFields: the client's Update entry for what it
+    last wrote, the controller's status entry beside it; a write that changes nothing
+    records nothing (no new resourceVersion)."""
+    apps.create_namespaced_deployment(NAMESPACE, deployment("m1"))
+
+    def managers() -> dict[tuple[str, str | None], Any]:
+        live = apps.read_namespaced_deployment("m1", NAMESPACE)
+        return {(e.manager, e.subresource): e for e in live.metadata.managed_fields or []}
+
+    entries = wait_for(
+        lambda: (m := managers()) and ("kube-controller-manager", "status") in m and m,
+        what="the controller's status entry",
+    )
+    client_entry = entries[("OpenAPI-Generator", None)]
+    assert client_entry.operation == "Update"
+    assert client_entry.fields_type == "FieldsV1"
+    containers = client_entry.fields_v1["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    assert 'k:{"name":"server"}' in containers
+    assert "f:status" in entries[("kube-controller-manager", "status")].fields_v1
+    live = apps.read_namespaced_deployment("m1", NAMESPACE)
+    live.metadata.managed_fields = None
+    again = apps.replace_namespaced_deployment("m1", NAMESPACE, live)
+    assert again.metadata.resource_version == live.metadata.resource_version
+    assert len(again.metadata.managed_fields) == 2
+    again.metadata.labels["tier"] = "gold"
+    changed = apps.replace_namespaced_deployment("m1", NAMESPACE, again)
+    [entry] = [e for e in changed.metadata.managed_fields if e.manager == "OpenAPI-Generator"]
+    assert "f:tier" in entry.fields_v1["f:metadata"]["f:labels"]
