@@ -12,12 +12,14 @@ region's entry; "on R" = `own.revision == R` in an active phase):
 | situation | serves | phase |
 |---|---|---|
 | R == C | R | done |
+| on X (neither R nor C), X halted, auto_rollback | C | rolled_back |
+| on X, otherwise, not due (or R halted, or paused) | X, objects untouched | superseded |
 | R halted, auto_rollback, C known | C | rolled_back |
 | R halted otherwise | R if on R or failed at R (frozen), else C (or nothing new) | failed |
 | own reports failed at R, no halt recorded (a parked region's) | as halted | records the halt |
 | paused | what it serves (R at its step if on R, else C) | paused |
 | not on R, an earlier wave not baked | C; no C yet: objects left as they are | waiting |
-| due, not on R | R (first step's canary weight, or the primary) | stepping |
+| due, not on R | R (first step's canary if the primary serves C, else the primary) | stepping |
 | on R, step k < len(steps) | C primary, R canary at steps[k] | stepping (k+1 after step_seconds) |
 | on R, all steps done | R as primary | stepping until ready, then baking |
 | baking for bake_seconds, ready | R | done; the last region done records C := R |
@@ -74,6 +76,9 @@ class Observed:
             may take its step's weight (before that it gets 0, as an unready canary).
         serving: the watchdog has not cut traffic.
         firing: the policy's alarms that are in ALARM.
+        primary_completed: the primary Deployment runs the completed revision's pod (a
+            region held on a superseded revision as its primary takes the new one without
+            canary steps, whose primary would be the completed revision).
     """
 
     new_ready: bool = False
@@ -82,6 +87,7 @@ class Observed:
     canary_serving: bool = False
     serving: bool = True
     firing: tuple[str, ...] = ()
+    primary_completed: bool = True
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,16 @@ def decide(
     on_new = own is not None and own.revision == revision and own.rollout in ACTIVE
     # A region that failed the revision (halted without rollback) stays frozen on it.
     frozen = on_new or (own is not None and own.revision == revision and own.rollout == "failed")
+    # A region on an older revision that neither completed nor is R (a rollout superseded
+    # by R while that region ran it): it keeps serving it until its wave is due for R
+    # (it changes only to R), or a halt of that revision rolls it back to C.
+    held = (
+        own.revision
+        if own is not None
+        and own.revision not in (None, completed, revision)
+        and own.rollout in (*ACTIVE, "failed", "superseded")
+        else None
+    )
     steps = policy.steps if completed is not None else ()
     own_step = _own_step(own, len(steps)) if frozen else None
 
@@ -180,6 +196,12 @@ def decide(
         return RolloutDecision(serve, phase, rev, step, now if since is None else since, **extra)
 
     def elsewhere(phase: str) -> RolloutDecision:
+        if held is not None and own is not None:
+            if policy.auto_rollback and completed is not None and record.halted(held):
+                return result(SERVE_COMPLETED, "rolled_back", completed, None)
+            # The table no longer holds that revision's spec: its objects are left as
+            # they are (section 12, "superseded").
+            return result(HOLD, "superseded", held, own.step)
         if completed is None:
             return result(HOLD, phase, None, None)
         return result(SERVE_COMPLETED, phase, completed, None)
@@ -205,7 +227,7 @@ def decide(
         return dataclasses.replace(decision, halt=reason)
 
     if record.halted(revision) is not None:
-        if policy.auto_rollback and completed is not None:
+        if policy.auto_rollback and completed is not None and (frozen or held is None):
             return result(SERVE_COMPLETED, "rolled_back", completed, None)
         if frozen:
             return result(SERVE_NEW, "failed", revision, own_step, weight=weight(own_step))
@@ -227,14 +249,17 @@ def decide(
             ends = [bake_end(statuses.get(r), revision, policy.bake_seconds) for r in earlier]
             due = [t for t in ends if t is not None and t > now]
             return dataclasses.replace(waiting, next_check=max(due)) if due else waiting
-        wait = min(policy.step_seconds, policy.progress_deadline_seconds) if steps else None
+        # A region whose primary serves a superseded revision takes R as the primary at
+        # once: a step would put C back as the primary (the bake still gates).
+        stepped = bool(steps) and (held is None or observed.primary_completed)
+        wait = min(policy.step_seconds, policy.progress_deadline_seconds) if stepped else None
         return RolloutDecision(
             SERVE_NEW,
             "stepping",
             revision,
-            0 if steps else len(steps),
+            0 if stepped else len(steps),
             now,
-            weight=weight(0),
+            weight=weight(0) if stepped else None,
             next_check=now + (wait if wait is not None else policy.progress_deadline_seconds),
         )
 
@@ -391,8 +416,16 @@ def plan(
     firing = (
         alarms(policy.alarms) if alarms is not None and needs_alarms(policy, revision, own) else ()
     )
+    completed = (
+        parse_endpoint({**item.raw, "spec": record.completed_spec})
+        if record.completed_spec is not None
+        else None
+    )
     observed = Observed(
         new_ready=_runs(primary, build_deployment(workload_for(endpoint, region))),
+        primary_completed=completed is not None
+        and _template_inputs(primary or {})
+        == _template_inputs(build_deployment(workload_for(completed, region))),
         canary_ready=canary_ready,
         canary_since=_available_since(canary) if canary_ready else None,
         canary_serving=_canary_serves(canary, built_canary),
@@ -418,8 +451,8 @@ def plan(
     if decision.serve == HOLD:
         return Plan(decision, None, None, revision)
     if decision.serve == SERVE_COMPLETED or decision.weight is not None:
-        assert record.completed_spec is not None
-        served = parse_endpoint({**item.raw, "spec": record.completed_spec})
+        assert completed is not None
+        served = completed
     else:
         served = endpoint
     step = None

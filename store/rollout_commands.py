@@ -79,13 +79,19 @@ def abort(loaded: LoadedItem, by: str = "a person", at: str | None = None) -> Ch
 
 
 def seed(loaded: LoadedItem) -> Change:
-    """Record the item's current spec as the completed revision, unless a record of one
-    exists: to be written with the first policy (`update --waves ...`), in the same
-    change as the new spec, so the regions not yet due keep serving what they serve.
-    Returns an empty change when there is nothing to seed."""
+    """Record the item's current spec as the completed revision when it has no policy
+    yet: to be written with a first (or re-added) policy (`update --waves ...`), in the
+    same change as the new spec, so the regions not yet due keep serving what they serve.
+
+    Without a policy every change reached every region at once, so the current spec is
+    what they serve: a completed revision recorded before the policy was removed
+    (`update --no-rollout`) is stale and is replaced. An item that has a policy keeps its
+    record. Returns an empty change when there is nothing to seed."""
     record = RolloutRecord.from_item(loaded.raw)
     spec = loaded.raw.get("spec")
-    if record.completed_spec is not None or not isinstance(spec, dict):
+    if not isinstance(spec, dict) or (
+        record.completed_spec is not None and spec.get(ATTRIBUTE) is not None
+    ):
         return Change()
     current = {k: v for k, v in spec.items() if k != ATTRIBUTE}
     return _record_change(

@@ -5,7 +5,8 @@ the CLI say the same thing.
 `RolloutView.of(loaded, now)` reads the item: the target revision (the spec's), the
 completed one, the halt and pause of its `rollout` record, and per target region, in wave
 order, the revision it reports, its phase (`waiting | stepping 10% | baking 2m/5m | done |
-failed | rolled_back | paused`), since when, and why it stopped. `settled` says whether a
+failed | rolled_back | paused | superseded`), since when, and why it stopped or holds. The
+completed revision is the rollback target. `settled` says whether a
 watcher can stop: the revision completed everywhere, or it was halted and every region
 has reacted.
 """
@@ -141,7 +142,9 @@ class RolloutView:
                         phase=phase,
                         since=status.since if status else None,
                         state=status.state if status else None,
-                        reason=_reason(region, status, halt.to_item() if halt else None),
+                        reason=_reason(
+                            region, status, halt.to_item() if halt else None, target=target
+                        ),
                     )
                 )
         return cls(
@@ -165,7 +168,7 @@ class RolloutView:
         if self.policy is None or self.target == self.completed:
             return True
         return self.halt is not None and all(
-            row.phase in ("failed", "rolled_back") for row in self.regions
+            row.phase in ("failed", "rolled_back", "superseded") for row in self.regions
         )
 
     @property
@@ -178,6 +181,7 @@ class RolloutView:
             f"endpoint {self.name}: target {short(self.target)} ({self.image}), "
             f"completed {short(self.completed)}"
             + (f" ({self.completed_image})" if self.completed_image else "")
+            + (", the rollback target" if self.completed else "")
         ]
         if self.policy is None:
             lines.append("no rollout policy: a change reaches every target region at once")
@@ -200,6 +204,8 @@ class RolloutView:
             "policy": self.policy.to_item() if self.policy is not None else None,
             "target_revision": self.target,
             "completed_revision": self.completed,
+            # What a halt of the target rolls its regions back to (architecture section 12).
+            "rollback_target": self.completed,
             "paused": self.paused,
             "halt": dict(self.halt) if self.halt is not None else None,
             "settled": self.settled,
@@ -207,7 +213,11 @@ class RolloutView:
         }
 
 
-def _reason(region: str, status: RegionStatus | None, halt: Mapping[str, str] | None) -> str:
+def _reason(
+    region: str, status: RegionStatus | None, halt: Mapping[str, str] | None, *, target: str
+) -> str:
+    if status is not None and status.rollout == "superseded":
+        return f"keeps {short(status.revision)} until its wave is due for {short(target)}"
     if halt is not None and halt.get("region") == region:
         return halt["reason"]
     if halt is not None and status is not None and status.rollout in ("failed", "rolled_back"):

@@ -19,7 +19,7 @@ from tests.integration.harness import CliResult
 from tests.integration.regions import Regions, regions
 
 PREFIX = "inference-supervisor endpoints: "
-V1, V2 = "vllm/vllm-openai:v0.6.3", "vllm/vllm-openai:v0.6.4"
+V1, V2, V3 = "vllm/vllm-openai:v0.6.3", "vllm/vllm-openai:v0.6.4", "vllm/vllm-openai:v0.6.5"
 US, EU, AP = "us-east-1", "eu-west-1", "ap-south-1"
 POLICY_FLAGS = (
     "--waves", US, "--waves", f"{EU},{AP}", "--bake", "300", "--steps", "10,50",
@@ -148,7 +148,9 @@ def test_status_shows_waves_by_regions(
     result = cli("rollout", "status", "chat")
     assert result.status == 0
     lines = result.out.splitlines()
-    assert lines[0] == f"endpoint chat: target {new[:8]} ({V2}), completed {old[:8]} ({V1})"
+    assert lines[0] == (
+        f"endpoint chat: target {new[:8]} ({V2}), completed {old[:8]} ({V1}), the rollback target"
+    )
     rows = [line.split() for line in lines[1:]]
     assert rows[0] == ["WAVE", "REGION", "REVISION", "PHASE", "SINCE", "REASON"]
     # Long past its bake: elapsed over the bake's length.
@@ -157,6 +159,7 @@ def test_status_shows_waves_by_regions(
     assert rows[2:] == [["2", EU, old[:8], "waiting", "12:00:00Z"], ["2", AP, "-", "-", "-"]]
     document = cli("rollout", "status", "chat", "--json").json()
     assert (document["target_revision"], document["completed_revision"]) == (new, old)
+    assert document["rollback_target"] == old
     assert [(r["wave"], r["region"], r["phase"]) for r in document["regions"]] == [
         (1, US, document["regions"][0]["phase"]),
         (2, EU, "waiting"),
@@ -180,6 +183,34 @@ def test_status_names_a_step_and_a_halt(
     who = f"alice@{socket.gethostname()}"
     assert f"halted {new[:8]} at " in out.splitlines()[1]
     assert out.splitlines()[1].endswith(f": aborted by {who}")
+
+
+def test_status_shows_a_region_kept_on_a_superseded_revision(
+    cli: Callable[..., CliResult], store: DynamoEndpointStore
+) -> None:
+    create_chat(cli)
+    cli("update", "chat", "--image", V2, *POLICY_FLAGS)
+    second = revision(item(cli)["spec"])
+    cli("update", "chat", "--image", V3)
+    third = revision(item(cli)["spec"])
+    store.write_region_status("chat", EU, status(second, "superseded", "2024-05-01T12:00:00Z"))
+    rows = [line.split() for line in cli("rollout", "status", "chat").out.splitlines()[3:]]
+    assert rows[0][:4] == ["2", EU, second[:8], "superseded"]
+    assert " ".join(rows[0][5:]) == f"keeps {second[:8]} until its wave is due for {third[:8]}"
+
+
+def test_a_policy_re_added_after_no_rollout_seeds_the_spec_every_region_serves(
+    cli: Callable[..., CliResult],
+) -> None:
+    """Without a policy a change reaches every region at once: the completed revision
+    recorded before `--no-rollout` is stale when a policy is set again."""
+    create_chat(cli)
+    cli("update", "chat", "--image", V2, *POLICY_FLAGS)
+    assert cli("update", "chat", "--no-rollout").status == 0
+    assert cli("update", "chat", "--image", V3).status == 0
+    assert cli("update", "chat", *POLICY_FLAGS).status == 0
+    after = item(cli)
+    assert RolloutRecord.from_item(after).completed_revision == revision(after["spec"])
 
 
 def test_pause_resume_abort(cli: Callable[..., CliResult]) -> None:

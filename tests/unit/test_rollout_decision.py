@@ -333,3 +333,48 @@ def test_a_step_serves_its_time_from_when_its_canary_became_available() -> None:
     ready = Observed(canary_ready=True, canary_since=NOW - 60)
     moved = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
     assert (moved.step, moved.weight) == (1, 50)
+
+
+# -- issue 19: a region never moves backwards --------------------------------------------
+
+X = "superseded-rev"
+
+
+def test_a_region_on_a_superseded_revision_keeps_it_until_its_wave_is_due() -> None:
+    """A new spec written while this region bakes X (never completed): it changes only to R
+    when due, never back to C."""
+    statuses = {"eu-west-1": entry("baking", ago=10, revision=X)}
+    decision = run(statuses)
+    assert (decision.serve, decision.phase, decision.revision) == (HOLD, "superseded", X)
+    statuses["us-east-1"] = entry("done", ago=1)
+    due = run(statuses, observed=Observed(primary_completed=False))
+    assert (due.serve, due.phase, due.revision) == (SERVE_NEW, "stepping", R)
+
+
+def test_a_superseded_region_whose_primary_serves_x_takes_r_without_steps() -> None:
+    """Step 0 would make C the primary again: it takes R as the primary at once."""
+    policy = RolloutPolicy(waves=POLICY.waves, steps=(10, 50))
+    statuses = {
+        "us-east-1": entry("done", ago=1),
+        "eu-west-1": entry("done", ago=10, revision=X, step=2),
+    }
+    due = run(statuses, policy=policy, observed=Observed(primary_completed=False))
+    assert (due.step, due.weight) == (2, None)
+    on_c = run(statuses, policy=policy, observed=Observed(primary_completed=True))
+    assert (on_c.step, on_c.weight) == (0, 10)
+
+
+def test_a_halt_rolls_back_only_the_regions_serving_the_halted_revision() -> None:
+    superseded = {"eu-west-1": entry("baking", ago=10, revision=X)}
+    r_halted = RolloutRecord(C, {"image": "repo/m:v1"}, Halt(R, "us-east-1", "boom", ""))
+    decision = run(superseded, record=r_halted)
+    assert (decision.serve, decision.revision) == (HOLD, X)
+    x_halted = RolloutRecord(C, {"image": "repo/m:v1"}, Halt(X, "us-east-1", "boom", ""))
+    decision = run(superseded, record=x_halted)
+    assert (decision.serve, decision.phase, decision.revision) == (
+        SERVE_COMPLETED,
+        "rolled_back",
+        C,
+    )
+    paused = RolloutRecord(C, {"image": "repo/m:v1"}, paused=True)
+    assert run(superseded, record=paused).serve == HOLD

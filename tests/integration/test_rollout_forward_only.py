@@ -1,0 +1,109 @@
+"""Rollouts that never move a region backwards (architecture section 12, issue 19): three
+regions, one table, one daemon per region, in fake time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from actors.clock import FakeClock
+from store.rollout import revision
+from store.rollout_commands import update_and_seed
+from tests.integration.regions import INTERVAL, Regions, regions
+
+US, EU, AP = "us-east-1", "eu-west-1", "ap-south-1"
+V1, V2, V3 = "repo/model:v1", "repo/model:v2", "repo/model:v3"
+BAKE = 30
+POLICY = {"waves": [[US]], "bake_seconds": BAKE, "progress_deadline_seconds": 120}
+
+
+@pytest.fixture
+def world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
+    clock = FakeClock()
+    with regions(dynamo_url, table_name, (US, EU, AP), clock) as scenario:
+        for region in scenario.names:
+            scenario.start(region)
+        scenario.put("m1")
+        scenario.drive(
+            "m1",
+            lambda: all(
+                (s := scenario.status("m1", r)) is not None and s.state == "running"
+                for r in scenario.names
+            ),
+            what="m1 running everywhere",
+        )
+        yield scenario
+
+
+def _rev(world: Regions) -> str:
+    return revision(world.item("m1").raw["spec"])
+
+
+def _on(world: Regions, region: str, rev: str, *phases: str) -> bool:
+    status = world.status("m1", region)
+    return status is not None and status.revision == rev and status.rollout in phases
+
+
+def test_a_hotfix_written_while_the_last_wave_bakes_never_sends_that_wave_back(
+    world: Regions,
+) -> None:
+    """Case 1: v3 written while v2 bakes in its last wave: those regions keep v2 until
+    their wave is due for v3, then take v3; none serves v1 again."""
+    world.update("m1", V2, {**POLICY, "bake_seconds": 120})
+    second = _rev(world)
+    world.drive(
+        "m1",
+        lambda: all(_on(world, r, second, "baking") for r in (EU, AP)),
+        timeout=120,
+        what="v2 baking in the last wave",
+    )
+    world.store.apply("m1", update_and_seed, {"image": V3})
+    third = _rev(world)
+
+    def done() -> bool:
+        for region in (EU, AP):
+            assert world.image("m1", region) != V1, f"{region} went back to the completed v1"
+        return world.record("m1").completed_revision == third
+
+    world.drive("m1", done, timeout=180, what="v3 to complete")
+    assert dict.fromkeys(world.names, V3) == {r: world.image("m1", r) for r in world.names}
+    assert world.timeline.when(EU, V3) > world.timeline.when(US, V3)
+
+
+def test_re_adding_a_policy_after_no_rollout_resurrects_no_older_revision(
+    world: Regions,
+) -> None:
+    """Case 3: v2 rolled out, the policy removed, v3 reaches every region at once; setting
+    a policy alone then starts no rollout and sends no region back to v2."""
+    world.update("m1", V2, POLICY)
+    second = _rev(world)
+    world.drive(
+        "m1",
+        lambda: world.record("m1").completed_revision == second,
+        timeout=180,
+        what="v2 to complete",
+    )
+    world.store.apply("m1", update_and_seed, {"rollout": None})
+    world.store.apply("m1", update_and_seed, {"image": V3})
+    world.drive(
+        "m1",
+        lambda: all(
+            world.image("m1", r) == V3 and world.status("m1", r).state == "running"
+            for r in world.names
+        ),
+        what="v3 everywhere without a policy",
+    )
+    world.store.apply("m1", update_and_seed, {"rollout": POLICY})
+    third = _rev(world)
+    start = world.clock.time()
+
+    def settled() -> bool:
+        for region in world.names:
+            assert world.image("m1", region) == V3, f"{region} left v3"
+        return world.clock.time() - start > 4 * INTERVAL and all(
+            _on(world, r, third, "done") for r in world.names
+        )
+
+    world.drive("m1", settled, what="every region done at v3, untouched")
+    assert world.record("m1").completed_revision == third
