@@ -23,7 +23,7 @@ from typing import Any
 import pykka
 import structlog
 
-from actors import decisions, rollout
+from actors import decisions, freshness, rollout
 from actors.backoff import Backoff
 from actors.clock import Clock
 from actors.desired import (
@@ -174,6 +174,10 @@ class EndpointActor(pykka.ThreadingActor):
         self.last_reported: RegionStatus | None = (
             item.region_status.get(ctx.region) if item is not None else None
         )
+        # The record fields this actor wrote (a halt, a completion) and whether the table's
+        # entry for this region was found older than ours (architecture section 12).
+        self._recorded: freshness.Recorded | None = None
+        self._repair = False
         self._retry_timer: Timer | None = None
         self._watchdog_timer: Timer | None = None
         self._heartbeat_timer: Timer | None = None
@@ -234,8 +238,13 @@ class EndpointActor(pykka.ThreadingActor):
         if isinstance(message, Reconcile):
             self.slot.pending = False
         elif isinstance(message, SpecChanged):
-            self.item = message.item
-            self.last_reported = message.item.region_status.get(self.ctx.region)
+            # A scan queued while this actor was busy may be older than its own last
+            # writes: versions decide what is adopted, not arrival order.
+            adopted = freshness.adopt(
+                message.item, self.ctx.region, self.last_reported, self._recorded
+            )
+            self.item, self.last_reported = adopted.item, adopted.own
+            self._repair = self._repair or adopted.repair
             self.failures = 0
         elif isinstance(message, Retire):
             self.retiring = True
@@ -408,6 +417,7 @@ class EndpointActor(pykka.ThreadingActor):
                 region=self.ctx.region,
                 **_epoch(fence),
             ):
+                self._remember(self.item.updated_at, {"halt": halt.to_item()})
                 self.log.warning("rollout halted", revision=halt.revision, reason=halt.reason)
                 self._announce(decisions.halted(halt), endpoint, now)
         return step
@@ -427,8 +437,16 @@ class EndpointActor(pykka.ThreadingActor):
             region=self.ctx.region,
             **_epoch(fence),
         ):
+            self._remember(
+                self.item.updated_at, {"completed_revision": revision, "completed_spec": spec}
+            )
             self.log.info("rollout complete in every target region", revision=revision)
             self._announce(decisions.completed(revision), endpoint, self.ctx.clock.time())
+
+    def _remember(self, updated_at: str | None, fields: dict[str, Any]) -> None:
+        """Keep the record fields this actor wrote, so an older scan cannot hide them."""
+        recorded = self._recorded or freshness.Recorded(updated_at)
+        self._recorded = recorded.add(updated_at, fields)
 
     def _announce_rollout(
         self, before: RegionStatus | None, step: rollout.Plan, endpoint: Endpoint, now: float
@@ -573,11 +591,17 @@ class EndpointActor(pykka.ThreadingActor):
             same_report(status, self.last_reported)
             and _rollout_fields(status) == _rollout_fields(self.last_reported)
             and not self._heartbeat_due()
+            and not self._repair
         ):
             return
         fence = self._fence()
+        last = self.last_reported
         stamped = dataclasses.replace(
-            status, last_sync=iso_now(self.ctx.clock.time()), epoch=None, holder=None
+            status,
+            last_sync=iso_now(self.ctx.clock.time()),
+            epoch=None,
+            holder=None,
+            seq=(last.seq or 0) + 1 if last is not None else 1,
         )
         try:
             written = self.ctx.store.write_region_status(
@@ -599,6 +623,7 @@ class EndpointActor(pykka.ThreadingActor):
                 desired=status.replicas_desired,
             )
         self.last_reported = stamped
+        self._repair = False
         self._arm_heartbeat()
 
     def _heartbeat_period(self) -> float:

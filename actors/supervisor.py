@@ -19,6 +19,7 @@ region is never touched.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -554,6 +555,9 @@ class SupervisorActor(pykka.ThreadingActor):
         # actor
         # supervises nothing while parked); elsewhere its rollout fields are kept.
         item = self.items.get(name)
+        own = item.region_status.get(self.config.region) if item is not None else None
+        if own is not None and own.seq is not None:
+            status = dataclasses.replace(status, seq=own.seq + 1)
         status, halt = rollout.parked(item, self.config.region, status, self.clock.time())
         if halt is not None and item is not None:
             try:

@@ -4,10 +4,14 @@ regions, one table, one daemon per region, in fake time."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from actors.clock import FakeClock
+from actors.endpoint import EndpointActor
+from actors.messages import SpecChanged
+from store.dynamo import LoadedItem
 from store.rollout import revision
 from store.rollout_commands import update_and_seed
 from tests.integration.regions import INTERVAL, Regions, regions
@@ -107,3 +111,74 @@ def test_re_adding_a_policy_after_no_rollout_resurrects_no_older_revision(
 
     world.drive("m1", settled, what="every region done at v3, untouched")
     assert world.record("m1").completed_revision == third
+
+
+class ReplaysAStaleScan(EndpointActor):
+    """A busy actor's mailbox (case 2): a scan taken before the actor's own latest status
+    write is delivered after it. The item it was told of while its region served the last
+    canary step is told to it again once its region bakes the promoted new revision."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stale: LoadedItem | None = None
+        self.replayed = False
+
+    def _handle(self, message: Any) -> None:
+        super()._handle(message)
+        own = self.last_reported
+        if own is None or own.rollout not in ("stepping", "baking") or self.replayed:
+            return
+        if isinstance(message, SpecChanged):
+            entry = message.item.region_status.get(self.ctx.region)
+            if entry is not None and entry.rollout == "stepping" and entry.step == 1:
+                self.stale = message.item
+        if self.stale is not None and own.rollout == "baking":
+            self.replayed = True
+            self.actor_ref.tell(SpecChanged(self.stale))
+
+
+@pytest.fixture
+def replaying_world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
+    """`world`, with the first region's daemon running `ReplaysAStaleScan`."""
+    clock = FakeClock()
+    with regions(dynamo_url, table_name, (US, EU, AP), clock) as scenario:
+        scenario.start(US, actor_factory=ReplaysAStaleScan)
+        scenario.start(EU)
+        scenario.start(AP)
+        scenario.put("m1")
+        scenario.drive(
+            "m1",
+            lambda: all(
+                (s := scenario.status("m1", r)) is not None and s.state == "running"
+                for r in scenario.names
+            ),
+            what="m1 running everywhere",
+        )
+        yield scenario
+
+
+def test_a_stale_scan_never_undoes_a_promotion(replaying_world: Regions) -> None:
+    """Case 2: once promoted, the region keeps the new revision as its primary, whatever
+    older scan it is told of later; the rollout completes without a halt."""
+    world = replaying_world
+    step = 20
+    world.update(
+        "m1",
+        V2,
+        {**POLICY, "steps": [10, 50], "step_seconds": step, "progress_deadline_seconds": 60},
+    )
+    new = _rev(world)
+    promoted: list[float] = []
+
+    def done() -> bool:
+        if world.image("m1", US) == V2:
+            promoted.append(world.clock.time())
+        if promoted:
+            assert world.image("m1", US) == V2, "a stale scan undid the promotion"
+            status = world.status("m1", US)
+            assert status.step == 2, f"us-east-1 went back to step {status.step}"
+        assert world.record("m1").halt is None, world.record("m1").halt
+        return world.record("m1").completed_revision == new
+
+    world.drive("m1", done, timeout=240, what="the rollout to complete")
+    assert dict.fromkeys(world.names, V2) == {r: world.image("m1", r) for r in world.names}
