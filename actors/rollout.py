@@ -76,6 +76,8 @@ class Observed:
             may take its step's weight (before that it gets 0, as an unready canary).
         serving: the watchdog has not cut traffic.
         firing: the policy's alarms that are in ALARM.
+        idle: the spec runs no pod here (the endpoint is stopped, or 0 replicas): the
+            region's rollout clock stands still, as paused (nothing bakes what did not run).
         primary_completed: the primary Deployment runs the completed revision's pod (a
             region held on a superseded revision as its primary takes the new one without
             canary steps, whose primary would be the completed revision).
@@ -88,6 +90,7 @@ class Observed:
     serving: bool = True
     firing: tuple[str, ...] = ()
     primary_completed: bool = True
+    idle: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,10 @@ def decide(
         # This region reported failing the revision (its actor was parked in a crash loop,
         # `parked`) and the halt is not recorded (that write was lost): record it now.
         return halt(own.error or f"failed in {region}")
-    if record.paused:
+    # A stopped (or 0-replica) region holds as a paused one: no step, bake or deadline
+    # runs on pods that do not run; a region done before the stop baked what ran.
+    idle = observed.idle and not (on_new and own is not None and own.rollout == "done")
+    if record.paused or idle:
         if on_new:
             return result(SERVE_NEW, "paused", revision, own_step, weight=weight(own_step))
         return elsewhere("paused")
@@ -423,6 +429,8 @@ def plan(
     )
     observed = Observed(
         new_ready=_runs(primary, build_deployment(workload_for(endpoint, region))),
+        idle=endpoint.desired_state == "stopped"
+        or workload_for(endpoint, region).replicas == 0,
         primary_completed=completed is not None
         and _template_inputs(primary or {})
         == _template_inputs(build_deployment(workload_for(completed, region))),

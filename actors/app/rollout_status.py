@@ -216,6 +216,8 @@ class RolloutView:
 def _reason(
     region: str, status: RegionStatus | None, halt: Mapping[str, str] | None, *, target: str
 ) -> str:
+    if status is not None and status.rollout == "paused" and status.state == "stopped":
+        return "stopped: its rollout clock stands still until start"
     if status is not None and status.rollout == "superseded":
         return f"keeps {short(status.revision)} until its wave is due for {short(target)}"
     if halt is not None and halt.get("region") == region:

@@ -11,6 +11,7 @@ import pytest
 from actors.clock import FakeClock
 from actors.endpoint import EndpointActor
 from actors.messages import SpecChanged
+from store.commands import set_desired_state
 from store.dynamo import LoadedItem
 from store.rollout import revision
 from store.rollout_commands import update_and_seed
@@ -182,3 +183,55 @@ def test_a_stale_scan_never_undoes_a_promotion(replaying_world: Regions) -> None
 
     world.drive("m1", done, timeout=240, what="the rollout to complete")
     assert dict.fromkeys(world.names, V2) == {r: world.image("m1", r) for r in world.names}
+
+
+# -- nothing bakes what did not run (case 5) ----------------------------------------------
+
+
+def _stop_and_wait(world: Regions) -> None:
+    world.store.apply("m1", set_desired_state, "stopped")
+    world.drive(
+        "m1",
+        lambda: all(world.status("m1", r).state == "stopped" for r in world.names),
+        what="stopped everywhere",
+    )
+
+
+@pytest.mark.parametrize("steps", [[], [10, 50]], ids=["no-steps", "steps"])
+def test_a_stop_mid_rollout_holds_the_region_clock_and_start_resumes(
+    world: Regions, steps: list[int]
+) -> None:
+    """Stopped during the first wave: no region bakes, finishes or fails the revision
+    while no pod of it runs (past the progress deadline); after start the rollout
+    resumes and completes with the new revision running everywhere."""
+    deadline = 40
+    world.update(
+        "m1",
+        V2,
+        {**POLICY, "steps": steps, "step_seconds": 10, "progress_deadline_seconds": deadline},
+    )
+    new = _rev(world)
+    world.drive("m1", lambda: _on(world, US, new, "stepping"), what="the first wave stepping")
+    _stop_and_wait(world)
+    start = world.clock.time()
+
+    def held() -> bool:
+        assert world.record("m1").halt is None, world.record("m1").halt
+        for region in world.names:
+            status = world.status("m1", region)
+            assert status.rollout not in ("baking", "done"), f"{region} {status.rollout} stopped"
+        return world.clock.time() - start > 2 * deadline
+
+    world.drive("m1", held, timeout=120, what="time to pass while stopped")
+    assert world.status("m1", US).rollout == "paused"
+    world.store.apply("m1", set_desired_state, "running")
+
+    def done() -> bool:
+        assert world.record("m1").halt is None, world.record("m1").halt
+        return world.record("m1").completed_revision == new
+
+    world.drive("m1", done, timeout=240, what="the resumed rollout to complete")
+    for region in world.names:
+        status = world.status("m1", region)
+        assert (world.image("m1", region), status.state) == (V2, "running")
+        assert status.replicas_ready >= 1

@@ -378,3 +378,17 @@ def test_a_halt_rolls_back_only_the_regions_serving_the_halted_revision() -> Non
     )
     paused = RolloutRecord(C, {"image": "repo/m:v1"}, paused=True)
     assert run(superseded, record=paused).serve == HOLD
+
+
+def test_a_stopped_region_holds_its_clock_and_is_never_done_for_what_did_not_run() -> None:
+    idle = Observed(idle=True, new_ready=True)
+    baking = {"us-east-1": entry("baking", ago=900, state="stopped")}
+    held = run(baking, region="us-east-1", observed=idle)
+    assert (held.phase, held.halt, held.complete) == ("paused", None, False)
+    stepping = {"us-east-1": entry("stepping", ago=900, state="stopped")}
+    assert run(stepping, region="us-east-1", observed=idle).halt is None
+    # Not due while stopped: a later wave does not take the revision.
+    assert run({"us-east-1": entry("done", ago=900)}, observed=idle).serve == SERVE_COMPLETED
+    # A region done before the stop baked what ran: it stays done.
+    done = run({"us-east-1": entry("done", ago=5)}, region="us-east-1", observed=idle)
+    assert done.phase == "done"
