@@ -53,6 +53,7 @@ from k8s.errors import Retryable as ApiRetryable
 from k8s.fence import Fence, FenceSource
 from k8s.manifests import ManifestError, build_objects, object_key
 from k8s.naming import canary_name, ingress_name
+from store.alarms import AlarmReading
 from store.dynamo import LoadedItem
 from store.errors import Retryable as StoreRetryable
 from store.errors import StoreError, Superseded
@@ -140,8 +141,9 @@ class EndpointContext:
     #: The per-pod metric an autoscaling metric `gpu` scales on (None: the builder's default).
     gpu_metric: str | None = None
     #: Which of the given CloudWatch alarm names are in ALARM in this region
-    #: (`store.alarms.AlarmReader.firing`); None: alarms are not read (architecture section 12).
-    alarms: Callable[[Sequence[str]], tuple[str, ...]] | None = None
+    #: (`store.alarms.AlarmReader.read(names, max_age)`); None: alarms are not read
+    #: (architecture section 12).
+    alarms: Callable[[Sequence[str], float | None], AlarmReading] | None = None
 
     def watched(self) -> Mapping[str, Cluster]:
         """The gateway of each watched namespace."""

@@ -48,6 +48,7 @@ from actors.desired import iso_now, precise_iso, rollout_complete, step_canary, 
 from actors.watchdog import parse_time
 from k8s.manifests import build_canary_deployment, build_deployment
 from k8s.workload import TEMPLATE_SPEC_HASH_ANNOTATION, CanaryWorkload
+from store.alarms import AlarmReading
 from store.dynamo import LoadedItem
 from store.model import Endpoint, RegionStatus, parse_endpoint, parse_timestamp
 from store.rollout import Halt, RolloutPolicy, RolloutRecord, parse_rollout
@@ -61,6 +62,9 @@ SERVE_NEW, SERVE_COMPLETED, HOLD = "new", "completed", "hold"
 #: How often a region that steps or bakes under alarms reads them again (seconds); the
 #: alarm reader itself reuses an answer for 10 s.
 ALARM_POLL_SECONDS = 15.0
+#: How soon a region whose bake is over reads its alarms again when they could not be
+#: read after the bake's end (seconds).
+GATE_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class Observed:
             may take its step's weight (before that it gets 0, as an unready canary).
         serving: the watchdog has not cut traffic.
         firing: the policy's alarms that are in ALARM.
+        gate_at: when the alarms were last read with an answer for every name (epoch
+            seconds; None: not read, unreadable, or a name CloudWatch does not know).
+        gate_problem: why the alarms could not be read (a missing name, an error).
         idle: the spec runs no pod here (the endpoint is stopped, or 0 replicas): the
             region's rollout clock stands still, as paused (nothing bakes what did not run).
         primary_completed: the primary Deployment runs the completed revision's pod (a
@@ -91,6 +98,8 @@ class Observed:
     firing: tuple[str, ...] = ()
     primary_completed: bool = True
     idle: bool = False
+    gate_at: float | None = None
+    gate_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class RolloutDecision:
         halt: a reason when this region fails the revision (record a halt).
         complete: every target region is done: record the completion.
         next_check: epoch seconds at which the decision may change by time alone.
+        gate: why this region's alarm gate is not passed (reported as its status's error).
     """
 
     serve: str
@@ -121,6 +131,7 @@ class RolloutDecision:
     halt: str | None = None
     complete: bool = False
     next_check: float | None = None
+    gate: str | None = None
 
 
 def wave_of(policy: RolloutPolicy, targets: Sequence[str], region: str) -> int:
@@ -139,22 +150,16 @@ def needs_alarms(policy: RolloutPolicy, revision: str, own: RegionStatus | None)
     )
 
 
-def baked(status: RegionStatus | None, revision: str, bake: float, now: float) -> bool:
-    """A region has run `revision` for `bake` seconds (judged from the table's `since`)."""
-    if status is None or status.revision != revision or status.state != "running":
-        return False
-    if status.rollout == "done":
-        return True
-    since = parse_timestamp(status.since)
-    return status.rollout == "baking" and since is not None and now - since >= bake
-
-
-def bake_end(status: RegionStatus | None, revision: str, bake: float) -> float | None:
-    """When a region baking `revision` will have baked it (None if it is not baking it)."""
-    if status is None or status.revision != revision or status.rollout != "baking":
-        return None
-    since = parse_timestamp(status.since)
-    return None if since is None else since + bake
+def baked(status: RegionStatus | None, revision: str) -> bool:
+    """A region has baked `revision`: it reported itself `done` and running at it. Only the
+    region itself says so - after its bake, with its gates read after the bake's end - so
+    a region that stopped reporting never counts as baked."""
+    return (
+        status is not None
+        and status.revision == revision
+        and status.state == "running"
+        and status.rollout == "done"
+    )
 
 
 def decide(
@@ -249,12 +254,8 @@ def decide(
     if not on_new:
         wave = wave_of(policy, targets, region)
         earlier = [r for w in policy.waves_for(targets)[:wave] for r in w]
-        if not all(baked(statuses.get(r), revision, policy.bake_seconds, now) for r in earlier):
-            waiting = elsewhere("waiting")
-            # Look again when the earlier waves' bakes end, not only when they next write.
-            ends = [bake_end(statuses.get(r), revision, policy.bake_seconds) for r in earlier]
-            due = [t for t in ends if t is not None and t > now]
-            return dataclasses.replace(waiting, next_check=max(due)) if due else waiting
+        if not all(baked(statuses.get(r), revision) for r in earlier):
+            return elsewhere("waiting")
         # A region whose primary serves a superseded revision takes R as the primary at
         # once: a step would put C back as the primary (the bake still gates).
         stepped = bool(steps) and (held is None or observed.primary_completed)
@@ -325,8 +326,28 @@ def decide(
         return RolloutDecision(
             SERVE_NEW, "stepping", revision, own_step, since, next_check=since + deadline
         )
+    gate = observed.gate_problem if policy.alarms else None
     if phase == "baking":
-        if observed.new_ready and now - since >= policy.bake_seconds:
+        end = since + policy.bake_seconds
+        if (
+            observed.new_ready
+            and now >= end
+            and policy.alarms
+            and (observed.gate_at is None or observed.gate_at < end)
+        ):
+            # Every gate is read after the bake's end before the region is done: an alarm
+            # that fired late in a short bake is seen; a name CloudWatch does not know, or
+            # an unreadable CloudWatch, holds the bake (shown), and the next wave waits.
+            return RolloutDecision(
+                SERVE_NEW,
+                "baking",
+                revision,
+                own_step,
+                since,
+                next_check=now + GATE_RETRY_SECONDS,
+                gate=gate or "alarms not read since the bake ended",
+            )
+        if observed.new_ready and now >= end:
             phase, since = "done", now
         else:
             return RolloutDecision(
@@ -338,6 +359,7 @@ def decide(
                 next_check=since + policy.bake_seconds
                 if now - since < policy.bake_seconds
                 else None,
+                gate=gate,
             )
     # done: the last region to finish records the completion.
     everyone = dict(statuses)
@@ -381,7 +403,12 @@ class Plan:
         """`status` with this plan's revision, phase, step and since."""
         d = self.decision
         return dataclasses.replace(
-            status, revision=d.revision, rollout=d.phase, step=d.step, since=precise_iso(d.since)
+            status,
+            revision=d.revision,
+            rollout=d.phase,
+            step=d.step,
+            since=precise_iso(d.since),
+            error=status.error or d.gate,
         )
 
 
@@ -400,7 +427,7 @@ def plan(
     primary: dict[str, Any] | None,
     canary: dict[str, Any] | None,
     serving: bool,
-    alarms: Callable[[Sequence[str]], tuple[str, ...]] | None,
+    alarms: Callable[[Sequence[str], float | None], AlarmReading] | None,
     now: float,
 ) -> Plan | None:
     """Decide for `endpoint` (the item's, valid) in `region` from its cached Deployments;
@@ -419,9 +446,16 @@ def plan(
     assert new_canary.pod is not None
     built_canary = build_canary_deployment(dataclasses.replace(new_canary.pod, canary=new_canary))
     canary_ready = _canary_runs(canary, built_canary)
-    firing = (
-        alarms(policy.alarms) if alarms is not None and needs_alarms(policy, revision, own) else ()
-    )
+    reading = AlarmReading()
+    if alarms is not None and needs_alarms(policy, revision, own):
+        assert own is not None
+        # Past a bake's end only an answer taken after it counts (the reader's cache may
+        # hold an older one).
+        end = (parse_timestamp(own.since) or now) + policy.bake_seconds
+        reading = alarms(
+            policy.alarms, now - end if own.rollout == "baking" and now >= end else None
+        )
+    firing = reading.firing
     completed = (
         parse_endpoint({**item.raw, "spec": record.completed_spec})
         if record.completed_spec is not None
@@ -429,8 +463,7 @@ def plan(
     )
     observed = Observed(
         new_ready=_runs(primary, build_deployment(workload_for(endpoint, region))),
-        idle=endpoint.desired_state == "stopped"
-        or workload_for(endpoint, region).replicas == 0,
+        idle=endpoint.desired_state == "stopped" or workload_for(endpoint, region).replicas == 0,
         primary_completed=completed is not None
         and _template_inputs(primary or {})
         == _template_inputs(build_deployment(workload_for(completed, region))),
@@ -439,6 +472,8 @@ def plan(
         canary_serving=_canary_serves(canary, built_canary),
         serving=serving,
         firing=firing,
+        gate_at=now - reading.age if reading.problem is None and alarms is not None else None,
+        gate_problem=reading.problem,
     )
     decision = decide(
         policy=policy,

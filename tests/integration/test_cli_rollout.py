@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from actors.app.cli import main
@@ -33,6 +34,22 @@ POLICY = {
     "progress_deadline_seconds": 600,
     "alarms": ["chat-5xx", "chat-p99"],
 }
+
+
+@pytest.fixture(autouse=True)
+def alarms(dynamo_url: str) -> None:
+    """The policy's alarms exist in every region's CloudWatch (the moto server's)."""
+    for region in (US, EU, AP):
+        cw = boto3.client(
+            "cloudwatch", region_name=region, endpoint_url=dynamo_url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        for name in POLICY["alarms"]:
+            cw.put_metric_alarm(
+                AlarmName=name, MetricName="5xx", Namespace="inference", Statistic="Sum",
+                Period=60, EvaluationPeriods=1, Threshold=1.0,
+                ComparisonOperator="GreaterThanThreshold",
+            )  # fmt: skip
 
 
 def create_chat(cli: Callable[..., CliResult], *extra: str) -> None:
@@ -211,6 +228,34 @@ def test_a_policy_re_added_after_no_rollout_seeds_the_spec_every_region_serves(
     assert cli("update", "chat", *POLICY_FLAGS).status == 0
     after = item(cli)
     assert RolloutRecord.from_item(after).completed_revision == revision(after["spec"])
+
+
+def test_an_alarm_name_cloudwatch_does_not_know_is_refused(
+    cli: Callable[..., CliResult],
+) -> None:
+    """Case 7: a misspelled alarm would leave the gate unread; refused while CloudWatch
+    answers, in one line, nothing written."""
+    create_chat(cli)
+    before = item(cli)
+    result = cli("update", "chat", "--image", V2, "--waves", US, "--alarm", "Chat-5xx")
+    assert (result.status, result.out) == (2, "")
+    assert result.err == (
+        f"{PREFIX}alarm 'Chat-5xx' does not exist in CloudWatch in {US} (names are "
+        "case-sensitive): the gate would never be read\n"
+    )
+    assert item(cli) == before
+    assert cli("update", "chat", "--waves", US, "--alarm", "chat-5xx").status == 0
+
+
+def test_alarm_names_are_written_with_a_note_when_cloudwatch_cannot_be_read(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_chat(cli)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")
+    result = cli("update", "chat", "--waves", US, "--alarm", "whatever")
+    assert result.status == 0
+    assert f"note: alarms not checked in {US}: CloudWatch not readable" in result.err
+    assert item(cli)["spec"]["rollout"]["alarms"] == ["whatever"]
 
 
 def test_pause_resume_abort(cli: Callable[..., CliResult]) -> None:

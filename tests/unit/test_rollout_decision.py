@@ -13,7 +13,6 @@ from actors.rollout import (
     Observed,
     Plan,
     RolloutDecision,
-    baked,
     decide,
     parked,
 )
@@ -55,7 +54,9 @@ def run(statuses, *, region="eu-west-1", record=RECORD, policy=POLICY, observed=
             (SERVE_COMPLETED, "waiting"), entry("stepping", ago=50, state="updating"), id="rolling"
         ),
         pytest.param((SERVE_COMPLETED, "waiting"), entry("baking", ago=299), id="bake-not-over"),
-        pytest.param((SERVE_NEW, "stepping"), entry("baking", ago=300), id="baked"),
+        pytest.param(
+            (SERVE_COMPLETED, "waiting"), entry("baking", ago=900), id="bake-over-not-done-yet"
+        ),
         pytest.param((SERVE_NEW, "stepping"), entry("done", ago=1), id="done"),
         pytest.param(
             (SERVE_COMPLETED, "waiting"),
@@ -70,19 +71,26 @@ def test_a_later_wave_waits_until_every_earlier_region_baked(expected, first_wav
     assert expected == (decision.serve, decision.phase)
 
 
-def test_a_waiting_region_looks_again_when_the_earlier_bake_ends() -> None:
-    """Not only when the earlier region next writes: its bake end is in the table."""
-    decision = run({"us-east-1": entry("baking", ago=100)})
-    assert (decision.phase, decision.next_check) == ("waiting", NOW + 200)
-
-
 def test_a_bake_is_never_cut_short_by_a_timestamp_rounded_to_the_second() -> None:
     """The phase's start goes to the table to the microsecond: cut to the second, a bake
-    begun at .6 s would end 0.6 s early in every later region's judgement."""
+    begun at .6 s would end 0.6 s early."""
     plan = Plan(RolloutDecision(SERVE_NEW, "baking", R, None, NOW + 0.6), None, None, R)
-    stamped = plan.stamp(RegionStatus(state="running"))
-    assert baked(stamped, R, 300, NOW + 300.6)
-    assert not baked(stamped, R, 300, NOW + 300.5)
+    own = plan.stamp(RegionStatus(state="running"))
+    ready = Observed(new_ready=True)
+
+    def at(now: float) -> str:
+        return decide(
+            policy=POLICY,
+            record=RECORD,
+            revision=R,
+            targets=TARGETS,
+            statuses={"us-east-1": own},
+            region="us-east-1",
+            observed=ready,
+            now=now,
+        ).phase
+
+    assert (at(NOW + 300.5), at(NOW + 300.6)) == ("baking", "done")
 
 
 def test_a_region_not_due_without_a_completed_revision_touches_nothing() -> None:
@@ -392,3 +400,22 @@ def test_a_stopped_region_holds_its_clock_and_is_never_done_for_what_did_not_run
     # A region done before the stop baked what ran: it stays done.
     done = run({"us-east-1": entry("done", ago=5)}, region="us-east-1", observed=idle)
     assert done.phase == "done"
+
+
+def test_a_bake_is_done_only_after_a_gate_read_taken_after_its_end() -> None:
+    policy = RolloutPolicy(waves=POLICY.waves, bake_seconds=300, alarms=("a-5xx",))
+    own = {"us-east-1": entry("baking", ago=300)}
+    end = NOW
+
+    def at(**observed) -> RolloutDecision:
+        return run(
+            own, region="us-east-1", policy=policy, observed=Observed(new_ready=True, **observed)
+        )
+
+    early = at(gate_at=end - 1)
+    assert (early.phase, early.gate) == ("baking", "alarms not read since the bake ended")
+    assert at(gate_at=end).phase == "done"
+    missing = at(gate_problem="alarm a-5xx does not exist in CloudWatch")
+    assert (missing.phase, missing.gate) == ("baking", "alarm a-5xx does not exist in CloudWatch")
+    # Without alarms there is no gate to read.
+    assert run(own, region="us-east-1", observed=Observed(new_ready=True)).phase == "done"
