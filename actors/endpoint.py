@@ -128,6 +128,9 @@ class EndpointContext:
     unhealthy_threshold: float = 300.0
     #: `last_sync` is refreshed about this often even when nothing changes (0 = never).
     heartbeat: float = 300.0
+    #: How long another region's daemon may go without writing its status entry before
+    #: it counts as silent in a rollout (`actors.silence.silence_limit`; inf: never).
+    silence: float = float("inf")
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     on_reconciled: Callable[[str, float], None] | None = None
     #: Told of notable events (`status_written`), for metrics; called on the actor's thread.
@@ -408,6 +411,7 @@ class EndpointActor(pykka.ThreadingActor):
             ).serve_traffic,
             alarms=self.ctx.alarms,
             now=now,
+            silence=self.ctx.silence,
         )
         if step is not None and step.decision.halt is not None:
             fence = self._fence()

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.desired import iso_now, precise_iso, rollout_complete, step_canary, workload_for
+from actors.silence import silent_regions
 from actors.watchdog import parse_time
 from k8s.manifests import build_canary_deployment, build_deployment
 from k8s.workload import TEMPLATE_SPEC_HASH_ANNOTATION, CanaryWorkload
@@ -172,8 +173,10 @@ def decide(
     region: str,
     observed: Observed,
     now: float,
+    silence: float = math.inf,
 ) -> RolloutDecision:
-    """Decide what `region` serves and reports now (see the module's table)."""
+    """Decide what `region` serves and reports now (see the module's table); `silence`:
+    how long another region may go without writing its entry (`actors.silence`)."""
     own = statuses.get(region)
     completed = record.completed_revision if record.completed_spec is not None else None
     on_new = own is not None and own.revision == revision and own.rollout in ACTIVE
@@ -231,6 +234,7 @@ def decide(
             region=region,
             observed=observed,
             now=now,
+            silence=silence,
         )
         return dataclasses.replace(decision, halt=reason)
 
@@ -251,6 +255,38 @@ def decide(
         if on_new:
             return result(SERVE_NEW, "paused", revision, own_step, weight=weight(own_step))
         return elsewhere("paused")
+    if math.isfinite(silence):
+        # A region expected to move R that stopped reporting: past the progress deadline
+        # it halts R; before, it is named (the next wave waits: only `done` counts).
+        quiet = silent_regions(policy, targets, statuses, revision, exclude=region, now=now)
+        limit = max(silence, float(policy.progress_deadline_seconds))
+        if quiet and quiet[0].quiet >= limit:
+            first = quiet[0]
+            return halt(
+                f"{first.region} silent for {int(first.quiet)}s: no status past the "
+                f"progress deadline ({policy.progress_deadline_seconds}s)"
+            )
+        silent = [q for q in quiet if q.quiet > silence]
+        decision = decide(
+            policy=policy,
+            record=record,
+            revision=revision,
+            targets=targets,
+            statuses=statuses,
+            region=region,
+            observed=observed,
+            now=now,
+        )
+        wakes = [q.last + t for q in quiet for t in (silence, limit) if q.last + t > now]
+        if wakes:
+            decision = dataclasses.replace(
+                decision, next_check=min(decision.next_check or math.inf, min(wakes) + 0.01)
+            )
+        if silent and decision.gate is None and decision.phase in ("waiting", "done"):
+            # Stable text (no running count), so it is written once, not at every look.
+            names = ", ".join(f"{q.region} silent since {iso_now(q.last)}" for q in silent)
+            decision = dataclasses.replace(decision, gate=names)
+        return decision
     if not on_new:
         wave = wave_of(policy, targets, region)
         earlier = [r for w in policy.waves_for(targets)[:wave] for r in w]
@@ -429,6 +465,7 @@ def plan(
     serving: bool,
     alarms: Callable[[Sequence[str], float | None], AlarmReading] | None,
     now: float,
+    silence: float = math.inf,
 ) -> Plan | None:
     """Decide for `endpoint` (the item's, valid) in `region` from its cached Deployments;
     None when the item has no policy (it behaves as without this feature)."""
@@ -484,6 +521,7 @@ def plan(
         region=region,
         observed=observed,
         now=now,
+        silence=silence,
     )
     if policy.alarms and needs_alarms(policy, revision, own):
         # An alarm can fire at any moment of a step or a bake: look again soon, not only

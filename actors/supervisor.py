@@ -60,6 +60,7 @@ from actors.poller import PollerActor, request_poll
 from actors.ports import Cluster, EndpointStore
 from actors.scan_plan import plan_scan
 from actors.scheduler import Scheduler, Timer
+from actors.silence import silence_limit
 from k8s.errors import NotSynced
 from k8s.gateway import WatchEvent, endpoint_candidates
 from store.dynamo import LoadedItem
@@ -298,6 +299,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 permits=self.permits,
                 unhealthy_threshold=self.config.unhealthy_threshold,
                 heartbeat=self.config.status_heartbeat,
+                silence=silence_limit(self.config.status_heartbeat, self.config.reconcile_interval),
                 on_reconciled=self.on_reconciled,
                 on_event=self.notify,
             )

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from actors.silence import silence_limit, silent_regions
 from store.dynamo import LoadedItem
 from store.model import RegionStatus, parse_timestamp
 from store.rollout import RolloutPolicy, RolloutRecord, parse_rollout, revision
@@ -27,6 +28,9 @@ __all__ = ["HEADER", "RegionRow", "RolloutView", "duration", "phase_text", "shor
 HEADER = ("WAVE", "REGION", "REVISION", "PHASE", "SINCE", "REASON")
 #: Digits of a revision shown in tables (the table keeps 16).
 SHORT = 8
+#: After how long without a status write a region expected to report is shown silent:
+#: the daemon's defaults (300 s heartbeat, 15 s poll interval; `actors.silence`).
+DEFAULT_SILENCE = silence_limit(300.0, 15.0)
 
 
 def short(rev: str | None) -> str:
@@ -114,8 +118,11 @@ class RolloutView:
     regions: tuple[RegionRow, ...]
 
     @classmethod
-    def of(cls, loaded: LoadedItem, now: float | None) -> RolloutView:
-        """The view of the item `loaded` at `now` (epoch seconds; None: no elapsed times)."""
+    def of(
+        cls, loaded: LoadedItem, now: float | None, *, silence: float = DEFAULT_SILENCE
+    ) -> RolloutView:
+        """The view of the item `loaded` at `now` (epoch seconds; None: no elapsed times).
+        A region expected to report that has not for `silence` seconds is shown silent."""
         raw = loaded.raw
         spec = raw.get("spec") if isinstance(raw.get("spec"), dict) else {}
         policy = parse_rollout(spec)
@@ -125,6 +132,17 @@ class RolloutView:
         halt = record.halted(target)
         regions = [str(r) for r in loaded.target_regions]
         waves = policy.waves_for(regions) if policy is not None else (tuple(regions),)
+        quiet = (
+            {
+                s.region: s.quiet
+                for s in silent_regions(
+                    policy, regions, loaded.region_status, target, exclude="", now=now
+                )
+                if s.quiet > silence
+            }
+            if policy is not None and now is not None and halt is None
+            else {}
+        )
         rows = []
         for number, wave in enumerate(waves, start=1):
             for region in wave:
@@ -134,6 +152,8 @@ class RolloutView:
                     if policy is not None
                     else "-"
                 )
+                if region in quiet:
+                    phase = f"{phase}, silent {duration(quiet[region])}"
                 rows.append(
                     RegionRow(
                         wave=number,

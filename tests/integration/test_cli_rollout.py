@@ -172,7 +172,9 @@ def test_status_shows_waves_by_regions(
     assert rows[0] == ["WAVE", "REGION", "REVISION", "PHASE", "SINCE", "REASON"]
     # Long past its bake: elapsed over the bake's length.
     assert rows[1][:4] == ["1", US, new[:8], "baking"]
-    assert (rows[1][4].endswith("h/5m"), rows[1][5:]) == (True, ["12:03:04Z"])
+    # ... and silent: its last status write is as old (no daemon writes it).
+    assert (rows[1][4].endswith("h/5m,"), rows[1][5], rows[1][6][-1]) == (True, "silent", "h")
+    assert rows[1][7:] == ["12:03:04Z"]
     assert rows[2:] == [["2", EU, old[:8], "waiting", "12:00:00Z"], ["2", AP, "-", "-", "-"]]
     document = cli("rollout", "status", "chat", "--json").json()
     assert (document["target_revision"], document["completed_revision"]) == (new, old)

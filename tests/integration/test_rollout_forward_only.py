@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from actors.app.rollout_status import RolloutView
 from actors.clock import FakeClock
 from actors.endpoint import EndpointActor
 from actors.messages import SpecChanged
@@ -235,3 +236,59 @@ def test_a_stop_mid_rollout_holds_the_region_clock_and_start_resumes(
         status = world.status("m1", region)
         assert (world.image("m1", region), status.state) == (V2, "running")
         assert status.replicas_ready >= 1
+
+
+# -- a bake counts only while its region keeps reporting (case 4) ----------------------------
+
+#: Short heartbeats, so a silent region is told in fake seconds: 10 x 1.2 + 3 x 5 = 27 s.
+HEARTBEAT = {"STATUS_HEARTBEAT_SECONDS": "10"}
+
+
+@pytest.fixture
+def reporting_world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
+    """`world`, each daemon writing its status at least every 10 s."""
+    clock = FakeClock()
+    with regions(dynamo_url, table_name, (US, EU, AP), clock) as scenario:
+        for region in scenario.names:
+            scenario.start(region, **HEARTBEAT)
+        scenario.put("m1")
+        scenario.drive(
+            "m1",
+            lambda: all(
+                (s := scenario.status("m1", r)) is not None and s.state == "running"
+                for r in scenario.names
+            ),
+            what="m1 running everywhere",
+        )
+        yield scenario
+
+
+def test_a_baking_region_whose_daemon_died_stops_the_next_wave_then_halts(
+    reporting_world: Regions,
+) -> None:
+    """Its bake does not count once it stops reporting: the next wave waits, the others
+    and `rollout status` name it silent, and past the progress deadline the revision
+    halts with that reason and the regions roll back."""
+    world = reporting_world
+    deadline = 90
+    world.update("m1", V2, {**POLICY, "bake_seconds": 20, "progress_deadline_seconds": deadline})
+    new = _rev(world)
+    world.drive("m1", lambda: _on(world, US, new, "baking"), what="the first wave baking")
+    world.stop(US)
+    gone = world.clock.time()
+
+    def noticed() -> bool:
+        assert world.timeline.when(EU, V2) is None, "a later wave took a bake nobody reported"
+        view = RolloutView.of(world.item("m1"), world.clock.time(), silence=27)
+        us = next(row for row in view.regions if row.region == US)
+        eu = next(row for row in view.regions if row.region == EU)
+        return ", silent " in us.phase and eu.reason.startswith(f"{US} silent since ")
+
+    world.drive("m1", noticed, timeout=120, what="the silence to be shown")
+    world.drive("m1", lambda: world.record("m1").halt is not None, timeout=120, what="the halt")
+    halt = world.record("m1").halt
+    assert halt.reason.startswith(f"{US} silent for "), halt.reason
+    assert world.clock.time() - gone >= deadline
+    assert world.timeline.when(EU, V2) is None
+    assert world.timeline.when(AP, V2) is None
+    assert world.record("m1").completed_revision != new
