@@ -62,7 +62,8 @@ def test_a_silent_baking_region_is_named_then_halts_past_the_deadline() -> None:
     assert quiet.gate == f"{US} silent since {iso_now(NOW - 100)}"
     assert quiet.next_check == NOW - 100 + 600 + 0.01
     halted = run({US: entry("baking", quiet=600)})
-    assert halted.halt is not None and halted.halt.startswith(f"{US} silent for 600s")
+    assert halted.halt is not None
+    assert halted.halt.startswith(f"{US} silent for 600s")
     assert (halted.serve, halted.phase) == ("completed", "rolled_back")
 
 
