@@ -25,9 +25,11 @@ region's entry; "on R" = `own.revision == R` in an active phase):
 | baking for bake_seconds, ready | R | done; the last region done records C := R |
 
 A step's canary is R's whole pod (`actors.desired.step_canary`: ceil(replicas x weight /
-100) replicas, at least 1); it gets its weight once its pods all run R and one is ready (0
-before), and the step's `step_seconds` count from the step's start or, if later, from when
-the canary became available (the cluster's `Available` condition).
+100) replicas, at least 1, replicas being the HPA's current count when autoscaled); it gets
+the largest step weight its ready pods carry at a primary pod's share each (`carried`; 0
+before one is ready), and the step's `step_seconds` count from the step's start or, if
+later, from when the canary became available (the cluster's `Available` condition). When
+promoted, the canary keeps the last step's weight until the new primary is ready.
 
 Failures while on R (a step or promotion not ready within `progress_deadline_seconds`, the
 watchdog cut traffic, an alarm in ALARM; the supervisor's `parked` for a crash loop) record
@@ -121,6 +123,8 @@ class RolloutDecision:
         complete: every target region is done: record the completion.
         next_check: epoch seconds at which the decision may change by time alone.
         gate: why this region's alarm gate is not passed (reported as its status's error).
+        promoting: the new revision is the primary (rolling out) and `weight` is the
+            canary's, kept until the primary is ready.
     """
 
     serve: str
@@ -133,6 +137,7 @@ class RolloutDecision:
     complete: bool = False
     next_check: float | None = None
     gate: str | None = None
+    promoting: bool = False
 
 
 def wave_of(policy: RolloutPolicy, targets: Sequence[str], region: str) -> int:
@@ -327,14 +332,17 @@ def decide(
         serving = max(since, observed.canary_since or since)
         if observed.canary_ready and now - serving >= policy.step_seconds:
             nxt = own_step + 1
+            # Promoted: the canary keeps this step's weight while the primary rolls.
+            promoting = nxt == len(steps)
             return RolloutDecision(
                 SERVE_NEW,
                 "stepping",
                 revision,
                 nxt,
                 now,
-                weight=weight(nxt),
+                weight=steps[own_step] if promoting else weight(nxt),
                 next_check=now + (policy.step_seconds if nxt < len(steps) else deadline),
+                promoting=promoting,
             )
         if not observed.canary_ready and now - since >= deadline:
             return halt(f"canary at {steps[own_step]}% not ready within {deadline}s")
@@ -359,8 +367,18 @@ def decide(
             )
         if now - since >= deadline:
             return halt(f"not ready within {deadline}s")
+        # Promoting: the canary keeps the last step's weight and pods until the promoted
+        # primary is rolled out and ready, so the new revision's share never falls.
+        keep = steps[-1] if steps and observed.canary_serving else None
         return RolloutDecision(
-            SERVE_NEW, "stepping", revision, own_step, since, next_check=since + deadline
+            SERVE_NEW,
+            "stepping",
+            revision,
+            own_step,
+            since,
+            weight=keep,
+            next_check=since + deadline,
+            promoting=keep is not None,
         )
     gate = observed.gate_problem if policy.alarms else None
     if phase == "baking":
@@ -531,17 +549,52 @@ def plan(
         )
     if decision.serve == HOLD:
         return Plan(decision, None, None, revision)
-    if decision.serve == SERVE_COMPLETED or decision.weight is not None:
+    if decision.serve == SERVE_COMPLETED or (
+        decision.weight is not None and not decision.promoting
+    ):
         assert completed is not None
         served = completed
     else:
         served = endpoint
     step = None
     if decision.weight is not None:
-        # The step's weight once the canary can answer; until then its objects exist
-        # (the Ingress may name its Service) but it takes no traffic.
-        step = step_canary(endpoint, region, decision.weight if observed.canary_serving else 0)
+        # Sized for the step's weight from the primary's replicas (the HPA's current count
+        # when it scales them); the weight applied is the largest step weight its ready
+        # pods carry (`carried`): until one is ready its objects exist (the Ingress may
+        # name its Service) but it takes no traffic.
+        primary_replicas = _primary_replicas(endpoint, region, primary)
+        sized = step_canary(endpoint, region, decision.weight, primary_replicas=primary_replicas)
+        ready = _ready(canary) if observed.canary_serving else 0
+        step = dataclasses.replace(
+            sized, weight=carried(decision.weight, policy.steps, ready, primary_replicas)
+        )
     return Plan(decision, served, step, revision)
+
+
+def carried(weight: int, steps: Sequence[int], ready: int, primary_replicas: int) -> int:
+    """The canary weight to apply for a step of `weight`: the largest step weight up to it
+    whose share `ready` canary pods carry at no more than a primary pod's share of all
+    traffic (100 / `primary_replicas` percent each: ready >= ceil(replicas x w / 100));
+    0 when none. While a bigger canary becomes ready the previous step's weight holds."""
+    for candidate in sorted({*(s for s in steps if s <= weight), weight}, reverse=True):
+        if ready >= max(1, math.ceil(max(primary_replicas, 1) * candidate / 100)):
+            return candidate
+    return 0
+
+
+def _primary_replicas(endpoint: Endpoint, region: str, primary: dict[str, Any] | None) -> int:
+    """The primary's replica count a canary is sized from: the spec's, or with autoscaling
+    the live Deployment's (what the HPA currently sets; `min_replicas` before it exists)."""
+    workload = workload_for(endpoint, region)
+    if workload.autoscaling is None or primary is None:
+        return workload.autoscaling.min_replicas if workload.autoscaling else workload.replicas
+    return max(
+        workload.autoscaling.min_replicas, int((primary.get("spec") or {}).get("replicas") or 0)
+    )
+
+
+def _ready(live: dict[str, Any] | None) -> int:
+    return int(((live or {}).get("status") or {}).get("readyReplicas") or 0)
 
 
 def parked(

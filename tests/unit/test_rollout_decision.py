@@ -13,6 +13,7 @@ from actors.rollout import (
     Observed,
     Plan,
     RolloutDecision,
+    carried,
     decide,
     parked,
 )
@@ -186,7 +187,15 @@ def test_steps_serve_the_new_revision_as_canary_then_promote() -> None:
     assert (nxt.step, nxt.weight, nxt.since) == (1, 50, NOW)
     own = entry("stepping", ago=60, step=1, state="running")
     promoted = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
-    assert (promoted.step, promoted.weight) == (2, None)
+    # Promoted: the canary keeps the last step's weight while the new primary rolls.
+    assert (promoted.step, promoted.weight, promoted.promoting) == (2, 50, True)
+    own = entry("stepping", ago=5, step=2, state="updating")
+    rolling = Observed(canary_ready=True, canary_serving=True)
+    held = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=rolling)
+    assert (held.phase, held.weight, held.promoting) == ("stepping", 50, True)
+    ready = Observed(new_ready=True, canary_ready=True, canary_serving=True)
+    baking = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
+    assert (baking.phase, baking.weight) == ("baking", None)
     own = entry("stepping", ago=30, step=0, state="running")
     held = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
     assert (held.step, held.weight, held.next_check) == (0, 10, NOW + 30)
@@ -419,3 +428,15 @@ def test_a_bake_is_done_only_after_a_gate_read_taken_after_its_end() -> None:
     assert (missing.phase, missing.gate) == ("baking", "alarm a-5xx does not exist in CloudWatch")
     # Without alarms there is no gate to read.
     assert run(own, region="us-east-1", observed=Observed(new_ready=True)).phase == "done"
+
+
+@pytest.mark.parametrize(
+    ("ready", "expected"),
+    [(0, 0), (1, 25), (2, 25), (3, 75)],
+)
+def test_a_step_weight_needs_ready_canary_pods_carrying_a_primary_pods_share(
+    ready: int, expected: int
+) -> None:
+    """4 primary replicas: 75 % needs 3 ready canary pods (25 % each, a primary pod's
+    share of all traffic); until then the previous step's 25 % holds."""
+    assert carried(75, (25, 75), ready, 4) == expected
