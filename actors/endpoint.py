@@ -384,6 +384,10 @@ class EndpointActor(pykka.ThreadingActor):
             threshold=self.ctx.unhealthy_threshold,
         )
         self._report(status if step is None else step.stamp(status))
+        if status.state == "running":
+            # An item whose `namespace` was edited moved: its objects in the new namespace
+            # are ready, so those left in the old one go (architecture section 4).
+            self._remove_elsewhere(name, endpoint.namespace)
         if step is not None:
             self._announce_rollout(before, step, endpoint, now)
         if step is not None and step.decision.complete:
@@ -538,6 +542,15 @@ class EndpointActor(pykka.ThreadingActor):
                 else:
                     left.append(f"{kind} {where}{obj_name}")
         return terminating, left
+
+    def _remove_elsewhere(self, name: str, namespace: str) -> None:
+        """Delete endpoint `name`'s objects in every watched namespace but `namespace`
+        (cached reads: nothing is asked of the API server unless something is there)."""
+        for other in self.ctx.watched():
+            if other != namespace:
+                _, left = self._remove_owned(name, namespace=other)
+                if left:
+                    self.log.warning("objects left in the old namespace", objects=left)
 
     def _delete(self, endpoint: Endpoint) -> None:
         name = endpoint.endpoint_name

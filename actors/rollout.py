@@ -226,7 +226,9 @@ def decide(
         return steps[step] if step is not None and step < len(steps) else None
 
     if revision == record.completed_revision:
-        return result(SERVE_NEW, "done", revision, None)
+        # The step a done region reported stays: the completion changes nothing it says
+        # (its `since` and its one `RolloutDone` stand).
+        return result(SERVE_NEW, "done", revision, own.step if on_new and own else None)
 
     def halt(reason: str) -> RolloutDecision:
         halted = dataclasses.replace(record, halt=Halt(revision, region, reason, ""))

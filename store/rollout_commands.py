@@ -6,12 +6,12 @@ without `spec.rollout` (`OperationRefused`): there is no rollout to steer."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from store import errors
 from store.commands import Change, update_spec
-from store.model import utc_timestamp
 from store.rollout import ATTRIBUTE, Halt, RolloutRecord, revision
 
 if TYPE_CHECKING:
@@ -73,7 +73,8 @@ def abort(loaded: LoadedItem, by: str = "a person", at: str | None = None) -> Ch
         revision=current,
         region="",
         reason=f"aborted by {by}",
-        at=at or utc_timestamp(),
+        # The daemon's format for a halt's time (`...Z`), not `updated_at`'s `+00:00`.
+        at=at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     return _record_change(loaded, {"halt": halt.to_item()})
 

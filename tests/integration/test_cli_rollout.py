@@ -4,6 +4,7 @@ abort` (architecture section 12) against a local DynamoDB, through the real CLI 
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -284,6 +285,8 @@ def test_pause_resume_abort(cli: Callable[..., CliResult]) -> None:
         "",
         f"aborted by {who}",
     )
+    # The daemon's format for a halt's time: UTC with a Z (as `rollout status` prints it).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", halt.at), halt.at
     again = cli("rollout", "abort", "chat")
     assert (again.status, again.err) == (
         1,

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from actors.app.rollout_status import RolloutView
 from actors.clock import FakeClock
@@ -16,6 +17,7 @@ from store.commands import set_desired_state
 from store.dynamo import LoadedItem
 from store.rollout import revision
 from store.rollout_commands import update_and_seed
+from tests.integration.harness import NAMESPACE
 from tests.integration.regions import INTERVAL, Regions, regions
 
 US, EU, AP = "us-east-1", "eu-west-1", "ap-south-1"
@@ -292,3 +294,28 @@ def test_a_baking_region_whose_daemon_died_stops_the_next_wave_then_halts(
     assert world.timeline.when(EU, V2) is None
     assert world.timeline.when(AP, V2) is None
     assert world.record("m1").completed_revision != new
+
+
+def test_completion_announces_done_once_per_region_and_keeps_its_since(world: Regions) -> None:
+    """Case 11: each region's `RolloutDone` Event is emitted once, and recording the
+    completion does not reset the `since` a region reported done with."""
+    world.update("m1", V2, {**POLICY, "bake_seconds": 10})
+    new = _rev(world)
+    done_since: dict[str, str] = {}
+
+    def complete() -> bool:
+        for region in world.names:
+            status = world.status("m1", region)
+            if status.revision == new and status.rollout == "done":
+                done_since.setdefault(region, status.since)
+        return world.record("m1").completed_revision == new
+
+    world.drive("m1", complete, timeout=180, what="the rollout to complete")
+    start = world.clock.time()
+    world.drive("m1", lambda: world.clock.time() - start > 4 * INTERVAL, what="time to pass")
+    for region in world.names:
+        assert world.status("m1", region).since == done_since[region], region
+        events = client.CoreV1Api(world.kits[region].kube.api).list_namespaced_event(
+            NAMESPACE, field_selector="involvedObject.name=m1,reason=RolloutDone"
+        )
+        assert sum(e.count or 1 for e in events.items) == 1, region
