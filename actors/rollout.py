@@ -22,7 +22,7 @@ region's entry; "on R" = `own.revision == R` in an active phase):
 | due, not on R | R (first step's canary if the primary serves C, else the primary) | stepping |
 | on R, step k < len(steps) | C primary, R canary at steps[k] | stepping (k+1 after step_seconds) |
 | on R, all steps done | R as primary | stepping until ready, then baking |
-| baking for bake_seconds, ready | R | done; the last region done records C := R |
+| baked, ready, alarms read after the end | R | done; the last region done records C := R |
 
 A step's canary is R's whole pod (`actors.desired.step_canary`: ceil(replicas x weight /
 100) replicas, at least 1, replicas being the HPA's current count when autoscaled); it gets

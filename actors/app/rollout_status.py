@@ -84,6 +84,8 @@ class RegionRow:
     since: str | None
     state: str | None
     reason: str
+    #: Expected to report and silent past the limit (`actors.silence`).
+    silent: bool = False
 
     def cells(self) -> tuple[str, ...]:
         since = self.since or ""
@@ -100,6 +102,7 @@ class RegionRow:
             "since": self.since,
             "state": self.state,
             "reason": self.reason,
+            "silent": self.silent,
         }
 
 
@@ -140,7 +143,7 @@ class RolloutView:
                 )
                 if s.quiet > silence
             }
-            if policy is not None and now is not None and halt is None
+            if policy is not None and now is not None
             else {}
         )
         rows = []
@@ -162,6 +165,7 @@ class RolloutView:
                         phase=phase,
                         since=status.since if status else None,
                         state=status.state if status else None,
+                        silent=region in quiet,
                         reason=_reason(
                             region, status, halt.to_item() if halt else None, target=target
                         ),
@@ -184,11 +188,13 @@ class RolloutView:
     @property
     def settled(self) -> bool:
         """Nothing more will happen without a person: completed everywhere, or halted and
-        every region reports it failed or rolled back (or no policy at all)."""
+        every region reports it failed or rolled back, or is silent (its daemon will react
+        when it is back), or no policy at all."""
         if self.policy is None or self.target == self.completed:
             return True
         return self.halt is not None and all(
-            row.phase in ("failed", "rolled_back", "superseded") for row in self.regions
+            row.silent or row.phase.split(",")[0] in ("failed", "rolled_back", "superseded")
+            for row in self.regions
         )
 
     @property

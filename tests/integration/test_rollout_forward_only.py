@@ -294,6 +294,12 @@ def test_a_baking_region_whose_daemon_died_stops_the_next_wave_then_halts(
     assert world.timeline.when(EU, V2) is None
     assert world.timeline.when(AP, V2) is None
     assert world.record("m1").completed_revision != new
+    # `rollout status --watch` stops: the others rolled back, the silent one is named.
+    world.drive(
+        "m1",
+        lambda: RolloutView.of(world.item("m1"), world.clock.time(), silence=27).settled,
+        what="the rollout settled",
+    )
 
 
 def test_completion_announces_done_once_per_region_and_keeps_its_since(world: Regions) -> None:
