@@ -325,3 +325,27 @@ def test_completion_announces_done_once_per_region_and_keeps_its_since(world: Re
             NAMESPACE, field_selector="involvedObject.name=m1,reason=RolloutDone"
         )
         assert sum(e.count or 1 for e in events.items) == 1, region
+
+
+def test_a_wave_whose_region_never_reports_is_bounded_by_the_progress_deadline(
+    reporting_world: Regions,
+) -> None:
+    """Case 4: a daemon down before its wave: once the wave is due, the silent region
+    halts the revision past the progress deadline instead of holding it forever."""
+    world = reporting_world
+    world.stop(EU)
+    world.update(
+        "m1",
+        V2,
+        {"waves": [[US], [EU]], "bake_seconds": 10, "progress_deadline_seconds": 60},
+    )
+    world.drive("m1", lambda: world.record("m1").halt is not None, timeout=120, what="the halt")
+    halt = world.record("m1").halt
+    assert halt.reason.startswith(f"{EU} silent for "), halt.reason
+    world.drive(
+        "m1",
+        lambda: world.image("m1", US) == "repo/model:v1",
+        what="the first wave rolled back",
+    )
+    assert world.timeline.when(AP, V2) is None
+    assert world.timeline.when(EU, V2) is None
