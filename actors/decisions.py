@@ -97,10 +97,14 @@ def rollout_decision(
     if d.phase in ("stepping", "baking") and was == "paused" and was_on_new:
         return Decision("RolloutResumed", f"rollout of {new} resumed ({d.phase})")
     if d.phase == "stepping":
-        share = f"canary at {d.weight}%" if d.weight is not None else "as the primary"
+        share = (
+            f"canary at {d.weight}%"
+            if d.weight is not None and not d.promoting
+            else "as the primary"
+        )
         if not was_on_new:
             return Decision("RolloutStarted", f"{new} started in this region, {share}")
-        if d.weight is not None:
+        if d.weight is not None and not d.promoting:
             return Decision("RolloutStepped", f"{new}: {share}")
         return Decision("RolloutPromoted", f"{new} promoted to the primary")
     if d.phase == "baking":

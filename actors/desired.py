@@ -126,7 +126,12 @@ def workload_for(
 
 
 def step_canary(
-    endpoint: Endpoint, region: str, weight: int, *, gpu_metric: str | None = None
+    endpoint: Endpoint,
+    region: str,
+    weight: int,
+    *,
+    gpu_metric: str | None = None,
+    primary_replicas: int | None = None,
 ) -> CanaryWorkload:
     """The canary of a rollout step (architecture section 12): the new revision `endpoint` (the
     item's
@@ -135,13 +140,15 @@ def step_canary(
     Its pod is the new spec's whole pod as `workload_for` builds the primary (the region's
     image override included: it is what this region will run once promoted). Its size is
     the new spec's share of capacity for its share of traffic: ceil(replicas x weight /
-    100), at least 1 (replicas: the spec's, or `min_replicas` with autoscaling; 0 when
+    100), at least 1 (replicas: `primary_replicas` when given - with autoscaling, what the
+    HPA currently sets - else the spec's, or `min_replicas` with autoscaling; 0 when
     stopped). A hand-made `spec.canary` is not this: `workload_for` maps it as it is.
     """
     pod = dataclasses.replace(
         workload_for(endpoint, region, gpu_metric=gpu_metric), canary=None, autoscaling=None
     )
-    replicas = 0 if pod.stopped else max(1, math.ceil(pod.replicas * weight / 100))
+    base = pod.replicas if primary_replicas is None else primary_replicas
+    replicas = 0 if pod.stopped else max(1, math.ceil(base * weight / 100))
     return CanaryWorkload(image=pod.image, weight=weight, replicas=replicas, pod=pod)
 
 

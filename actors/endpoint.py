@@ -23,7 +23,7 @@ from typing import Any
 import pykka
 import structlog
 
-from actors import decisions, rollout
+from actors import decisions, freshness, rollout
 from actors.backoff import Backoff
 from actors.clock import Clock
 from actors.desired import (
@@ -53,6 +53,7 @@ from k8s.errors import Retryable as ApiRetryable
 from k8s.fence import Fence, FenceSource
 from k8s.manifests import ManifestError, build_objects, object_key
 from k8s.naming import canary_name, ingress_name
+from store.alarms import AlarmReading
 from store.dynamo import LoadedItem
 from store.errors import ItemTooLarge, StoreError, Superseded
 from store.errors import Retryable as StoreRetryable
@@ -127,6 +128,9 @@ class EndpointContext:
     unhealthy_threshold: float = 300.0
     #: `last_sync` is refreshed about this often even when nothing changes (0 = never).
     heartbeat: float = 300.0
+    #: How long another region's daemon may go without writing its status entry before
+    #: it counts as silent in a rollout (`actors.silence.silence_limit`; inf: never).
+    silence: float = float("inf")
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     on_reconciled: Callable[[str, float], None] | None = None
     #: Told of notable events (`status_written`), for metrics; called on the actor's thread.
@@ -140,8 +144,9 @@ class EndpointContext:
     #: The per-pod metric an autoscaling metric `gpu` scales on (None: the builder's default).
     gpu_metric: str | None = None
     #: Which of the given CloudWatch alarm names are in ALARM in this region
-    #: (`store.alarms.AlarmReader.firing`); None: alarms are not read (architecture section 12).
-    alarms: Callable[[Sequence[str]], tuple[str, ...]] | None = None
+    #: (`store.alarms.AlarmReader.read(names, max_age)`); None: alarms are not read
+    #: (architecture section 12).
+    alarms: Callable[[Sequence[str], float | None], AlarmReading] | None = None
 
     def watched(self) -> Mapping[str, Cluster]:
         """The gateway of each watched namespace."""
@@ -174,6 +179,10 @@ class EndpointActor(pykka.ThreadingActor):
         self.last_reported: RegionStatus | None = (
             item.region_status.get(ctx.region) if item is not None else None
         )
+        # The record fields this actor wrote (a halt, a completion) and whether the table's
+        # entry for this region was found older than ours (architecture section 12).
+        self._recorded: freshness.Recorded | None = None
+        self._repair = False
         self._retry_timer: Timer | None = None
         self._watchdog_timer: Timer | None = None
         self._heartbeat_timer: Timer | None = None
@@ -234,8 +243,13 @@ class EndpointActor(pykka.ThreadingActor):
         if isinstance(message, Reconcile):
             self.slot.pending = False
         elif isinstance(message, SpecChanged):
-            self.item = message.item
-            self.last_reported = message.item.region_status.get(self.ctx.region)
+            # A scan queued while this actor was busy may be older than its own last
+            # writes: versions decide what is adopted, not arrival order.
+            adopted = freshness.adopt(
+                message.item, self.ctx.region, self.last_reported, self._recorded
+            )
+            self.item, self.last_reported = adopted.item, adopted.own
+            self._repair = self._repair or adopted.repair
             self.failures = 0
         elif isinstance(message, Retire):
             self.retiring = True
@@ -370,6 +384,10 @@ class EndpointActor(pykka.ThreadingActor):
             threshold=self.ctx.unhealthy_threshold,
         )
         self._report(status if step is None else step.stamp(status))
+        if status.state == "running":
+            # An item whose `namespace` was edited moved: its objects in the new namespace
+            # are ready, so those left in the old one go (architecture section 4).
+            self._remove_elsewhere(name, endpoint.namespace)
         if step is not None:
             self._announce_rollout(before, step, endpoint, now)
         if step is not None and step.decision.complete:
@@ -397,6 +415,7 @@ class EndpointActor(pykka.ThreadingActor):
             ).serve_traffic,
             alarms=self.ctx.alarms,
             now=now,
+            silence=self.ctx.silence,
         )
         if step is not None and step.decision.halt is not None:
             fence = self._fence()
@@ -408,6 +427,7 @@ class EndpointActor(pykka.ThreadingActor):
                 region=self.ctx.region,
                 **_epoch(fence),
             ):
+                self._remember(self.item.updated_at, {"halt": halt.to_item()})
                 self.log.warning("rollout halted", revision=halt.revision, reason=halt.reason)
                 self._announce(decisions.halted(halt), endpoint, now)
         return step
@@ -427,8 +447,16 @@ class EndpointActor(pykka.ThreadingActor):
             region=self.ctx.region,
             **_epoch(fence),
         ):
+            self._remember(
+                self.item.updated_at, {"completed_revision": revision, "completed_spec": spec}
+            )
             self.log.info("rollout complete in every target region", revision=revision)
             self._announce(decisions.completed(revision), endpoint, self.ctx.clock.time())
+
+    def _remember(self, updated_at: str | None, fields: dict[str, Any]) -> None:
+        """Keep the record fields this actor wrote, so an older scan cannot hide them."""
+        recorded = self._recorded or freshness.Recorded(updated_at)
+        self._recorded = recorded.add(updated_at, fields)
 
     def _announce_rollout(
         self, before: RegionStatus | None, step: rollout.Plan, endpoint: Endpoint, now: float
@@ -515,6 +543,15 @@ class EndpointActor(pykka.ThreadingActor):
                     left.append(f"{kind} {where}{obj_name}")
         return terminating, left
 
+    def _remove_elsewhere(self, name: str, namespace: str) -> None:
+        """Delete endpoint `name`'s objects in every watched namespace but `namespace`
+        (cached reads: nothing is asked of the API server unless something is there)."""
+        for other in self.ctx.watched():
+            if other != namespace:
+                _, left = self._remove_owned(name, namespace=other)
+                if left:
+                    self.log.warning("objects left in the old namespace", objects=left)
+
     def _delete(self, endpoint: Endpoint) -> None:
         name = endpoint.endpoint_name
         if self.last_reported is None or self.last_reported.state not in ("deleted", "deleting"):
@@ -585,11 +622,17 @@ class EndpointActor(pykka.ThreadingActor):
             )
             and _rollout_fields(status) == _rollout_fields(self.last_reported)
             and not self._heartbeat_due()
+            and not self._repair
         ):
             return
         fence = self._fence()
+        last = self.last_reported
         stamped = dataclasses.replace(
-            status, last_sync=iso_now(self.ctx.clock.time()), epoch=None, holder=None
+            status,
+            last_sync=iso_now(self.ctx.clock.time()),
+            epoch=None,
+            holder=None,
+            seq=(last.seq or 0) + 1 if last is not None else 1,
         )
         try:
             written = self._write_fitting(stamped, fence)
@@ -610,6 +653,7 @@ class EndpointActor(pykka.ThreadingActor):
                 desired=status.replicas_desired,
             )
         self.last_reported = stamped
+        self._repair = False
         self._arm_heartbeat()
 
     def _write_fitting(self, status: RegionStatus, fence: Fence | None) -> bool:

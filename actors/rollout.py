@@ -12,20 +12,24 @@ region's entry; "on R" = `own.revision == R` in an active phase):
 | situation | serves | phase |
 |---|---|---|
 | R == C | R | done |
+| on X (neither R nor C), X halted, auto_rollback | C | rolled_back |
+| on X, otherwise, not due (or R halted, or paused) | X, objects untouched | superseded |
 | R halted, auto_rollback, C known | C | rolled_back |
 | R halted otherwise | R if on R or failed at R (frozen), else C (or nothing new) | failed |
 | own reports failed at R, no halt recorded (a parked region's) | as halted | records the halt |
 | paused | what it serves (R at its step if on R, else C) | paused |
 | not on R, an earlier wave not baked | C; no C yet: objects left as they are | waiting |
-| due, not on R | R (first step's canary weight, or the primary) | stepping |
+| due, not on R | R (first step's canary if the primary serves C, else the primary) | stepping |
 | on R, step k < len(steps) | C primary, R canary at steps[k] | stepping (k+1 after step_seconds) |
 | on R, all steps done | R as primary | stepping until ready, then baking |
-| baking for bake_seconds, ready | R | done; the last region done records C := R |
+| baked, ready, alarms read after the end | R | done; the last region done records C := R |
 
 A step's canary is R's whole pod (`actors.desired.step_canary`: ceil(replicas x weight /
-100) replicas, at least 1); it gets its weight once its pods all run R and one is ready (0
-before), and the step's `step_seconds` count from the step's start or, if later, from when
-the canary became available (the cluster's `Available` condition).
+100) replicas, at least 1, replicas being the HPA's current count when autoscaled); it gets
+the largest step weight its ready pods carry at a primary pod's share each (`carried`; 0
+before one is ready), and the step's `step_seconds` count from the step's start or, if
+later, from when the canary became available (the cluster's `Available` condition). When
+promoted, the canary keeps the last step's weight until the new primary is ready.
 
 Failures while on R (a step or promotion not ready within `progress_deadline_seconds`, the
 watchdog cut traffic, an alarm in ALARM; the supervisor's `parked` for a crash loop) record
@@ -43,9 +47,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.desired import iso_now, precise_iso, rollout_complete, step_canary, workload_for
+from actors.silence import silent_regions
 from actors.watchdog import parse_time
 from k8s.manifests import build_canary_deployment, build_deployment
 from k8s.workload import TEMPLATE_SPEC_HASH_ANNOTATION, CanaryWorkload
+from store.alarms import AlarmReading
 from store.dynamo import LoadedItem
 from store.model import Endpoint, RegionStatus, parse_endpoint, parse_timestamp
 from store.rollout import Halt, RolloutPolicy, RolloutRecord, parse_rollout
@@ -59,6 +65,9 @@ SERVE_NEW, SERVE_COMPLETED, HOLD = "new", "completed", "hold"
 #: How often a region that steps or bakes under alarms reads them again (seconds); the
 #: alarm reader itself reuses an answer for 10 s.
 ALARM_POLL_SECONDS = 15.0
+#: How soon a region whose bake is over reads its alarms again when they could not be
+#: read after the bake's end (seconds).
+GATE_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,14 @@ class Observed:
             may take its step's weight (before that it gets 0, as an unready canary).
         serving: the watchdog has not cut traffic.
         firing: the policy's alarms that are in ALARM.
+        gate_at: when the alarms were last read with an answer for every name (epoch
+            seconds; None: not read, unreadable, or a name CloudWatch does not know).
+        gate_problem: why the alarms could not be read (a missing name, an error).
+        idle: the spec runs no pod here (the endpoint is stopped, or 0 replicas): the
+            region's rollout clock stands still, as paused (nothing bakes what did not run).
+        primary_completed: the primary Deployment runs the completed revision's pod (a
+            region held on a superseded revision as its primary takes the new one without
+            canary steps, whose primary would be the completed revision).
     """
 
     new_ready: bool = False
@@ -82,6 +99,10 @@ class Observed:
     canary_serving: bool = False
     serving: bool = True
     firing: tuple[str, ...] = ()
+    primary_completed: bool = True
+    idle: bool = False
+    gate_at: float | None = None
+    gate_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,9 @@ class RolloutDecision:
         halt: a reason when this region fails the revision (record a halt).
         complete: every target region is done: record the completion.
         next_check: epoch seconds at which the decision may change by time alone.
+        gate: why this region's alarm gate is not passed (reported as its status's error).
+        promoting: the new revision is the primary (rolling out) and `weight` is the
+            canary's, kept until the primary is ready.
     """
 
     serve: str
@@ -112,6 +136,8 @@ class RolloutDecision:
     halt: str | None = None
     complete: bool = False
     next_check: float | None = None
+    gate: str | None = None
+    promoting: bool = False
 
 
 def wave_of(policy: RolloutPolicy, targets: Sequence[str], region: str) -> int:
@@ -130,22 +156,16 @@ def needs_alarms(policy: RolloutPolicy, revision: str, own: RegionStatus | None)
     )
 
 
-def baked(status: RegionStatus | None, revision: str, bake: float, now: float) -> bool:
-    """A region has run `revision` for `bake` seconds (judged from the table's `since`)."""
-    if status is None or status.revision != revision or status.state != "running":
-        return False
-    if status.rollout == "done":
-        return True
-    since = parse_timestamp(status.since)
-    return status.rollout == "baking" and since is not None and now - since >= bake
-
-
-def bake_end(status: RegionStatus | None, revision: str, bake: float) -> float | None:
-    """When a region baking `revision` will have baked it (None if it is not baking it)."""
-    if status is None or status.revision != revision or status.rollout != "baking":
-        return None
-    since = parse_timestamp(status.since)
-    return None if since is None else since + bake
+def baked(status: RegionStatus | None, revision: str) -> bool:
+    """A region has baked `revision`: it reported itself `done` and running at it. Only the
+    region itself says so - after its bake, with its gates read after the bake's end - so
+    a region that stopped reporting never counts as baked."""
+    return (
+        status is not None
+        and status.revision == revision
+        and status.state == "running"
+        and status.rollout == "done"
+    )
 
 
 def decide(
@@ -158,13 +178,25 @@ def decide(
     region: str,
     observed: Observed,
     now: float,
+    silence: float = math.inf,
 ) -> RolloutDecision:
-    """Decide what `region` serves and reports now (see the module's table)."""
+    """Decide what `region` serves and reports now (see the module's table); `silence`:
+    how long another region may go without writing its entry (`actors.silence`)."""
     own = statuses.get(region)
     completed = record.completed_revision if record.completed_spec is not None else None
     on_new = own is not None and own.revision == revision and own.rollout in ACTIVE
     # A region that failed the revision (halted without rollback) stays frozen on it.
     frozen = on_new or (own is not None and own.revision == revision and own.rollout == "failed")
+    # A region on an older revision that neither completed nor is R (a rollout superseded
+    # by R while that region ran it): it keeps serving it until its wave is due for R
+    # (it changes only to R), or a halt of that revision rolls it back to C.
+    held = (
+        own.revision
+        if own is not None
+        and own.revision not in (None, completed, revision)
+        and own.rollout in (*ACTIVE, "failed", "superseded")
+        else None
+    )
     steps = policy.steps if completed is not None else ()
     own_step = _own_step(own, len(steps)) if frozen else None
 
@@ -180,6 +212,12 @@ def decide(
         return RolloutDecision(serve, phase, rev, step, now if since is None else since, **extra)
 
     def elsewhere(phase: str) -> RolloutDecision:
+        if held is not None and own is not None:
+            if policy.auto_rollback and completed is not None and record.halted(held):
+                return result(SERVE_COMPLETED, "rolled_back", completed, None)
+            # The table no longer holds that revision's spec: its objects are left as
+            # they are (section 12, "superseded").
+            return result(HOLD, "superseded", held, own.step)
         if completed is None:
             return result(HOLD, phase, None, None)
         return result(SERVE_COMPLETED, phase, completed, None)
@@ -188,7 +226,9 @@ def decide(
         return steps[step] if step is not None and step < len(steps) else None
 
     if revision == record.completed_revision:
-        return result(SERVE_NEW, "done", revision, None)
+        # The step a done region reported stays: the completion changes nothing it says
+        # (its `since` and its one `RolloutDone` stand).
+        return result(SERVE_NEW, "done", revision, own.step if on_new and own else None)
 
     def halt(reason: str) -> RolloutDecision:
         halted = dataclasses.replace(record, halt=Halt(revision, region, reason, ""))
@@ -201,11 +241,12 @@ def decide(
             region=region,
             observed=observed,
             now=now,
+            silence=silence,
         )
         return dataclasses.replace(decision, halt=reason)
 
     if record.halted(revision) is not None:
-        if policy.auto_rollback and completed is not None:
+        if policy.auto_rollback and completed is not None and (frozen or held is None):
             return result(SERVE_COMPLETED, "rolled_back", completed, None)
         if frozen:
             return result(SERVE_NEW, "failed", revision, own_step, weight=weight(own_step))
@@ -214,27 +255,61 @@ def decide(
         # This region reported failing the revision (its actor was parked in a crash loop,
         # `parked`) and the halt is not recorded (that write was lost): record it now.
         return halt(own.error or f"failed in {region}")
-    if record.paused:
+    # A stopped (or 0-replica) region holds as a paused one: no step, bake or deadline
+    # runs on pods that do not run; a region done before the stop baked what ran.
+    idle = observed.idle and not (on_new and own is not None and own.rollout == "done")
+    if record.paused or idle:
         if on_new:
             return result(SERVE_NEW, "paused", revision, own_step, weight=weight(own_step))
         return elsewhere("paused")
+    if math.isfinite(silence):
+        # A region expected to move R that stopped reporting: past the progress deadline
+        # it halts R; before, it is named (the next wave waits: only `done` counts).
+        quiet = silent_regions(policy, targets, statuses, revision, exclude=region, now=now)
+        limit = max(silence, float(policy.progress_deadline_seconds))
+        if quiet and quiet[0].quiet >= limit:
+            first = quiet[0]
+            return halt(
+                f"{first.region} silent for {int(first.quiet)}s: no status past the "
+                f"progress deadline ({policy.progress_deadline_seconds}s)"
+            )
+        silent = [q for q in quiet if q.quiet > silence]
+        decision = decide(
+            policy=policy,
+            record=record,
+            revision=revision,
+            targets=targets,
+            statuses=statuses,
+            region=region,
+            observed=observed,
+            now=now,
+        )
+        wakes = [q.last + t for q in quiet for t in (silence, limit) if q.last + t > now]
+        if wakes:
+            decision = dataclasses.replace(
+                decision, next_check=min(decision.next_check or math.inf, min(wakes) + 0.01)
+            )
+        if silent and decision.gate is None and decision.phase in ("waiting", "done"):
+            # Stable text (no running count), so it is written once, not at every look.
+            names = ", ".join(f"{q.region} silent since {iso_now(q.last)}" for q in silent)
+            decision = dataclasses.replace(decision, gate=names)
+        return decision
     if not on_new:
         wave = wave_of(policy, targets, region)
         earlier = [r for w in policy.waves_for(targets)[:wave] for r in w]
-        if not all(baked(statuses.get(r), revision, policy.bake_seconds, now) for r in earlier):
-            waiting = elsewhere("waiting")
-            # Look again when the earlier waves' bakes end, not only when they next write.
-            ends = [bake_end(statuses.get(r), revision, policy.bake_seconds) for r in earlier]
-            due = [t for t in ends if t is not None and t > now]
-            return dataclasses.replace(waiting, next_check=max(due)) if due else waiting
-        wait = min(policy.step_seconds, policy.progress_deadline_seconds) if steps else None
+        if not all(baked(statuses.get(r), revision) for r in earlier):
+            return elsewhere("waiting")
+        # A region whose primary serves a superseded revision takes R as the primary at
+        # once: a step would put C back as the primary (the bake still gates).
+        stepped = bool(steps) and (held is None or observed.primary_completed)
+        wait = min(policy.step_seconds, policy.progress_deadline_seconds) if stepped else None
         return RolloutDecision(
             SERVE_NEW,
             "stepping",
             revision,
-            0 if steps else len(steps),
+            0 if stepped else len(steps),
             now,
-            weight=weight(0),
+            weight=weight(0) if stepped else None,
             next_check=now + (wait if wait is not None else policy.progress_deadline_seconds),
         )
 
@@ -259,14 +334,17 @@ def decide(
         serving = max(since, observed.canary_since or since)
         if observed.canary_ready and now - serving >= policy.step_seconds:
             nxt = own_step + 1
+            # Promoted: the canary keeps this step's weight while the primary rolls.
+            promoting = nxt == len(steps)
             return RolloutDecision(
                 SERVE_NEW,
                 "stepping",
                 revision,
                 nxt,
                 now,
-                weight=weight(nxt),
+                weight=steps[own_step] if promoting else weight(nxt),
                 next_check=now + (policy.step_seconds if nxt < len(steps) else deadline),
+                promoting=promoting,
             )
         if not observed.canary_ready and now - since >= deadline:
             return halt(f"canary at {steps[own_step]}% not ready within {deadline}s")
@@ -291,11 +369,41 @@ def decide(
             )
         if now - since >= deadline:
             return halt(f"not ready within {deadline}s")
+        # Promoting: the canary keeps the last step's weight and pods until the promoted
+        # primary is rolled out and ready, so the new revision's share never falls.
+        keep = steps[-1] if steps and observed.canary_serving else None
         return RolloutDecision(
-            SERVE_NEW, "stepping", revision, own_step, since, next_check=since + deadline
+            SERVE_NEW,
+            "stepping",
+            revision,
+            own_step,
+            since,
+            weight=keep,
+            next_check=since + deadline,
+            promoting=keep is not None,
         )
+    gate = observed.gate_problem if policy.alarms else None
     if phase == "baking":
-        if observed.new_ready and now - since >= policy.bake_seconds:
+        end = since + policy.bake_seconds
+        if (
+            observed.new_ready
+            and now >= end
+            and policy.alarms
+            and (observed.gate_at is None or observed.gate_at < end)
+        ):
+            # Every gate is read after the bake's end before the region is done: an alarm
+            # that fired late in a short bake is seen; a name CloudWatch does not know, or
+            # an unreadable CloudWatch, holds the bake (shown), and the next wave waits.
+            return RolloutDecision(
+                SERVE_NEW,
+                "baking",
+                revision,
+                own_step,
+                since,
+                next_check=now + GATE_RETRY_SECONDS,
+                gate=gate or "alarms not read since the bake ended",
+            )
+        if observed.new_ready and now >= end:
             phase, since = "done", now
         else:
             return RolloutDecision(
@@ -307,6 +415,7 @@ def decide(
                 next_check=since + policy.bake_seconds
                 if now - since < policy.bake_seconds
                 else None,
+                gate=gate,
             )
     # done: the last region to finish records the completion.
     everyone = dict(statuses)
@@ -350,7 +459,12 @@ class Plan:
         """`status` with this plan's revision, phase, step and since."""
         d = self.decision
         return dataclasses.replace(
-            status, revision=d.revision, rollout=d.phase, step=d.step, since=precise_iso(d.since)
+            status,
+            revision=d.revision,
+            rollout=d.phase,
+            step=d.step,
+            since=precise_iso(d.since),
+            error=status.error or d.gate,
         )
 
 
@@ -369,8 +483,9 @@ def plan(
     primary: dict[str, Any] | None,
     canary: dict[str, Any] | None,
     serving: bool,
-    alarms: Callable[[Sequence[str]], tuple[str, ...]] | None,
+    alarms: Callable[[Sequence[str], float | None], AlarmReading] | None,
     now: float,
+    silence: float = math.inf,
 ) -> Plan | None:
     """Decide for `endpoint` (the item's, valid) in `region` from its cached Deployments;
     None when the item has no policy (it behaves as without this feature)."""
@@ -388,16 +503,34 @@ def plan(
     assert new_canary.pod is not None
     built_canary = build_canary_deployment(dataclasses.replace(new_canary.pod, canary=new_canary))
     canary_ready = _canary_runs(canary, built_canary)
-    firing = (
-        alarms(policy.alarms) if alarms is not None and needs_alarms(policy, revision, own) else ()
+    reading = AlarmReading()
+    if alarms is not None and needs_alarms(policy, revision, own):
+        assert own is not None
+        # Past a bake's end only an answer taken after it counts (the reader's cache may
+        # hold an older one).
+        end = (parse_timestamp(own.since) or now) + policy.bake_seconds
+        reading = alarms(
+            policy.alarms, now - end if own.rollout == "baking" and now >= end else None
+        )
+    firing = reading.firing
+    completed = (
+        parse_endpoint({**item.raw, "spec": record.completed_spec})
+        if record.completed_spec is not None
+        else None
     )
     observed = Observed(
         new_ready=_runs(primary, build_deployment(workload_for(endpoint, region))),
+        idle=endpoint.desired_state == "stopped" or workload_for(endpoint, region).replicas == 0,
+        primary_completed=completed is not None
+        and _template_inputs(primary or {})
+        == _template_inputs(build_deployment(workload_for(completed, region))),
         canary_ready=canary_ready,
         canary_since=_available_since(canary) if canary_ready else None,
         canary_serving=_canary_serves(canary, built_canary),
         serving=serving,
         firing=firing,
+        gate_at=now - reading.age if reading.problem is None and alarms is not None else None,
+        gate_problem=reading.problem,
     )
     decision = decide(
         policy=policy,
@@ -408,6 +541,7 @@ def plan(
         region=region,
         observed=observed,
         now=now,
+        silence=silence,
     )
     if policy.alarms and needs_alarms(policy, revision, own):
         # An alarm can fire at any moment of a step or a bake: look again soon, not only
@@ -417,17 +551,52 @@ def plan(
         )
     if decision.serve == HOLD:
         return Plan(decision, None, None, revision)
-    if decision.serve == SERVE_COMPLETED or decision.weight is not None:
-        assert record.completed_spec is not None
-        served = parse_endpoint({**item.raw, "spec": record.completed_spec})
+    if decision.serve == SERVE_COMPLETED or (
+        decision.weight is not None and not decision.promoting
+    ):
+        assert completed is not None
+        served = completed
     else:
         served = endpoint
     step = None
     if decision.weight is not None:
-        # The step's weight once the canary can answer; until then its objects exist
-        # (the Ingress may name its Service) but it takes no traffic.
-        step = step_canary(endpoint, region, decision.weight if observed.canary_serving else 0)
+        # Sized for the step's weight from the primary's replicas (the HPA's current count
+        # when it scales them); the weight applied is the largest step weight its ready
+        # pods carry (`carried`): until one is ready its objects exist (the Ingress may
+        # name its Service) but it takes no traffic.
+        primary_replicas = _primary_replicas(endpoint, region, primary)
+        sized = step_canary(endpoint, region, decision.weight, primary_replicas=primary_replicas)
+        ready = _ready(canary) if observed.canary_serving else 0
+        step = dataclasses.replace(
+            sized, weight=carried(decision.weight, policy.steps, ready, primary_replicas)
+        )
     return Plan(decision, served, step, revision)
+
+
+def carried(weight: int, steps: Sequence[int], ready: int, primary_replicas: int) -> int:
+    """The canary weight to apply for a step of `weight`: the largest step weight up to it
+    whose share `ready` canary pods carry at no more than a primary pod's share of all
+    traffic (100 / `primary_replicas` percent each: ready >= ceil(replicas x w / 100));
+    0 when none. While a bigger canary becomes ready the previous step's weight holds."""
+    for candidate in sorted({*(s for s in steps if s <= weight), weight}, reverse=True):
+        if ready >= max(1, math.ceil(max(primary_replicas, 1) * candidate / 100)):
+            return candidate
+    return 0
+
+
+def _primary_replicas(endpoint: Endpoint, region: str, primary: dict[str, Any] | None) -> int:
+    """The primary's replica count a canary is sized from: the spec's, or with autoscaling
+    the live Deployment's (what the HPA currently sets; `min_replicas` before it exists)."""
+    workload = workload_for(endpoint, region)
+    if workload.autoscaling is None or primary is None:
+        return workload.autoscaling.min_replicas if workload.autoscaling else workload.replicas
+    return max(
+        workload.autoscaling.min_replicas, int((primary.get("spec") or {}).get("replicas") or 0)
+    )
+
+
+def _ready(live: dict[str, Any] | None) -> int:
+    return int(((live or {}).get("status") or {}).get("readyReplicas") or 0)
 
 
 def parked(

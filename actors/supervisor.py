@@ -19,6 +19,7 @@ region is never touched.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -61,6 +62,7 @@ from actors.poller import PollerActor, request_poll
 from actors.ports import ChangeFeed, Cluster, EndpointStore
 from actors.scan_plan import plan_scan
 from actors.scheduler import Scheduler, Timer
+from actors.silence import silence_limit
 from k8s.errors import NotSynced
 from k8s.gateway import WatchEvent, endpoint_candidates
 from store.dynamo import LoadedItem
@@ -341,6 +343,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 permits=self.permits,
                 unhealthy_threshold=self.config.unhealthy_threshold,
                 heartbeat=self.config.status_heartbeat,
+                silence=silence_limit(self.config.status_heartbeat, self.config.reconcile_interval),
                 on_reconciled=self.on_reconciled,
                 on_event=self.notify,
             )
@@ -648,6 +651,9 @@ class SupervisorActor(pykka.ThreadingActor):
         # actor
         # supervises nothing while parked); elsewhere its rollout fields are kept.
         item = self.items.get(name)
+        own = item.region_status.get(self.config.region) if item is not None else None
+        if own is not None and own.seq is not None:
+            status = dataclasses.replace(status, seq=own.seq + 1)
         status, halt = rollout.parked(item, self.config.region, status, self.clock.time())
         if halt is not None and item is not None:
             try:

@@ -13,8 +13,9 @@ policy with `steps [50]`, `step_seconds 3`.
 Per endpoint and per wave boundary k -> k+1:
 
 - baked: the latest, over the regions of wave k, of its `baking` status's `since` (read
-  from the table, to the microsecond, as the daemon writes it) + `bake_seconds`: the moment
-  the rule (`actors.rollout.baked`) lets wave k+1 go;
+  from the table, to the microsecond, as the daemon writes it) + `bake_seconds`: the earliest
+  moment wave k+1 may go (since issue 19 it goes once wave k's regions reported `done`,
+  written after the bake with the gates read: `actors.rollout.baked`);
 - started: the first moment a Deployment of wave k+1's region (primary or, with steps,
   the canary) carries the new image, read from the sim's memory every 20 ms (no request);
 - overhead = started - baked. Also the same to the region's first table report of the

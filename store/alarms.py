@@ -6,16 +6,22 @@ this daemon's region. boto3 finds the endpoint itself, so its standard variables
 `ThreadedMotoServer` (`store.local.LocalDynamo`) serves CloudWatch on the same port as
 DynamoDB, and its `put_metric_alarm` + `set_alarm_state` put an alarm in ALARM.
 
+`AlarmReader.read(names, max_age)` says more (`AlarmReading`): which fire, which names
+CloudWatch does not know, the read's error, and how old the answer is, so the rollout can
+require a read taken after a bake's end before a region is done, and show a misspelled
+name or an unreadable CloudWatch (architecture section 12).
+
 An alarm that cannot be read counts as not firing (logged, and counted by `on_request`):
 a halt is sticky and rolls every region back, so a CloudWatch outage in one region must
-not fail a good revision everywhere; the rollout's other gates (the progress deadline,
-the watchdog) still hold. INSUFFICIENT_DATA and OK are not firing either, as for
-SageMaker's deployment guardrails. Answers are reused for `cache_seconds`, so a region
+not fail a good revision everywhere; it holds that region's bake instead (the rollout's
+decision). INSUFFICIENT_DATA and OK are not firing either, as for SageMaker's deployment
+guardrails. Answers are reused for `cache_seconds` (or less, with `max_age`), so a region
 that reconciles often while it bakes costs at most one call per alarm set that often.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -26,7 +32,7 @@ import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-__all__ = ["ALARM", "AlarmReader"]
+__all__ = ["ALARM", "AlarmReader", "AlarmReading"]
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +42,33 @@ ALARM = "ALARM"
 NAMES_PER_CALL = 100
 #: boto3's standard variables naming a CloudWatch endpoint, the specific one first.
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL")
+
+
+@dataclasses.dataclass(frozen=True)
+class AlarmReading:
+    """One answer about a set of alarm names.
+
+    Attributes:
+        firing: the names in ALARM, in the order asked.
+        missing: the names CloudWatch does not know (a misspelling disables no gate
+            silently: the rollout shows it and does not pass the gate).
+        error: why the alarms could not be read (None: they were).
+        age: seconds since the answer was taken (0 for a fresh call, more from the cache).
+    """
+
+    firing: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    error: str | None = None
+    age: float = 0.0
+
+    @property
+    def problem(self) -> str | None:
+        """What keeps the gate from being passed, as a person reads it (None: nothing)."""
+        if self.error is not None:
+            return f"alarms not readable: {self.error}"[:300]
+        if self.missing:
+            return f"alarm {', '.join(self.missing)} does not exist in CloudWatch"
+        return None
 
 
 class AlarmReader:
@@ -78,8 +111,8 @@ class AlarmReader:
         self._on_request = on_request
         self._lock = threading.Lock()
         self._client: Any = None
-        # names -> (firing, monotonic time of the answer)
-        self._cache: dict[tuple[str, ...], tuple[tuple[str, ...], float]] = {}
+        # names -> (the answer, monotonic time it was taken)
+        self._cache: dict[tuple[str, ...], tuple[AlarmReading, float]] = {}
 
     def firing(self, names: Sequence[str]) -> tuple[str, ...]:
         """The names among `names` whose alarm is in ALARM now, in the order given.
@@ -87,34 +120,53 @@ class AlarmReader:
         Never raises: an alarm that cannot be read counts as not firing (module docstring);
         an alarm name CloudWatch does not know is not firing either (logged).
         """
+        return self.read(names).firing
+
+    def read(self, names: Sequence[str], max_age: float | None = None) -> AlarmReading:
+        """The state of the alarms `names`; an answer is reused while younger than
+        `cache_seconds` and, when given, than `max_age`. Never raises (`error` says why)."""
         wanted = tuple(dict.fromkeys(n for n in names if n))
         if not wanted:
-            return ()
+            return AlarmReading()
         now = self._monotonic()
         with self._lock:
             cached = self._cache.get(wanted)
-        if cached is not None and now - cached[1] < self._cache_seconds:
-            return cached[0]
-        try:
-            states = self._states(wanted)
-        except (BotoCoreError, ClientError) as error:
-            outcome = _outcome(error)
-            self._count(outcome)
+        if cached is not None:
+            age = now - cached[1]
+            if age < self._cache_seconds and (max_age is None or age <= max_age):
+                return dataclasses.replace(cached[0], age=age)
+        answer = self.check(wanted)
+        if answer.error is not None:
+            self._count(answer.error)
             log.warning(
                 "alarms not readable: taken as not firing",
                 alarms=list(wanted),
                 region=self.region,
-                error=str(error),
+                error=answer.error,
             )
-            return ()
-        self._count("ok")
-        missing = [n for n in wanted if n not in states]
-        if missing:
-            log.warning("alarms not found in CloudWatch", alarms=missing, region=self.region)
-        answer = tuple(n for n in wanted if states.get(n) == ALARM)
+            return answer
+        # A name CloudWatch does not know is its own outcome: the gate is not read.
+        self._count("missing" if answer.missing else "ok")
+        if answer.missing:
+            log.warning("alarms not found in CloudWatch", alarms=answer.missing, region=self.region)
         with self._lock:
             self._cache[wanted] = (answer, now)
         return answer
+
+    def check(self, names: Sequence[str]) -> AlarmReading:
+        """Read the alarms `names` now: no cache, no log, not counted (the CLI's check of
+        a policy's names). Never raises (`error` says why)."""
+        wanted = tuple(dict.fromkeys(n for n in names if n))
+        if not wanted:
+            return AlarmReading()
+        try:
+            states = self._states(wanted)
+        except (BotoCoreError, ClientError) as error:
+            return AlarmReading(error=_outcome(error))
+        return AlarmReading(
+            firing=tuple(n for n in wanted if states.get(n) == ALARM),
+            missing=tuple(n for n in wanted if n not in states),
+        )
 
     def close(self) -> None:
         """Close the client's connections (idempotent)."""

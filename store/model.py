@@ -159,6 +159,11 @@ class RegionStatus:
     `step` (index into the policy's steps; its length = the new revision is the primary)
     and `since` (ISO-8601, when revision, phase or step last changed: the durable clock
     of steps, deadlines and bakes). All absent without a policy.
+
+    `seq` counts this region's status writes (each write carries the one before plus 1):
+    the entry's version, so an endpoint actor tells a table state older than what it last
+    wrote from a newer one (architecture section 12, "nothing moves backwards"). Absent
+    from the predecessor's entries.
     """
 
     state: str
@@ -172,6 +177,7 @@ class RegionStatus:
     rollout: str | None = None
     step: int | None = None
     since: str | None = None
+    seq: int | None = None
 
     def to_item(self) -> dict[str, Any]:
         """Return the map the predecessor writes (`error` only when set), plus `epoch` and
@@ -187,7 +193,7 @@ class RegionStatus:
         if self.epoch is not None:
             item["epoch"] = self.epoch
             item["holder"] = self.holder or ""
-        for key in ("revision", "rollout", "step", "since"):
+        for key in ("revision", "rollout", "step", "since", "seq"):
             if getattr(self, key) is not None:
                 item[key] = getattr(self, key)
         return item
@@ -216,6 +222,7 @@ class RegionStatus:
             rollout=_optional_text(item.get("rollout")),
             step=_optional_int(item.get("step")),
             since=_optional_text(item.get("since")),
+            seq=_optional_int(item.get("seq")),
         )
 
 

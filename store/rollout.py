@@ -45,7 +45,16 @@ __all__ = [
 #: The item's top-level attribute holding the `RolloutRecord`.
 ATTRIBUTE = "rollout"
 #: What a region's status entry says of the rollout (`RegionStatus.rollout`).
-PHASES = ("waiting", "stepping", "baking", "done", "failed", "rolled_back", "paused")
+PHASES = (
+    "waiting",
+    "stepping",
+    "baking",
+    "done",
+    "failed",
+    "rolled_back",
+    "paused",
+    "superseded",
+)
 _FIELDS = (
     "waves",
     "bake_seconds",

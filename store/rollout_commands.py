@@ -6,12 +6,12 @@ without `spec.rollout` (`OperationRefused`): there is no rollout to steer."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from store import errors
 from store.commands import Change, update_spec
-from store.model import utc_timestamp
 from store.rollout import ATTRIBUTE, Halt, RolloutRecord, revision
 
 if TYPE_CHECKING:
@@ -73,19 +73,26 @@ def abort(loaded: LoadedItem, by: str = "a person", at: str | None = None) -> Ch
         revision=current,
         region="",
         reason=f"aborted by {by}",
-        at=at or utc_timestamp(),
+        # The daemon's format for a halt's time (`...Z`), not `updated_at`'s `+00:00`.
+        at=at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     return _record_change(loaded, {"halt": halt.to_item()})
 
 
 def seed(loaded: LoadedItem) -> Change:
-    """Record the item's current spec as the completed revision, unless a record of one
-    exists: to be written with the first policy (`update --waves ...`), in the same
-    change as the new spec, so the regions not yet due keep serving what they serve.
-    Returns an empty change when there is nothing to seed."""
+    """Record the item's current spec as the completed revision when it has no policy
+    yet: to be written with a first (or re-added) policy (`update --waves ...`), in the
+    same change as the new spec, so the regions not yet due keep serving what they serve.
+
+    Without a policy every change reached every region at once, so the current spec is
+    what they serve: a completed revision recorded before the policy was removed
+    (`update --no-rollout`) is stale and is replaced. An item that has a policy keeps its
+    record. Returns an empty change when there is nothing to seed."""
     record = RolloutRecord.from_item(loaded.raw)
     spec = loaded.raw.get("spec")
-    if record.completed_spec is not None or not isinstance(spec, dict):
+    if not isinstance(spec, dict) or (
+        record.completed_spec is not None and spec.get(ATTRIBUTE) is not None
+    ):
         return Change()
     current = {k: v for k, v in spec.items() if k != ATTRIBUTE}
     return _record_change(

@@ -226,7 +226,7 @@ class Daemon:
             actor_factory=self.actor_factory,
             on_event=self._on_event,
             on_reconciled=self._on_reconciled,
-            alarms=self.alarms.firing,
+            alarms=self.alarms.read,
             feed_factory=lambda: StreamReader(self.table_stream),
         )
         if self.serve_http:

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from actors.app.alarm_names import unknown_alarms
 from actors.app.config import table_region
 from actors.app.live_view import LiveView
 from actors.app.rollout_status import HEADER as ROLLOUT_HEADER
@@ -218,10 +219,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _create(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
     item = _item_to_create(args)
+    spec = item.get("spec")
+    if isinstance(spec, dict):
+        refused = unknown_alarms(spec.get("rollout"), list(item.get("target_regions") or ()))
+        if refused:
+            raise BadInput(refused)
     if store.endpoint_url:
         # A local table is created on first use; on AWS the table is infrastructure.
         store.create_table()
-    spec = item.get("spec")
     _refuse_name_collision(
         store, item["endpoint_name"], canary=isinstance(spec, dict) and "canary" in spec
     )
@@ -313,6 +318,12 @@ def _update(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
     changes = _spec_changes(args, spec)
     if not changes:
         raise BadInput("nothing to update: give at least one flag (see --help)")
+    if isinstance(changes.get("rollout"), dict):
+        refused = unknown_alarms(
+            changes["rollout"], _regions(entry.raw), before=spec.get("rollout")
+        )
+        if refused:
+            raise BadInput(refused)
     # With a rollout policy, the same write records the current spec as the completed
     # revision when none is (regions not yet due keep serving it).
     updated_at = store.apply(

@@ -5,7 +5,8 @@ the CLI say the same thing.
 `RolloutView.of(loaded, now)` reads the item: the target revision (the spec's), the
 completed one, the halt and pause of its `rollout` record, and per target region, in wave
 order, the revision it reports, its phase (`waiting | stepping 10% | baking 2m/5m | done |
-failed | rolled_back | paused`), since when, and why it stopped. `settled` says whether a
+failed | rolled_back | paused | superseded`), since when, and why it stopped or holds. The
+completed revision is the rollback target. `settled` says whether a
 watcher can stop: the revision completed everywhere, or it was halted and every region
 has reacted.
 """
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from actors.silence import silence_limit, silent_regions
 from store.dynamo import LoadedItem
 from store.model import RegionStatus, parse_timestamp
 from store.rollout import RolloutPolicy, RolloutRecord, parse_rollout, revision
@@ -26,6 +28,9 @@ __all__ = ["HEADER", "RegionRow", "RolloutView", "duration", "phase_text", "shor
 HEADER = ("WAVE", "REGION", "REVISION", "PHASE", "SINCE", "REASON")
 #: Digits of a revision shown in tables (the table keeps 16).
 SHORT = 8
+#: After how long without a status write a region expected to report is shown silent:
+#: the daemon's defaults (300 s heartbeat, 15 s poll interval; `actors.silence`).
+DEFAULT_SILENCE = silence_limit(300.0, 15.0)
 
 
 def short(rev: str | None) -> str:
@@ -79,6 +84,8 @@ class RegionRow:
     since: str | None
     state: str | None
     reason: str
+    #: Expected to report and silent past the limit (`actors.silence`).
+    silent: bool = False
 
     def cells(self) -> tuple[str, ...]:
         since = self.since or ""
@@ -95,6 +102,7 @@ class RegionRow:
             "since": self.since,
             "state": self.state,
             "reason": self.reason,
+            "silent": self.silent,
         }
 
 
@@ -113,8 +121,11 @@ class RolloutView:
     regions: tuple[RegionRow, ...]
 
     @classmethod
-    def of(cls, loaded: LoadedItem, now: float | None) -> RolloutView:
-        """The view of the item `loaded` at `now` (epoch seconds; None: no elapsed times)."""
+    def of(
+        cls, loaded: LoadedItem, now: float | None, *, silence: float = DEFAULT_SILENCE
+    ) -> RolloutView:
+        """The view of the item `loaded` at `now` (epoch seconds; None: no elapsed times).
+        A region expected to report that has not for `silence` seconds is shown silent."""
         raw = loaded.raw
         spec = raw.get("spec") if isinstance(raw.get("spec"), dict) else {}
         policy = parse_rollout(spec)
@@ -124,6 +135,17 @@ class RolloutView:
         halt = record.halted(target)
         regions = [str(r) for r in loaded.target_regions]
         waves = policy.waves_for(regions) if policy is not None else (tuple(regions),)
+        quiet = (
+            {
+                s.region: s.quiet
+                for s in silent_regions(
+                    policy, regions, loaded.region_status, target, exclude="", now=now
+                )
+                if s.quiet > silence
+            }
+            if policy is not None and now is not None
+            else {}
+        )
         rows = []
         for number, wave in enumerate(waves, start=1):
             for region in wave:
@@ -133,6 +155,8 @@ class RolloutView:
                     if policy is not None
                     else "-"
                 )
+                if region in quiet:
+                    phase = f"{phase}, silent {duration(quiet[region])}"
                 rows.append(
                     RegionRow(
                         wave=number,
@@ -141,7 +165,10 @@ class RolloutView:
                         phase=phase,
                         since=status.since if status else None,
                         state=status.state if status else None,
-                        reason=_reason(region, status, halt.to_item() if halt else None),
+                        silent=region in quiet,
+                        reason=_reason(
+                            region, status, halt.to_item() if halt else None, target=target
+                        ),
                     )
                 )
         return cls(
@@ -161,11 +188,13 @@ class RolloutView:
     @property
     def settled(self) -> bool:
         """Nothing more will happen without a person: completed everywhere, or halted and
-        every region reports it failed or rolled back (or no policy at all)."""
+        every region reports it failed or rolled back, or is silent (its daemon will react
+        when it is back), or no policy at all."""
         if self.policy is None or self.target == self.completed:
             return True
         return self.halt is not None and all(
-            row.phase in ("failed", "rolled_back") for row in self.regions
+            row.silent or row.phase.split(",")[0] in ("failed", "rolled_back", "superseded")
+            for row in self.regions
         )
 
     @property
@@ -178,6 +207,7 @@ class RolloutView:
             f"endpoint {self.name}: target {short(self.target)} ({self.image}), "
             f"completed {short(self.completed)}"
             + (f" ({self.completed_image})" if self.completed_image else "")
+            + (", the rollback target" if self.completed else "")
         ]
         if self.policy is None:
             lines.append("no rollout policy: a change reaches every target region at once")
@@ -200,6 +230,8 @@ class RolloutView:
             "policy": self.policy.to_item() if self.policy is not None else None,
             "target_revision": self.target,
             "completed_revision": self.completed,
+            # What a halt of the target rolls its regions back to (architecture section 12).
+            "rollback_target": self.completed,
             "paused": self.paused,
             "halt": dict(self.halt) if self.halt is not None else None,
             "settled": self.settled,
@@ -207,7 +239,13 @@ class RolloutView:
         }
 
 
-def _reason(region: str, status: RegionStatus | None, halt: Mapping[str, str] | None) -> str:
+def _reason(
+    region: str, status: RegionStatus | None, halt: Mapping[str, str] | None, *, target: str
+) -> str:
+    if status is not None and status.rollout == "paused" and status.state == "stopped":
+        return "stopped: its rollout clock stands still until start"
+    if status is not None and status.rollout == "superseded":
+        return f"keeps {short(status.revision)} until its wave is due for {short(target)}"
     if halt is not None and halt.get("region") == region:
         return halt["reason"]
     if halt is not None and status is not None and status.rollout in ("failed", "rolled_back"):

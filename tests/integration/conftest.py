@@ -35,8 +35,10 @@ def cli(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., CliResult]:
-    """Run `inference-supervisor endpoints ARGS` on the test's table; returns its CliResult."""
+    """Run `inference-supervisor endpoints ARGS` on the test's table; returns its CliResult.
+    CloudWatch (the check of a policy's alarm names) is the moto server's."""
     monkeypatch.delenv("REGION", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", dynamo_url)
     monkeypatch.setenv("USER", "alice")
 
     def run(*argv: str) -> CliResult:

@@ -4,10 +4,12 @@ abort` (architecture section 12) against a local DynamoDB, through the real CLI 
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from actors.app.cli import main
@@ -19,7 +21,7 @@ from tests.integration.harness import CliResult
 from tests.integration.regions import Regions, regions
 
 PREFIX = "inference-supervisor endpoints: "
-V1, V2 = "vllm/vllm-openai:v0.6.3", "vllm/vllm-openai:v0.6.4"
+V1, V2, V3 = "vllm/vllm-openai:v0.6.3", "vllm/vllm-openai:v0.6.4", "vllm/vllm-openai:v0.6.5"
 US, EU, AP = "us-east-1", "eu-west-1", "ap-south-1"
 POLICY_FLAGS = (
     "--waves", US, "--waves", f"{EU},{AP}", "--bake", "300", "--steps", "10,50",
@@ -33,6 +35,22 @@ POLICY = {
     "progress_deadline_seconds": 600,
     "alarms": ["chat-5xx", "chat-p99"],
 }
+
+
+@pytest.fixture(autouse=True)
+def alarms(dynamo_url: str) -> None:
+    """The policy's alarms exist in every region's CloudWatch (the moto server's)."""
+    for region in (US, EU, AP):
+        cw = boto3.client(
+            "cloudwatch", region_name=region, endpoint_url=dynamo_url,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        for name in POLICY["alarms"]:
+            cw.put_metric_alarm(
+                AlarmName=name, MetricName="5xx", Namespace="inference", Statistic="Sum",
+                Period=60, EvaluationPeriods=1, Threshold=1.0,
+                ComparisonOperator="GreaterThanThreshold",
+            )  # fmt: skip
 
 
 def create_chat(cli: Callable[..., CliResult], *extra: str) -> None:
@@ -148,15 +166,20 @@ def test_status_shows_waves_by_regions(
     result = cli("rollout", "status", "chat")
     assert result.status == 0
     lines = result.out.splitlines()
-    assert lines[0] == f"endpoint chat: target {new[:8]} ({V2}), completed {old[:8]} ({V1})"
+    assert lines[0] == (
+        f"endpoint chat: target {new[:8]} ({V2}), completed {old[:8]} ({V1}), the rollback target"
+    )
     rows = [line.split() for line in lines[1:]]
     assert rows[0] == ["WAVE", "REGION", "REVISION", "PHASE", "SINCE", "REASON"]
     # Long past its bake: elapsed over the bake's length.
     assert rows[1][:4] == ["1", US, new[:8], "baking"]
-    assert (rows[1][4].endswith("h/5m"), rows[1][5:]) == (True, ["12:03:04Z"])
+    # ... and silent: its last status write is as old (no daemon writes it).
+    assert (rows[1][4].endswith("h/5m,"), rows[1][5], rows[1][6][-1]) == (True, "silent", "h")
+    assert rows[1][7:] == ["12:03:04Z"]
     assert rows[2:] == [["2", EU, old[:8], "waiting", "12:00:00Z"], ["2", AP, "-", "-", "-"]]
     document = cli("rollout", "status", "chat", "--json").json()
     assert (document["target_revision"], document["completed_revision"]) == (new, old)
+    assert document["rollback_target"] == old
     assert [(r["wave"], r["region"], r["phase"]) for r in document["regions"]] == [
         (1, US, document["regions"][0]["phase"]),
         (2, EU, "waiting"),
@@ -180,6 +203,62 @@ def test_status_names_a_step_and_a_halt(
     who = f"alice@{socket.gethostname()}"
     assert f"halted {new[:8]} at " in out.splitlines()[1]
     assert out.splitlines()[1].endswith(f": aborted by {who}")
+
+
+def test_status_shows_a_region_kept_on_a_superseded_revision(
+    cli: Callable[..., CliResult], store: DynamoEndpointStore
+) -> None:
+    create_chat(cli)
+    cli("update", "chat", "--image", V2, *POLICY_FLAGS)
+    second = revision(item(cli)["spec"])
+    cli("update", "chat", "--image", V3)
+    third = revision(item(cli)["spec"])
+    store.write_region_status("chat", EU, status(second, "superseded", "2024-05-01T12:00:00Z"))
+    rows = [line.split() for line in cli("rollout", "status", "chat").out.splitlines()[3:]]
+    assert rows[0][:4] == ["2", EU, second[:8], "superseded"]
+    assert " ".join(rows[0][5:]) == f"keeps {second[:8]} until its wave is due for {third[:8]}"
+
+
+def test_a_policy_re_added_after_no_rollout_seeds_the_spec_every_region_serves(
+    cli: Callable[..., CliResult],
+) -> None:
+    """Without a policy a change reaches every region at once: the completed revision
+    recorded before `--no-rollout` is stale when a policy is set again."""
+    create_chat(cli)
+    cli("update", "chat", "--image", V2, *POLICY_FLAGS)
+    assert cli("update", "chat", "--no-rollout").status == 0
+    assert cli("update", "chat", "--image", V3).status == 0
+    assert cli("update", "chat", *POLICY_FLAGS).status == 0
+    after = item(cli)
+    assert RolloutRecord.from_item(after).completed_revision == revision(after["spec"])
+
+
+def test_an_alarm_name_cloudwatch_does_not_know_is_refused(
+    cli: Callable[..., CliResult],
+) -> None:
+    """Case 7: a misspelled alarm would leave the gate unread; refused while CloudWatch
+    answers, in one line, nothing written."""
+    create_chat(cli)
+    before = item(cli)
+    result = cli("update", "chat", "--image", V2, "--waves", US, "--alarm", "Chat-5xx")
+    assert (result.status, result.out) == (2, "")
+    assert result.err == (
+        f"{PREFIX}alarm 'Chat-5xx' does not exist in CloudWatch in {US} (names are "
+        "case-sensitive): the gate would never be read\n"
+    )
+    assert item(cli) == before
+    assert cli("update", "chat", "--waves", US, "--alarm", "chat-5xx").status == 0
+
+
+def test_alarm_names_are_written_with_a_note_when_cloudwatch_cannot_be_read(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_chat(cli)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")
+    result = cli("update", "chat", "--waves", US, "--alarm", "whatever")
+    assert result.status == 0
+    assert f"note: alarms not checked in {US}: CloudWatch not readable" in result.err
+    assert item(cli)["spec"]["rollout"]["alarms"] == ["whatever"]
 
 
 def test_pause_resume_abort(cli: Callable[..., CliResult]) -> None:
@@ -206,6 +285,8 @@ def test_pause_resume_abort(cli: Callable[..., CliResult]) -> None:
         "",
         f"aborted by {who}",
     )
+    # The daemon's format for a halt's time: UTC with a Z (as `rollout status` prints it).
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", halt.at), halt.at
     again = cli("rollout", "abort", "chat")
     assert (again.status, again.err) == (
         1,

@@ -155,3 +155,32 @@ def test_run_check_lists_and_watches_in_every_watched_namespace(
     listed = {path.split("?")[0] for verb, path, _ in sim.requests_log() if verb == "LIST"}
     for namespace in (NAMESPACE, TEAM_A):
         assert f"/apis/apps/v1/namespaces/{namespace}/deployments" in listed, listed
+
+
+def test_editing_a_running_items_namespace_moves_it_new_objects_ready_first(
+    kit: Harness,
+) -> None:
+    """Issue 19: the endpoint comes up in its new namespace; only once it is ready there
+    are its objects in the old one deleted."""
+    kit.kube.create_namespace(TEAM_A)
+    kit.put("m3", replicas=2)
+    kit.start_daemon(INFERENCE_NAMESPACES=TEAM_A)
+    kit.wait_state("m3", "running")
+    loaded = kit.item("m3")
+    assert loaded is not None
+    kit.store.update("m3", set_={"namespace": TEAM_A}, expected_updated_at=loaded.updated_at)
+
+    def moved() -> bool:
+        old = kit.kube.get("Deployment", "m3")
+        new = kit.kube.get("Deployment", "m3", TEAM_A)
+        if old is None:
+            status = (new or {}).get("status") or {}
+            assert status.get("readyReplicas") == 2, (
+                "the old objects went before the new were ready"
+            )
+        return old is None and kit.kube.get("Ingress", "inference-m3") is None
+
+    wait_for(moved, timeout=30, what="m3 moved to team-a")
+    for kind, name in (("Service", "m3"), ("Ingress", "inference-m3")):
+        assert kit.kube.get(kind, name, TEAM_A) is not None
+        assert kit.kube.get(kind, name) is None

@@ -307,8 +307,13 @@ def test_abort_rolls_every_region_back_as_a_failure_does(world: Regions) -> None
 def test_a_new_spec_mid_rollout_starts_over_from_the_completed_revision(world: Regions) -> None:
     world.update("m1", V2, {"waves": [[US]], "bake_seconds": BAKE})
     second = revision(world.item("m1").raw["spec"])
-    world.drive("m1", lambda: _baking_since(world, US, second), what="v2 baking in the first wave")
+    since = world.drive(
+        "m1", lambda: _baking_since(world, US, second), what="v2 baking in the first wave"
+    )
+    # Late in that bake, so a v2 bake counted for v3 would let the next wave go early.
+    world.drive("m1", lambda: world.clock.time() >= since + BAKE - 10, what="v2's bake to run")
     world.update("m1", V3, {"waves": [[US]], "bake_seconds": BAKE})
+    written = world.clock.time()
     third = revision(world.item("m1").raw["spec"])
     baking: dict[str, float] = {}
 
@@ -321,7 +326,10 @@ def test_a_new_spec_mid_rollout_starts_over_from_the_completed_revision(world: R
     world.drive("m1", done, timeout=120, what="v3 to complete")
     assert world.timeline.when(EU, V2) is None, "a later wave served the intermediate revision"
     assert world.timeline.when(AP, V2) is None, "a later wave served the intermediate revision"
-    assert min(world.timeline.when(EU, V3), world.timeline.when(AP, V3)) >= baking[US] + BAKE
+    later = min(world.timeline.when(EU, V3), world.timeline.when(AP, V3))
+    assert later >= baking[US] + BAKE
+    # The new revision bakes in full: the older one's bake does not count for it.
+    assert later >= written + BAKE, "the first wave's bake of v2 was counted for v3"
     assert dict.fromkeys(world.names, V3) == {r: world.image("m1", r) for r in world.names}
 
 

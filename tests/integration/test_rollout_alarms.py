@@ -16,6 +16,7 @@ import boto3
 import pytest
 from kubernetes import client
 
+from actors.app.rollout_status import RolloutView
 from actors.clock import FakeClock
 from store.rollout import revision
 from tests.integration.harness import NAMESPACE
@@ -147,3 +148,78 @@ def test_an_alarm_firing_while_the_first_wave_bakes_halts_and_rolls_it_back(
     ]
     assert "RolloutRolledBack" in eu_reasons
     assert "RolloutStarted" not in eu_reasons
+
+
+def test_an_alarm_firing_late_in_a_bake_shorter_than_the_read_cadence_is_seen(
+    world: Regions, cloudwatch: Callable[[str], Any]
+) -> None:
+    """Case 6: the alarm goes to ALARM after the bake's first read, and the bake ends
+    before the next regular read: the gate is read again after the bake's end, before the
+    region is done, so the revision halts and no later wave takes it."""
+    us = cloudwatch(US)
+    name = "m1-late-5xx"
+    _put_alarm(us, name)
+    world.update("m1", V2, {"waves": [[US]], "bake_seconds": 10, "alarms": [name]})
+    new = revision(world.item("m1").raw["spec"])
+    world.drive(
+        "m1",
+        lambda: (
+            (s := world.status("m1", US)) is not None and (s.revision, s.rollout) == (new, "baking")
+        ),
+        what="the first wave baking",
+    )
+    us.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="5xx above 1")
+    world.drive(
+        "m1",
+        lambda: world.record("m1").halt is not None,
+        timeout=120,
+        what="the halt",
+    )
+    assert name in world.record("m1").halt.reason
+    assert world.timeline.when(EU, V2) is None
+    assert world.timeline.when(AP, V2) is None
+
+
+def _alarm_reads(world: Regions, region: str, outcome: str) -> float:
+    return sum(
+        sample.value
+        for family in world.daemons[region].metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "inference_supervisor_alarm_reads_total"
+        and sample.labels.get("outcome") == outcome
+    )
+
+
+def test_a_misspelled_alarm_holds_the_bake_and_says_so(
+    world: Regions, cloudwatch: Callable[[str], Any]
+) -> None:
+    """Case 7: the policy names `m1-5xx`, the alarm is `m1-5XX` (in ALARM): the gate is not
+    taken as read - the region does not finish its bake, `rollout status` says why, the
+    read is counted as `missing` - and no later wave takes the revision."""
+    us = cloudwatch(US)
+    _put_alarm(us, "m1-5XX")
+    us.set_alarm_state(AlarmName="m1-5XX", StateValue="ALARM", StateReason="5xx above 1")
+    world.update("m1", V2, {"waves": [[US]], "bake_seconds": 10, "alarms": ["m1-5xx"]})
+    new = revision(world.item("m1").raw["spec"])
+    world.drive(
+        "m1",
+        lambda: (
+            (s := world.status("m1", US)) is not None and (s.revision, s.rollout) == (new, "baking")
+        ),
+        what="the first wave baking",
+    )
+    start = world.clock.time()
+
+    def held() -> bool:
+        assert world.status("m1", US).rollout == "baking"
+        return world.clock.time() - start > 60
+
+    world.drive("m1", held, what="time past the bake")
+    row = RolloutView.of(world.item("m1"), world.clock.time()).regions[0]
+    assert (row.region, row.phase.split()[0]) == (US, "baking")
+    assert row.reason == "alarm m1-5xx does not exist in CloudWatch"
+    assert _alarm_reads(world, US, "missing") >= 1
+    assert _alarm_reads(world, US, "ok") == 0
+    assert world.timeline.when(EU, V2) is None
+    assert world.timeline.when(AP, V2) is None
+    assert world.record("m1").completed_revision != new

@@ -13,7 +13,7 @@ from actors.rollout import (
     Observed,
     Plan,
     RolloutDecision,
-    baked,
+    carried,
     decide,
     parked,
 )
@@ -55,7 +55,9 @@ def run(statuses, *, region="eu-west-1", record=RECORD, policy=POLICY, observed=
             (SERVE_COMPLETED, "waiting"), entry("stepping", ago=50, state="updating"), id="rolling"
         ),
         pytest.param((SERVE_COMPLETED, "waiting"), entry("baking", ago=299), id="bake-not-over"),
-        pytest.param((SERVE_NEW, "stepping"), entry("baking", ago=300), id="baked"),
+        pytest.param(
+            (SERVE_COMPLETED, "waiting"), entry("baking", ago=900), id="bake-over-not-done-yet"
+        ),
         pytest.param((SERVE_NEW, "stepping"), entry("done", ago=1), id="done"),
         pytest.param(
             (SERVE_COMPLETED, "waiting"),
@@ -70,19 +72,26 @@ def test_a_later_wave_waits_until_every_earlier_region_baked(expected, first_wav
     assert expected == (decision.serve, decision.phase)
 
 
-def test_a_waiting_region_looks_again_when_the_earlier_bake_ends() -> None:
-    """Not only when the earlier region next writes: its bake end is in the table."""
-    decision = run({"us-east-1": entry("baking", ago=100)})
-    assert (decision.phase, decision.next_check) == ("waiting", NOW + 200)
-
-
 def test_a_bake_is_never_cut_short_by_a_timestamp_rounded_to_the_second() -> None:
     """The phase's start goes to the table to the microsecond: cut to the second, a bake
-    begun at .6 s would end 0.6 s early in every later region's judgement."""
+    begun at .6 s would end 0.6 s early."""
     plan = Plan(RolloutDecision(SERVE_NEW, "baking", R, None, NOW + 0.6), None, None, R)
-    stamped = plan.stamp(RegionStatus(state="running"))
-    assert baked(stamped, R, 300, NOW + 300.6)
-    assert not baked(stamped, R, 300, NOW + 300.5)
+    own = plan.stamp(RegionStatus(state="running"))
+    ready = Observed(new_ready=True)
+
+    def at(now: float) -> str:
+        return decide(
+            policy=POLICY,
+            record=RECORD,
+            revision=R,
+            targets=TARGETS,
+            statuses={"us-east-1": own},
+            region="us-east-1",
+            observed=ready,
+            now=now,
+        ).phase
+
+    assert (at(NOW + 300.5), at(NOW + 300.6)) == ("baking", "done")
 
 
 def test_a_region_not_due_without_a_completed_revision_touches_nothing() -> None:
@@ -178,7 +187,15 @@ def test_steps_serve_the_new_revision_as_canary_then_promote() -> None:
     assert (nxt.step, nxt.weight, nxt.since) == (1, 50, NOW)
     own = entry("stepping", ago=60, step=1, state="running")
     promoted = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
-    assert (promoted.step, promoted.weight) == (2, None)
+    # Promoted: the canary keeps the last step's weight while the new primary rolls.
+    assert (promoted.step, promoted.weight, promoted.promoting) == (2, 50, True)
+    own = entry("stepping", ago=5, step=2, state="updating")
+    rolling = Observed(canary_ready=True, canary_serving=True)
+    held = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=rolling)
+    assert (held.phase, held.weight, held.promoting) == ("stepping", 50, True)
+    ready = Observed(new_ready=True, canary_ready=True, canary_serving=True)
+    baking = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
+    assert (baking.phase, baking.weight) == ("baking", None)
     own = entry("stepping", ago=30, step=0, state="running")
     held = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
     assert (held.step, held.weight, held.next_check) == (0, 10, NOW + 30)
@@ -333,3 +350,93 @@ def test_a_step_serves_its_time_from_when_its_canary_became_available() -> None:
     ready = Observed(canary_ready=True, canary_since=NOW - 60)
     moved = run({"us-east-1": own}, region="us-east-1", policy=policy, observed=ready)
     assert (moved.step, moved.weight) == (1, 50)
+
+
+# -- issue 19: a region never moves backwards --------------------------------------------
+
+X = "superseded-rev"
+
+
+def test_a_region_on_a_superseded_revision_keeps_it_until_its_wave_is_due() -> None:
+    """A new spec written while this region bakes X (never completed): it changes only to R
+    when due, never back to C."""
+    statuses = {"eu-west-1": entry("baking", ago=10, revision=X)}
+    decision = run(statuses)
+    assert (decision.serve, decision.phase, decision.revision) == (HOLD, "superseded", X)
+    statuses["us-east-1"] = entry("done", ago=1)
+    due = run(statuses, observed=Observed(primary_completed=False))
+    assert (due.serve, due.phase, due.revision) == (SERVE_NEW, "stepping", R)
+
+
+def test_a_superseded_region_whose_primary_serves_x_takes_r_without_steps() -> None:
+    """Step 0 would make C the primary again: it takes R as the primary at once."""
+    policy = RolloutPolicy(waves=POLICY.waves, steps=(10, 50))
+    statuses = {
+        "us-east-1": entry("done", ago=1),
+        "eu-west-1": entry("done", ago=10, revision=X, step=2),
+    }
+    due = run(statuses, policy=policy, observed=Observed(primary_completed=False))
+    assert (due.step, due.weight) == (2, None)
+    on_c = run(statuses, policy=policy, observed=Observed(primary_completed=True))
+    assert (on_c.step, on_c.weight) == (0, 10)
+
+
+def test_a_halt_rolls_back_only_the_regions_serving_the_halted_revision() -> None:
+    superseded = {"eu-west-1": entry("baking", ago=10, revision=X)}
+    r_halted = RolloutRecord(C, {"image": "repo/m:v1"}, Halt(R, "us-east-1", "boom", ""))
+    decision = run(superseded, record=r_halted)
+    assert (decision.serve, decision.revision) == (HOLD, X)
+    x_halted = RolloutRecord(C, {"image": "repo/m:v1"}, Halt(X, "us-east-1", "boom", ""))
+    decision = run(superseded, record=x_halted)
+    assert (decision.serve, decision.phase, decision.revision) == (
+        SERVE_COMPLETED,
+        "rolled_back",
+        C,
+    )
+    paused = RolloutRecord(C, {"image": "repo/m:v1"}, paused=True)
+    assert run(superseded, record=paused).serve == HOLD
+
+
+def test_a_stopped_region_holds_its_clock_and_is_never_done_for_what_did_not_run() -> None:
+    idle = Observed(idle=True, new_ready=True)
+    baking = {"us-east-1": entry("baking", ago=900, state="stopped")}
+    held = run(baking, region="us-east-1", observed=idle)
+    assert (held.phase, held.halt, held.complete) == ("paused", None, False)
+    stepping = {"us-east-1": entry("stepping", ago=900, state="stopped")}
+    assert run(stepping, region="us-east-1", observed=idle).halt is None
+    # Not due while stopped: a later wave does not take the revision.
+    assert run({"us-east-1": entry("done", ago=900)}, observed=idle).serve == SERVE_COMPLETED
+    # A region done before the stop baked what ran: it stays done.
+    done = run({"us-east-1": entry("done", ago=5)}, region="us-east-1", observed=idle)
+    assert done.phase == "done"
+
+
+def test_a_bake_is_done_only_after_a_gate_read_taken_after_its_end() -> None:
+    policy = RolloutPolicy(waves=POLICY.waves, bake_seconds=300, alarms=("a-5xx",))
+    own = {"us-east-1": entry("baking", ago=300)}
+    end = NOW
+
+    def at(**observed) -> RolloutDecision:
+        return run(
+            own, region="us-east-1", policy=policy, observed=Observed(new_ready=True, **observed)
+        )
+
+    early = at(gate_at=end - 1)
+    assert (early.phase, early.gate) == ("baking", "alarms not read since the bake ended")
+    assert at(gate_at=end).phase == "done"
+    missing = at(gate_problem="alarm a-5xx does not exist in CloudWatch")
+    assert (missing.phase, missing.gate) == ("baking", "alarm a-5xx does not exist in CloudWatch")
+    # Without alarms there is no gate to read.
+    assert run(own, region="us-east-1", observed=Observed(new_ready=True)).phase == "done"
+
+
+@pytest.mark.parametrize(
+    ("ready", "expected"),
+    [(0, 0), (1, 25), (2, 25), (3, 75)],
+)
+def test_a_step_weight_needs_ready_canary_pods_carrying_a_primary_pods_share(
+    ready: int, expected: int
+) -> None:
+    """4 primary replicas: 75 % needs 3 ready canary pods (25 % each, a primary pod's
+    share of all traffic); until then the previous step's 25 % holds."""
+    assert carried(75, (25, 75), ready, 4) == expected
