@@ -454,9 +454,13 @@ class EndpointActor(pykka.ThreadingActor):
             self._announce(decisions.completed(revision), endpoint, self.ctx.clock.time())
 
     def _remember(self, updated_at: str | None, fields: dict[str, Any]) -> None:
-        """Keep the record fields this actor wrote, so an older scan cannot hide them."""
+        """Keep the record fields this actor wrote, so an older scan cannot hide them, and
+        hold them at once: the next pass must not decide from the item read before them
+        (seen: a halt written, then the next pass stepping the halted revision again)."""
         recorded = self._recorded or freshness.Recorded(updated_at)
         self._recorded = recorded.add(updated_at, fields)
+        if self.item is not None:
+            self.item = freshness.with_record(self.item, self._recorded)
 
     def _announce_rollout(
         self, before: RegionStatus | None, step: rollout.Plan, endpoint: Endpoint, now: float

@@ -64,10 +64,11 @@ def adopt(
     `recorded` takes from the scanned `item`."""
     theirs = item.region_status.get(region)
     stale = older(theirs, ours)
-    return Adopted(_with_record(item, recorded), ours if stale else theirs, stale)
+    return Adopted(with_record(item, recorded), ours if stale else theirs, stale)
 
 
-def _with_record(item: LoadedItem, recorded: Recorded | None) -> LoadedItem:
+def with_record(item: LoadedItem, recorded: Recorded | None) -> LoadedItem:
+    """`item` with the record fields the actor wrote while it had the same `updated_at`."""
     if recorded is None or not recorded.fields or item.updated_at != recorded.updated_at:
         return item
     record = item.raw.get(ATTRIBUTE)
