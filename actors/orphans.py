@@ -10,7 +10,11 @@ endpoints. `plan_orphans` is the pure rule the supervisor applies to every scan:
   it deletes anything);
 - if more endpoints are due at once than `max_deletes`, or more than one and more
   than `max_fraction` of the endpoints present, none is deleted: the refusal is
-  reported and holds until the view changes.
+  reported and holds until the view changes;
+- an endpoint that was held back is confirmed afresh once the refusal lifts: a table
+  restored item by item passes below the limits while the last items are still being
+  written, and those stragglers must not be deleted on the scans that counted during the
+  refusal.
 
 Items with `desired_state: deleted` are the normal way to delete and never pass here.
 """
@@ -70,6 +74,7 @@ def plan_orphans(
     scan_total: int,
     present: int,
     rules: OrphanRules,
+    held: Collection[str] = (),
 ) -> OrphanPlan:
     """Decide on the endpoints with objects here that one scan did not return.
 
@@ -79,6 +84,7 @@ def plan_orphans(
         scan_total: items the scan returned (0 = an empty table or a wrong one).
         present: endpoints with objects or actors here, missing ones included.
         rules: the guards.
+        held: the endpoints the last plan refused.
 
     Returns:
         The plan; `waiting` lists the absent endpoints not yet confirmed.
@@ -88,10 +94,12 @@ def plan_orphans(
         return OrphanPlan(absent=kept, waiting=kept)
     absent = {name: previous.get(name, 0) + 1 for name in missing}
     due = frozenset(name for name, count in absent.items() if count >= rules.confirmations)
+    if due & set(held) and not _refuses(due, present, rules):
+        # The refusal lifted: what it held counts from this scan again.
+        absent.update(dict.fromkeys(due & set(held), 1))
+        due = due - set(held)
     waiting = {name: count for name, count in absent.items() if name not in due}
-    too_many = len(due) > rules.max_deletes
-    too_large = len(due) > 1 and len(due) > rules.max_fraction * present
-    if due and (too_many or too_large):
+    if _refuses(due, present, rules):
         reason = (
             f"refusing to delete {len(due)} of {present} endpoints absent from the table "
             f"at once (limits: {rules.max_deletes} endpoints, "
@@ -99,3 +107,10 @@ def plan_orphans(
         )
         return OrphanPlan(absent=absent, refused=due, reason=reason, waiting=waiting)
     return OrphanPlan(absent=absent, delete=due, waiting=waiting)
+
+
+def _refuses(due: Collection[str], present: int, rules: OrphanRules) -> bool:
+    """Deleting `due` at once, of `present`, is a mass deletion."""
+    too_many = len(due) > rules.max_deletes
+    too_large = len(due) > 1 and len(due) > rules.max_fraction * present
+    return bool(due) and (too_many or too_large)

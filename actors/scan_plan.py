@@ -66,6 +66,7 @@ def plan_scan(
     actors: Mapping[str, bool],
     parked: Mapping[str, str],
     absent: Mapping[str, int],
+    held: Collection[str] = (),
     in_cluster: Collection[str] | None,
     rules: OrphanRules,
 ) -> ScanPlan:
@@ -77,6 +78,7 @@ def plan_scan(
             dead actor waiting out its backoff).
         parked: parked endpoints -> the content hash of the item they were parked on.
         absent: the absence counts of the previous plan.
+        held: the endpoints the previous plan's guard refused to delete.
         in_cluster: endpoints with objects in the cluster (from the watch cache), or
             None when the cache is not synced (then nothing absent is counted).
         rules: the deletion guard.
@@ -117,7 +119,7 @@ def plan_scan(
         gone = absent_here - missing
         here = (set(actors) - gone) | set(in_cluster)
         orphans = plan_orphans(
-            absent, missing, scan_total=scan.total, present=len(here), rules=rules
+            absent, missing, scan_total=scan.total, present=len(here), rules=rules, held=held
         )
         retire.update(dict.fromkeys(sorted(orphans.delete)))
     stop = frozenset(set(actors) - set(scan.active) - set(scan.retiring) - missing)

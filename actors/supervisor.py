@@ -164,6 +164,8 @@ class SupervisorActor(pykka.ThreadingActor):
         #: Parked endpoint -> the content hash of the item it was parked on.
         self.parked: dict[str, str] = {}
         self.absent: dict[str, int] = {}
+        #: The endpoints the deletion guard refused on the last scan.
+        self.held: frozenset[str] = frozenset()
         self.refused_detail = ""
         #: The last write a newer leader's epoch refused: (clock time, count so far, error).
         #: Set on the endpoint actors' threads by `notify` (one tuple, replaced whole).
@@ -440,6 +442,7 @@ class SupervisorActor(pykka.ThreadingActor):
         self.slots.clear()
         self.items.clear()
         self.absent.clear()
+        self.held = frozenset()
         self.refused_detail = self.scan_detail = ""
         if self.gateway is not None:
             self.gateway.stop()
@@ -491,6 +494,7 @@ class SupervisorActor(pykka.ThreadingActor):
             actors={name: slot.death_handled for name, slot in self.slots.items()},
             parked=self.parked,
             absent=self.absent,
+            held=self.held,
             in_cluster=in_cluster,
             rules=self.config.orphans,
         )
@@ -544,6 +548,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _report_orphans(self, plan: OrphanPlan, *, empty_scan: bool) -> None:
         self.absent = dict(plan.absent)
+        self.held = plan.refused
         for name, count in plan.waiting.items():
             self.log.warning(
                 "endpoint missing from the table: waiting for more scans to agree before "

@@ -72,6 +72,25 @@ def test_a_mass_deletion_deletes_none(missing: int, present: int, refused: bool)
         assert plan.reason == ""
 
 
+def test_endpoints_held_by_a_refusal_are_confirmed_afresh_when_it_lifts() -> None:
+    # Seven items vanish (refused), then come back one by one: when five are back the
+    # two stragglers are below the limits, but the scans they were absent for during the
+    # refusal do not count - their items are still being restored.
+    names = {f"m{i}" for i in range(7)}
+    refused = _scans(names, scans=3, total=50, present=10)[-1]
+    assert refused.refused == names
+    stragglers = {"m5", "m6"}
+    lifted = plan_orphans(
+        refused.absent, stragglers, scan_total=55, present=10, rules=RULES, held=refused.refused
+    )
+    assert (lifted.delete, lifted.refused, lifted.reason) == (frozenset(), frozenset(), "")
+    assert lifted.waiting == {"m5": 1, "m6": 1}
+    # Still absent for the confirmations that follow: a real removal, deleted.
+    later = plan_orphans(lifted.absent, stragglers, scan_total=55, present=10, rules=RULES)
+    last = plan_orphans(later.absent, stragglers, scan_total=55, present=10, rules=RULES)
+    assert (later.delete, last.delete) == (frozenset(), frozenset(stragglers))
+
+
 def test_rules_are_checked() -> None:
     with pytest.raises(ValueError, match="confirmations >= 1"):
         OrphanRules(confirmations=0)
