@@ -324,7 +324,9 @@ class DynamoEndpointStore:
         try:
             self._call("DescribeTable", TableName=self.table_name)
         except errors.StoreError as error:
-            return f"table {self.table_name} not reachable: {error}"
+            # The error code (e.g. ThrottlingException) is what an operator searches for.
+            code = f"{error.code}: " if error.code else ""
+            return f"table {self.table_name} not reachable: {code}{error}"
         return None
 
     # -- reads ---------------------------------------------------------------

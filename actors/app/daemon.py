@@ -47,6 +47,9 @@ READY_TABLE_CHECK_SECONDS = 5.0
 #: default: the table check gets 1.5 s of it, the supervisor's view the rest.
 READY_DEADLINE_SECONDS = 2.0
 READY_TABLE_DEADLINE_SECONDS = 1.5
+#: Connect and read timeout of the table check's one attempt (no retries): within its
+#: deadline, so a throttled or unreachable table is answered with its own error.
+READY_TABLE_TIMEOUT_SECONDS = 1.0
 
 
 class Daemon:
@@ -116,10 +119,18 @@ class Daemon:
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.health: HealthServer | None = None
         self.stopped = threading.Event()
-        # /readyz's table check, bounded by its own deadline (a throttled table retries).
+        # /readyz's table check has a client of its own: one attempt, short timeouts. The
+        # store's client retries a throttled table with jittered backoff for longer than
+        # the check's deadline, which then could only say "slow", never why.
+        self.probe_store = _table(
+            settings,
+            on_request=self._count_dynamodb,
+            timeout=READY_TABLE_TIMEOUT_SECONDS,
+            max_attempts=1,
+        )
         self.table_probe = TableProbe(
             settings.table_name,
-            self.store.table_problem,
+            self.probe_store.table_problem,
             monotonic=self.clock.monotonic,
             max_age=READY_TABLE_CHECK_SECONDS,
             deadline=READY_TABLE_DEADLINE_SECONDS,
@@ -293,6 +304,7 @@ class Daemon:
         if self.health is not None:
             self.health.stop()
         self.table_probe.stop(timeout=2)
+        self.probe_store.close()
         self.store.close()
         self.table_stream.close()
         self.alarms.close()
@@ -318,13 +330,19 @@ def _api_client(settings: Settings) -> ApiClient:
 
 
 def _table(
-    settings: Settings, *, on_request: Callable[[str, str], None] | None = None
+    settings: Settings,
+    *,
+    on_request: Callable[[str, str], None] | None = None,
+    timeout: float = 10.0,
+    max_attempts: int = 5,
 ) -> DynamoEndpointStore:
-    """The endpoints table the settings name."""
+    """The endpoints table the settings name (`timeout` and `max_attempts` as the store's)."""
     return DynamoEndpointStore(
         settings.table_name,
         region_name=settings.table_region or settings.region,
         endpoint_url=settings.dynamodb_endpoint_url,
+        timeout=timeout,
+        max_attempts=max_attempts,
         on_request=on_request,
     )
 

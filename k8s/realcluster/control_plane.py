@@ -86,6 +86,7 @@ class RealCluster:
         port: int = 0,
         workdir: Path | None = None,
         etcd_compaction_interval: str | None = None,
+        watch_cache: bool = True,
         ready_delay: float = 0.5,
     ) -> None:
         self.binaries = binaries
@@ -94,6 +95,7 @@ class RealCluster:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="real-cluster-"))
         self.etcd_compaction_interval = etcd_compaction_interval
+        self.watch_cache = watch_cache
         self.ready_delay = ready_delay
         self.etcd_url = ""
         self.admin_kubeconfig = self.workdir / "admin.kubeconfig"
@@ -290,6 +292,9 @@ class RealCluster:
         ]
         if self.etcd_compaction_interval:
             argv.append(f"--etcd-compaction-interval={self.etcd_compaction_interval}")
+        if not self.watch_cache:
+            # Every watch then goes to etcd, so a compacted revision is etcd's own 410.
+            argv.append("--watch-cache=false")
         self._apiserver_argv = argv
         self._spawn("kube-apiserver", argv)
         self._wait_for_apiserver()

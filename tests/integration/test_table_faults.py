@@ -195,15 +195,7 @@ def _readyz(port: int) -> tuple[int, str, float]:
 @pytest.mark.parametrize(
     ("fault", "says"),
     [
-        pytest.param(
-            _throttle,
-            "ThrottlingException",
-            id="throttled",
-            # Known defect: the probe shares the store's client, whose jittered retries of
-            # ThrottlingException can outlast the 1.5 s deadline ("slow" is shown instead).
-            # Fix: a probe client with max_attempts=1 (closing note of 2026-12-05).
-            marks=pytest.mark.xfail(reason="probe retries throttling past its deadline"),
-        ),
+        pytest.param(_throttle, "ThrottlingException", id="throttled"),
         pytest.param(_slow, "did not answer within", id="slow"),
     ],
 )
@@ -217,7 +209,9 @@ def test_readyz_answers_503_with_the_reason_within_its_deadline_when_the_table_m
     def inject(request: Any, **kwargs: Any) -> Any:
         return fault(request, **kwargs) if broken.is_set() else None
 
-    daemon.store.events.register("before-send.dynamodb.DescribeTable", inject)
+    # Both clients: the store's, and the table check's own (one attempt, short timeouts).
+    for store in (daemon.store, daemon.probe_store):
+        store.events.register("before-send.dynamodb.DescribeTable", inject)
     daemon.start()
     assert daemon.health is not None
     port = daemon.health.port

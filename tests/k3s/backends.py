@@ -65,6 +65,10 @@ K3S_PATIENCE_SECONDS = 240.0
 REAL_PATIENCE_SECONDS = 60.0
 # Short, so a compaction happens within a test (kube-apiserver's default is 5m).
 REAL_COMPACTION_INTERVAL = "10s"
+# The control plane without a watch cache compacts every second: a revision is compacted
+# two or three seconds after it was written (the first compaction comes one interval
+# after the apiserver recorded the revision it compacts to).
+FAST_COMPACTION_INTERVAL = "1s"
 # Every real-control-plane test at most (the session's start included in the first).
 REAL_TIMEOUT_SECONDS = 600
 REAL_SKIP_PREFIX = "real control plane: "
@@ -75,6 +79,8 @@ REQUIRE_REAL = "REQUIRE_REAL_CONTROL_PLANE"
 def real_required() -> bool:
     """True when `REQUIRE_REAL_CONTROL_PLANE` is set (not empty, not 0)."""
     return os.environ.get(REQUIRE_REAL, "") not in ("", "0")
+
+
 SIM_READY_DELAY = 0.2
 
 
@@ -355,15 +361,24 @@ def ensure_real_binaries(progress: Callable[[str], None]) -> str | None:
 
 
 class RealSession:
-    """The real control plane (`k8s.realcluster`) for the whole test session.
+    """A real control plane (`k8s.realcluster`) for the whole test session.
 
     The etcd compaction interval is short (`REAL_COMPACTION_INTERVAL`) so a relist after
-    a real compaction can be seen within a test.
+    a real compaction can be seen within a test. With `watch_cache` False every watch
+    goes to etcd, so a watch from a compacted resourceVersion gets etcd's own 410.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        compaction_interval: str = REAL_COMPACTION_INTERVAL,
+        watch_cache: bool = True,
+    ) -> None:
         self.workdir = workdir
         self.kubeconfig = workdir / "real-kubeconfig.yaml"
+        self.compaction_interval = compaction_interval
+        self.watch_cache = watch_cache
         self.cluster_process: RealCluster | None = None
 
     def start(self) -> RealSession:
@@ -372,14 +387,16 @@ class RealSession:
         cluster = RealCluster(
             build.binaries(),
             workdir=self.workdir / "control-plane",
-            etcd_compaction_interval=REAL_COMPACTION_INTERVAL,
+            etcd_compaction_interval=self.compaction_interval,
+            watch_cache=self.watch_cache,
             ready_delay=SIM_READY_DELAY,
         )
         self.cluster_process = cluster.start()
-        # As on any cluster that has run for a while, the watch caches start after
-        # resourceVersion 1 (a fresh server's cache covers its whole history, so a watch
-        # from RV "1" would replay instead of answering 410).
-        cluster.restart_apiserver()
+        if self.watch_cache:
+            # As on any cluster that has run for a while, the watch caches start after
+            # resourceVersion 1 (a fresh server's cache covers its whole history, so a
+            # watch from RV "1" would replay instead of answering 410).
+            cluster.restart_apiserver()
         cluster.write_kubeconfig(self.kubeconfig)
         return self
 

@@ -10,12 +10,14 @@ into a failure, so CI cannot pass without running those tests."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from k8s.realcluster import build
 from tests.k3s.backends import (
+    FAST_COMPACTION_INTERVAL,
     K3S_TIMEOUT_SECONDS,
     REAL_SKIP_PREFIX,
     REAL_TIMEOUT_SECONDS,
@@ -55,7 +57,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     for item in items:
         callspec = getattr(item, "callspec", None)
-        kind = callspec.params.get("backend_kind") if callspec else None
+        params = callspec.params if callspec else {}
+        kind = params.get("backend_kind") or params.get("compacting_kind")
         if kind == "k3s":
             # One worker runs every k3s test, so the session's k3s starts once under xdist.
             item.add_marker(pytest.mark.xdist_group("k3s"))
@@ -104,17 +107,8 @@ def backend_kind(
         yield None
         return
     if request.param == "real":
-        reason = real_unavailable_reason()
-        if reason is not None or not build.built():
-            message = f"{REAL_SKIP_PREFIX}{reason or build.not_built_message()}"
-            if real_required():
-                pytest.fail(message)
-            pytest.skip(message)
-        real = RealSession(tmp_path_factory.mktemp("real")).start()
-        try:
+        with _started(RealSession(tmp_path_factory.mktemp("real"))) as real:
             yield real
-        finally:
-            real.stop()
         return
     reason = docker_unavailable_reason()
     if reason is not None:
@@ -141,6 +135,64 @@ def backend(
             yield cluster
     else:
         with backend_kind.cluster() as cluster:
+            yield cluster
+
+
+@contextmanager
+def _started(real: RealSession) -> Iterator[RealSession]:
+    """`real` started, stopped on exit; skips (fails under `REQUIRE_REAL_CONTROL_PLANE`)
+    when the binaries are not built."""
+    reason = real_unavailable_reason()
+    if reason is not None or not build.built():
+        message = f"{REAL_SKIP_PREFIX}{reason or build.not_built_message()}"
+        if real_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    real.start()
+    try:
+        yield real
+    finally:
+        real.stop()
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("sim", id="sim"),
+        pytest.param("real", id="real", marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS)]),
+    ],
+)
+def compacting_kind(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealSession | None]:
+    """Yields None for "sim"; for "real" starts, once for the session and only for the
+    tests that ask, a second real control plane whose API server has no watch cache and
+    compacts etcd every `FAST_COMPACTION_INTERVAL`: a watch resuming from a compacted
+    resourceVersion then gets etcd's own 410, not a watch cache's."""
+    if request.param == "sim":
+        yield None
+        return
+    compacting = RealSession(
+        tmp_path_factory.mktemp("real-compacting"),
+        compaction_interval=FAST_COMPACTION_INTERVAL,
+        watch_cache=False,
+    )
+    with _started(compacting) as real:
+        yield real
+
+
+@pytest.fixture
+def compacting_backend(
+    request: pytest.FixtureRequest, compacting_kind: RealSession | None, tmp_path: Path
+) -> Iterator[Cluster]:
+    """A fresh sim (keeping the module's `SIM_HISTORY` watch events: older ones are its
+    compaction), or a fresh namespace in the compacting real control plane."""
+    if compacting_kind is None:
+        history = getattr(request.module, "SIM_HISTORY", DEFAULT_SIM_HISTORY)
+        with sim_cluster(tmp_path, history=history) as cluster:
+            yield cluster
+    else:
+        with compacting_kind.cluster() as cluster:
             yield cluster
 
 

@@ -335,6 +335,71 @@ def test_watch_from_a_too_old_resource_version_is_410_then_relist_and_watch_work
     ]
 
 
+def test_a_watch_from_a_compacted_resource_version_is_an_expired_error_event(
+    compacting_backend: Cluster,
+) -> None:
+    """What a compaction itself shows a client. The real API server here has no watch
+    cache, so etcd answers and compacts every second; the sim's compaction is its bounded
+    history (`SIM_HISTORY` events), so the writes outnumber it. Once the list's
+    resourceVersion is compacted, a watch from it is HTTP 200 with exactly one event, an
+    ERROR whose object is a Status 410 Expired (nothing replayed before it); a new list
+    and a watch from its resourceVersion then see the next change."""
+    ns = compacting_backend.namespace
+    leases = client.CoordinationV1Api(compacting_backend.api)
+    _raw(leases.create_namespaced_lease, ns, _lease("l1", "a"))
+    listed = _raw(leases.list_namespaced_lease, ns)["metadata"]["resourceVersion"]
+    for i in range(SIM_HISTORY + 10):
+        _raw(
+            leases.patch_namespaced_lease,
+            "l1",
+            ns,
+            {"spec": {"leaseTransitions": i}},
+            _content_type=MERGE,
+        )
+    answers: list[tuple[int, list[dict[str, Any]]]] = []
+
+    def compacted() -> bool:
+        # Until etcd compacts (a few seconds), the watch replays the writes.
+        answers.append(
+            _watch_lines(leases.list_namespaced_lease, ns, resource_version=listed, seconds=1)
+        )
+        return any(e.get("type") == "ERROR" for e in answers[-1][1])
+
+    wait_for(compacted, timeout=compacting_backend.patience, what="the list's version compacted")
+    status, events = answers[-1]
+    assert status == 200
+    assert [e["type"] for e in events] == ["ERROR"], events
+    error = events[0]["object"]
+    # The message is the only difference: etcd's "The resourceVersion for the provided
+    # watch is too old." on the real server, a watch cache's "too old resource version:
+    # X (Y)" on the sim (real servers send both, from the two places).
+    assert "too old" in error.pop("message"), error
+    assert error == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "reason": "Expired",
+        "code": 410,
+    }
+    relisted = _raw(leases.list_namespaced_lease, ns)["metadata"]["resourceVersion"]
+    _raw(
+        leases.patch_namespaced_lease,
+        "l1",
+        ns,
+        {"spec": {"holderIdentity": "b"}},
+        _content_type=MERGE,
+    )
+    status, events = _watch_lines(
+        leases.list_namespaced_lease, ns, resource_version=relisted, seconds=1
+    )
+    assert status == 200
+    changes = [e for e in events if e["type"] != "BOOKMARK"]
+    assert [(e["type"], e["object"]["spec"]["holderIdentity"]) for e in changes] == [
+        ("MODIFIED", "b")
+    ]
+
+
 def test_deleted_object_is_404_with_a_status_body(
     backend: Cluster, apps: client.AppsV1Api, core: client.CoreV1Api
 ) -> None:

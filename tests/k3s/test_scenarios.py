@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from structlog.testing import capture_logs
 
 from k8s.daemon_objects import APP_NAME, build_daemon_objects
 from k8s.gateway import make_api_client
+from k8s.manifests import KINDS
 from k8s.workload import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from store import commands
 from tests.integration import predecessor
@@ -24,14 +26,17 @@ from tests.k3s.backends import (
     K3S_TIMEOUT_SECONDS,
     REAL_TIMEOUT_SECONDS,
     REQUEST_TIMEOUT,
+    Cluster,
     RealSession,
 )
+from tests.k3s.gate import ConnectionGate
 from tests.k3s.kit import (
     APIS,
     REGION,
     WORKLOAD_KINDS,
     EndpointKit,
     container,
+    endpoint_kit,
     rolled_out,
     wait_for,
 )
@@ -42,6 +47,9 @@ WEIGHTED_ACTION = "alb.ingress.kubernetes.io/actions.weighted-routing"
 LEASE_NAME = "inference-monitor-leader"
 # Leadership moves on lease timings (3 s in the kit), not on pods: the same bound on both.
 FAILOVER_SECONDS = 15
+# etcd's answer to a watch from a compacted revision (a watch cache says "too old
+# resource version: X (Y)" instead).
+ETCD_COMPACTED = "The resourceVersion for the provided watch is too old"
 # With an HPA on a real cluster: requests large enough that an idle model server stays
 # far below the 70 % CPU / 60 % memory targets, so the HPA holds its minimum.
 HPA_RESOURCES = {
@@ -471,6 +479,98 @@ def test_an_api_server_restart_is_survived_and_a_hand_deletion_after_it_repaired
     kit.store.apply("m1", commands.update_spec, {"replicas": 2})
     kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the update")
     kit.wait_state("m1", "running")
+
+
+def _gated_kubeconfig(cluster: Cluster, gate: ConnectionGate, path: Path) -> Path:
+    """The cluster's kubeconfig with the server behind `gate` (same credentials and CA:
+    the gate forwards the TLS bytes unchanged)."""
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = gate.url
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _compacted(core: client.CoreV1Api, namespace: str, resource_version: str) -> bool:
+    """True when a Service watch from `resource_version` answers 410 (etcd compacted past
+    it); until then the watch replays what came after it."""
+    response = core.list_namespaced_service(
+        namespace,
+        watch=True,
+        resource_version=resource_version,
+        timeout_seconds=1,
+        _preload_content=False,
+        _request_timeout=REQUEST_TIMEOUT,
+    )
+    try:
+        events = [json.loads(line) for line in response.read().splitlines() if line.strip()]
+    finally:
+        response.release_conn()
+    return any(e["type"] == "ERROR" and e["object"].get("code") == 410 for e in events)
+
+
+@pytest.mark.parametrize(
+    "compacting_kind",
+    [pytest.param("real", id="real", marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS)])],
+    indirect=True,
+)
+def test_watches_cut_off_past_an_etcd_compaction_relist_and_repair_what_changed_meanwhile(
+    compacting_backend: Cluster,
+    compacting_kind: RealSession,
+    dynamo_url: str,
+    table_name: str,
+    tmp_path: Path,
+) -> None:
+    """Real control plane without a watch cache: etcd serves every watch and compacts
+    every second. The daemon reaches the server through a `ConnectionGate`, closed while
+    a Service is deleted by hand and the item's replicas change, until etcd has compacted
+    past every resourceVersion the daemon's watches hold. Once it opens, each watch
+    resumes from its old resourceVersion, gets etcd's own 410 (not a watch cache's) and
+    lists again: the Service comes back and the update rolls out. The lease (60 s here)
+    outlasts the cut, so these are the same informers relisting, not a new term's."""
+    cluster = compacting_backend
+    assert compacting_kind.cluster_process is not None
+    server = compacting_kind.cluster_process
+    gate = ConnectionGate((server.host, server.port)).start()
+    try:
+        with endpoint_kit(cluster, dynamo_url=dynamo_url, table_name=table_name) as kit:
+            kit.put("m1")
+            kit.start_daemon(
+                KUBECONFIG=str(_gated_kubeconfig(cluster, gate, tmp_path / "gated.yaml")),
+                LEASE_DURATION_SECONDS="60",
+                LEASE_RENEW_DEADLINE_SECONDS="40",
+                LEASE_RETRY_PERIOD_SECONDS="1",
+            )
+            kit.wait_state("m1", "running")
+            core = client.CoreV1Api(cluster.api)
+            with capture_logs() as logs:
+                gate.close()
+                cut_at = core.list_namespaced_service(
+                    cluster.namespace, _request_timeout=REQUEST_TIMEOUT
+                ).metadata.resource_version
+                core.delete_namespaced_service(
+                    "m1", cluster.namespace, _request_timeout=REQUEST_TIMEOUT
+                )
+                kit.store.apply("m1", commands.update_spec, {"replicas": 2})
+                kit.wait(
+                    lambda: _compacted(core, cluster.namespace, cut_at),
+                    "etcd compacted past the daemon's resourceVersions",
+                )
+                gate.open()
+                kit.wait(lambda: kit.kube.get("Service", "m1") is not None, "the Service back")
+                kit.wait(lambda: rolled_out(kit.kube.get("Deployment", "m1"), 2), "the update")
+                kit.wait_state("m1", "running")
+            relisted = {
+                entry["kind"]
+                for entry in logs
+                if entry["event"] == "watch cannot resume, listing again"
+                and ETCD_COMPACTED in entry["error"]
+            }
+            # Every watched kind resumed from a compacted revision: all four relisted.
+            assert relisted == set(KINDS), relisted
+            assert not [e for e in logs if e["event"] == "watches started"], "a new term"
+    finally:
+        gate.stop()
 
 
 def _service_account_kubeconfig(kit: EndpointKit, path: Path) -> Path:
