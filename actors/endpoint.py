@@ -54,9 +54,9 @@ from k8s.fence import Fence, FenceSource
 from k8s.manifests import ManifestError, build_objects, object_key
 from k8s.naming import canary_name, ingress_name
 from store.alarms import AlarmReading
-from store.dynamo import LoadedItem
 from store.errors import ItemTooLarge, StoreError, Superseded
 from store.errors import Retryable as StoreRetryable
+from store.item import LoadedItem
 from store.model import Endpoint, RegionStatus, parse_timestamp
 from store.rollout import Halt, RolloutRecord
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.dynamo import LoadedItem, load_item
+from store.item import LoadedItem, load_item
 from store.model import RegionStatus
 from store.rollout import ATTRIBUTE
 

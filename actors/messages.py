@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from store.dynamo import LoadedItem
+from store.item import LoadedItem
 
 
 class EventKind(StrEnum):

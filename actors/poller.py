@@ -31,8 +31,8 @@ import structlog
 from actors.clock import Clock
 from actors.messages import Poll, ReadStream, ScanFailed, Scanned
 from actors.ports import ChangeFeed, EndpointStore
-from store.dynamo import LoadedItem
 from store.errors import ScanBroken, StoreError
+from store.item import LoadedItem
 from store.rollout import ATTRIBUTE as ROLLOUT
 
 log = structlog.get_logger(__name__)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from k8s.informer import WatchEvent
-from store.dynamo import LoadedItem
+from store.item import LoadedItem
 from store.model import RegionStatus
 from store.rollout import Halt
 from store.stream import ReadResult

@@ -52,7 +52,7 @@ from actors.watchdog import parse_time
 from k8s.manifests import build_canary_deployment, build_deployment
 from k8s.workload import TEMPLATE_SPEC_HASH_ANNOTATION, CanaryWorkload
 from store.alarms import AlarmReading
-from store.dynamo import LoadedItem
+from store.item import LoadedItem
 from store.model import Endpoint, RegionStatus, parse_endpoint, parse_timestamp
 from store.rollout import Halt, RolloutPolicy, RolloutRecord, parse_rollout
 from store.rollout import revision as rollout_revision

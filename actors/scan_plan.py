@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from actors.messages import Scanned
 from actors.orphans import OrphanPlan, OrphanRules, plan_orphans
-from store.dynamo import LoadedItem
+from store.item import LoadedItem
 
 __all__ = ["ScanPlan", "plan_scan"]
 

@@ -65,8 +65,8 @@ from actors.scheduler import Scheduler, Timer
 from actors.silence import silence_limit
 from k8s.errors import NotSynced
 from k8s.gateway import WatchEvent, endpoint_candidates
-from store.dynamo import LoadedItem
 from store.errors import StoreError
+from store.item import LoadedItem
 from store.model import RegionStatus
 
 log = structlog.get_logger(__name__)

@@ -5,7 +5,7 @@ conditional writes, per-region status). Never imports `actors` or `k8s`.
 friends are the parsed item; every failure is a `StoreError` subclass.
 """
 
-from store.dynamo import DynamoEndpointStore, LoadedItem, content_hash, load_item
+from store.dynamo import DynamoEndpointStore
 from store.errors import (
     ConditionFailed,
     InvalidEndpoint,
@@ -18,6 +18,7 @@ from store.errors import (
     Throttled,
     Unavailable,
 )
+from store.item import LoadedItem, content_hash, load_item
 from store.model import (
     DESIRED_STATES,
     REGION_STATES,

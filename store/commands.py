@@ -14,15 +14,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from store import errors
+from store.item import LoadedItem
 from store.model import next_timestamp
 from store.spec_schema import region_image_uris
 from store.validation import DESIRED_STATES, read_regions, validate_item
-
-if TYPE_CHECKING:
-    from store.dynamo import LoadedItem
 
 #: Desired states in which the endpoint serves nothing: a canary or a promotion is refused.
 NOT_SERVING = ("stopped", "deleted")

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from store import errors
 from store.commands import Change, update_spec
+from store.item import LoadedItem
 from store.rollout import ATTRIBUTE, Halt, RolloutRecord, revision
-
-if TYPE_CHECKING:
-    from store.dynamo import LoadedItem
 
 __all__ = ["abort", "pause", "seed", "update_and_seed"]
 

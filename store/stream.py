@@ -28,14 +28,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from store import errors
-from store.dynamo import (
-    EPOCH_RECORD_PREFIX,
-    KEY,
-    LoadedItem,
-    load_item,
-    request_reporter,
-    shared_client,
-)
+from store.dynamo import EPOCH_RECORD_PREFIX, request_reporter, shared_client
+from store.item import KEY, LoadedItem, load_item
 
 log = structlog.get_logger(__name__)
 

@@ -40,7 +40,8 @@ from actors.app.rollout_status import RolloutView, short
 from actors.messages import CrashEndpoint, EventKind
 from k8s.gateway import GatewaySettings, make_api_client
 from k8s.naming import ingress_name
-from store.dynamo import DynamoEndpointStore, LoadedItem
+from store.dynamo import DynamoEndpointStore
+from store.item import LoadedItem
 from store.model import utc_timestamp
 from store.rollout import revision
 from store.rollout_commands import update_and_seed

@@ -30,7 +30,8 @@ from actors.app.rollout_status import HEADER as ROLLOUT_HEADER
 from actors.app.rollout_status import RolloutView
 from k8s.naming import base_of_canary, canary_name
 from store import commands, errors, rollout_commands
-from store.dynamo import DynamoEndpointStore, LoadedItem
+from store.dynamo import DynamoEndpointStore
+from store.item import LoadedItem
 from store.model import DEFAULT_NAMESPACE, default_ingress_path, utc_timestamp
 from store.spec_schema import (
     SPEC_FIELDS,

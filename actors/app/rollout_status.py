@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.silence import silence_limit, silent_regions
-from store.dynamo import LoadedItem
+from store.item import LoadedItem
 from store.model import RegionStatus, parse_timestamp
 from store.rollout import RolloutPolicy, RolloutRecord, parse_rollout, revision
 

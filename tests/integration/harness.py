@@ -22,7 +22,8 @@ from actors.app.daemon import Daemon
 from actors.clock import Clock, FakeClock
 from actors.endpoint import EndpointActor
 from k8s.sim.testing import wait_for
-from store.dynamo import DynamoEndpointStore, LoadedItem
+from store.dynamo import DynamoEndpointStore
+from store.item import LoadedItem
 from store.model import RegionStatus, utc_timestamp
 
 REGION = "us-east-1"

@@ -17,7 +17,7 @@ from typing import Any
 from actors.app.daemon import Daemon
 from actors.clock import FakeClock
 from k8s.sim import SimCluster
-from store.dynamo import LoadedItem
+from store.item import LoadedItem
 from store.model import RegionStatus
 from store.rollout import RolloutRecord
 from store.rollout_commands import seed

@@ -14,7 +14,7 @@ from actors.clock import FakeClock
 from actors.endpoint import EndpointActor
 from actors.messages import SpecChanged
 from store.commands import set_desired_state
-from store.dynamo import LoadedItem
+from store.item import LoadedItem
 from store.rollout import revision
 from store.rollout_commands import update_and_seed
 from tests.integration.harness import NAMESPACE

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from store import commands
-from store.dynamo import DynamoEndpointStore, LoadedItem
+from store.dynamo import DynamoEndpointStore
 from store.errors import (
     ConditionFailed,
     InvalidEndpoint,
@@ -20,6 +20,7 @@ from store.errors import (
     OperationRefused,
     TableNotFound,
 )
+from store.item import LoadedItem
 from store.model import Endpoint, EndpointSpec, RegionStatus, utc_timestamp
 
 # Written by the predecessor's CLI (`datetime.now(UTC).isoformat()` timestamps, a

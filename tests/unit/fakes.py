@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from store.dynamo import LoadedItem
+from store.item import LoadedItem
 from store.model import RegionStatus
 
 

@@ -14,8 +14,8 @@ from actors.endpoint import EndpointActor, EndpointContext, EndpointSlot
 from actors.messages import Reconcile
 from actors.permits import HandlerPermits
 from actors.scheduler import Scheduler
-from store.dynamo import load_item
 from store.errors import StoreError, Throttled
+from store.item import load_item
 from tests.unit.fakes import FakeCluster, FakeStore
 
 REGION = "us-east-1"

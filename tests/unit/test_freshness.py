@@ -4,7 +4,7 @@ architecture section 12: nothing moves backwards on stale input)."""
 from __future__ import annotations
 
 from actors.freshness import Recorded, adopt
-from store.dynamo import load_item
+from store.item import load_item
 from store.model import RegionStatus
 from store.rollout import RolloutRecord
 

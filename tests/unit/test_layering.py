@@ -63,6 +63,27 @@ def test_actor_system_never_imports_the_application() -> None:
     assert offenders == {}
 
 
+def test_the_actor_system_holds_items_without_the_dynamodb_adapter() -> None:
+    """The actor system reaches the table through `actors.ports.EndpointStore` and holds
+    `store.item.LoadedItem`; only the application wires `store.dynamo` in. And `store`
+    has no import cycle through the adapter (it had one: `store.commands` <->
+    `store.dynamo`)."""
+    offenders = {
+        module
+        for module, names in _imports("actors", depth=2).items()
+        if not module.startswith("actors/app/") and "store.dynamo" in names
+    }
+    assert offenders == set()
+    store_imports = _imports("store", depth=2)
+    adapter_imports = store_imports["store/dynamo.py"]
+    cycles = {
+        module
+        for module, names in store_imports.items()
+        if "store.dynamo" in names and "store." + Path(module).stem in adapter_imports
+    }
+    assert cycles == set()
+
+
 def test_verbs_are_thin() -> None:
     """The application talks to DynamoDB and Kubernetes through `store` and `k8s`: no
     `boto3` anywhere in `actors.app`, `kubernetes` only where listed."""

@@ -16,7 +16,7 @@ from actors.namespaces import WatchedNamespaces
 from actors.permits import HandlerPermits
 from actors.scheduler import Scheduler
 from k8s.errors import ApiError, NotSynced
-from store.dynamo import LoadedItem, load_item
+from store.item import LoadedItem, load_item
 from store.model import RegionStatus
 from tests.unit.fakes import FakeCluster, FakeStore
 

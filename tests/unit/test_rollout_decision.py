@@ -17,7 +17,7 @@ from actors.rollout import (
     decide,
     parked,
 )
-from store.dynamo import load_item
+from store.item import load_item
 from store.model import RegionStatus
 from store.rollout import Halt, RolloutPolicy, RolloutRecord, revision
 

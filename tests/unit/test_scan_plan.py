@@ -6,7 +6,7 @@ from __future__ import annotations
 from actors.messages import Scanned
 from actors.orphans import OrphanRules
 from actors.scan_plan import plan_scan
-from store.dynamo import LoadedItem, load_item
+from store.item import LoadedItem, load_item
 
 REGION = "us-east-1"
 RULES = OrphanRules(confirmations=3, max_deletes=5, max_fraction=0.2)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from store.convert import plain, to_dynamo
-from store.dynamo import content_hash, load_item
 from store.errors import InvalidEndpoint
+from store.item import content_hash, load_item
 from store.model import (
     TRIMMED,
     TRIMMED_ERROR_CHARS,

@@ -21,7 +21,7 @@ from k8s.workload import (
     Workload,
 )
 from store import commands, errors
-from store.dynamo import load_item
+from store.item import load_item
 
 W = Workload(name="m1", namespace="ns", image="vllm/vllm-openai:v1", env=(("A", "1"),))
 Obj = dict[str, Any]
