@@ -22,6 +22,7 @@ import structlog
 from actors.messages import EventKind, OnEvent
 from actors.ports import Cluster
 from actors.rollout import ACTIVE, Plan
+from actors.watchdog import canary_zeroed_reason, traffic_cut_reason
 from k8s.errors import NotSynced
 from k8s.events import build_event
 from store.model import RegionStatus
@@ -141,11 +142,7 @@ def completed(revision: str) -> Decision:
 
 def traffic_cut(threshold: float) -> Decision:
     """The watchdog removed the Ingress: no ready replica for `threshold` seconds."""
-    return Decision(
-        "TrafficCut",
-        f"no ready replica for {threshold:g}s: traffic stopped (Ingress removed)",
-        warning=True,
-    )
+    return Decision("TrafficCut", traffic_cut_reason(threshold), warning=True)
 
 
 def traffic_restored() -> Decision:
@@ -155,11 +152,7 @@ def traffic_restored() -> Decision:
 
 def canary_zeroed(threshold: float) -> Decision:
     """The canary's weight was set to 0: no ready canary replica for `threshold` seconds."""
-    return Decision(
-        "CanaryWeightZeroed",
-        f"canary has had no ready replica for {threshold:g}s: its weight is set to 0",
-        warning=True,
-    )
+    return Decision("CanaryWeightZeroed", canary_zeroed_reason(threshold), warning=True)
 
 
 def parked(deaths: int, error: str) -> Decision:

@@ -13,6 +13,7 @@ import json
 import math
 from typing import Any
 
+from actors.watchdog import traffic_cut_reason
 from k8s.naming import canary_name, deployment_name, ingress_name
 from k8s.workload import Autoscaling, CanaryWorkload, HpaMetric, Toleration, Workload
 from store.model import Endpoint, RegionStatus
@@ -194,7 +195,7 @@ def observed_status(
             state="error",
             replicas_ready=ready,
             replicas_desired=desired,
-            error=f"no ready replica for {threshold:g}s: traffic stopped (Ingress removed)",
+            error=traffic_cut_reason(threshold),
         )
     if rollout_complete(primary) and ready == desired:
         state = "running"

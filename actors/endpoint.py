@@ -46,7 +46,7 @@ from actors.messages import (
 from actors.permits import HandlerPermits, Permit
 from actors.ports import Cluster, EndpointStore
 from actors.scheduler import Scheduler, Timer
-from actors.watchdog import watchdog
+from actors.watchdog import says_traffic_was_cut, watchdog
 from k8s.errors import ApiError, NotSynced
 from k8s.errors import Fenced as RequestFenced
 from k8s.errors import Retryable as ApiRetryable
@@ -784,9 +784,7 @@ def _rollout_fields(status: RegionStatus | None) -> tuple[Any, ...]:
 
 def _traffic_was_cut(status: RegionStatus | None) -> bool:
     """The status reported says the watchdog stopped traffic (`observed_status`'s error)."""
-    return (
-        status is not None and status.state == "error" and "traffic stopped" in (status.error or "")
-    )
+    return status is not None and status.state == "error" and says_traffic_was_cut(status.error)
 
 
 def _terminating(obj: dict[str, Any] | None) -> bool:

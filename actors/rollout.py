@@ -48,7 +48,7 @@ from typing import Any
 
 from actors.desired import iso_now, precise_iso, rollout_complete, step_canary, workload_for
 from actors.silence import silent_regions
-from actors.watchdog import parse_time
+from actors.watchdog import ROLLOUT_HALT_REASON, parse_time
 from k8s.manifests import build_canary_deployment, build_deployment
 from k8s.workload import TEMPLATE_SPEC_HASH_ANNOTATION, CanaryWorkload
 from store.alarms import AlarmReading
@@ -326,7 +326,7 @@ def decide(
     if observed.firing:
         return halt(f"alarm {', '.join(observed.firing)} in ALARM")
     if not observed.serving:
-        return halt("watchdog: no ready replica, traffic was cut")
+        return halt(ROLLOUT_HALT_REASON)
     deadline = policy.progress_deadline_seconds
     if phase == "stepping" and own_step < len(steps):
         # A step serves from its start, or from when its canary became available if that

@@ -13,6 +13,30 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+# What a person reads when the watchdog acts, said once: the status error, the Events and
+# the rollout's halt reason are built from these, and the endpoint actor recognises a cut
+# by `TRAFFIC_STOPPED` (rewording it here rewords every place, and the restore still works).
+TRAFFIC_STOPPED = "traffic stopped (Ingress removed)"
+
+
+def traffic_cut_reason(threshold: float) -> str:
+    """Why a primary lost its traffic: the status error and the `TrafficCut` Event."""
+    return f"no ready replica for {threshold:g}s: {TRAFFIC_STOPPED}"
+
+
+def canary_zeroed_reason(threshold: float) -> str:
+    """Why a canary's weight went to 0: the `CanaryWeightZeroed` Event."""
+    return f"canary has had no ready replica for {threshold:g}s: its weight is set to 0"
+
+
+#: A rollout halted because the watchdog cut the new revision's traffic.
+ROLLOUT_HALT_REASON = "watchdog: no ready replica, traffic was cut"
+
+
+def says_traffic_was_cut(error: str | None) -> bool:
+    """A status error written by `traffic_cut_reason`."""
+    return TRAFFIC_STOPPED in (error or "")
+
 
 def parse_time(value: str | None) -> float | None:
     """Epoch seconds of an RFC 3339 timestamp as Kubernetes writes it, None if absent or bad."""

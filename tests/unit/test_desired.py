@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from actors.desired import observed_status, same_report, workload_for
+from actors.watchdog import says_traffic_was_cut
 from store.model import RegionStatus, parse_endpoint
 from tests.unit.live_objects import deployment as _deployment
 
@@ -95,6 +96,10 @@ def test_stopped_and_traffic_cut_states() -> None:
     cut = observed_status(_endpoint(), _deployment(ready=0), serving=False, threshold=300)
     assert cut.state == "error"
     assert "traffic stopped" in (cut.error or "")
+    # The endpoint actor announces the restore by recognising this very error: whatever
+    # its wording, the two stay in step (they are built from one place).
+    assert says_traffic_was_cut(cut.error)
+    assert not says_traffic_was_cut(stopped.error)
 
 
 def test_same_report_ignores_last_sync() -> None:
