@@ -21,10 +21,10 @@ from actors.app.config import load_settings
 from actors.app.daemon import Daemon
 from actors.clock import Clock, FakeClock
 from actors.endpoint import EndpointActor
-from k8s.sim.testing import wait_for
 from store.dynamo import DynamoEndpointStore
 from store.item import LoadedItem
 from store.model import RegionStatus, utc_timestamp
+from tests.sim_aids import wait_for
 
 REGION = "us-east-1"
 NAMESPACE = "gco-inference"

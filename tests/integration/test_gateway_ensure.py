@@ -20,7 +20,6 @@ from k8s.manifests import (
     build_objects,
     build_service,
 )
-from k8s.sim.testing import NAMESPACE, api_client, deployment, service, wait_for
 from k8s.workload import (
     INSTANCE_LABEL,
     MANAGED_BY_LABEL,
@@ -28,6 +27,7 @@ from k8s.workload import (
     CanaryWorkload,
     Workload,
 )
+from tests.sim_aids import NAMESPACE, api_client, deployment, service, wait_for
 
 WORKLOAD = Workload(name="m1", namespace=NAMESPACE, image="vllm/vllm-openai:v1")
 

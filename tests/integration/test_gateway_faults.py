@@ -14,8 +14,8 @@ import pytest
 from k8s import errors
 from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 from k8s.manifests import build_service
-from k8s.sim.testing import NAMESPACE
 from k8s.workload import Workload
+from tests.sim_aids import NAMESPACE
 
 SERVICE = build_service(Workload(name="m1", namespace=NAMESPACE, image="x:1"))
 

@@ -12,8 +12,8 @@ from kubernetes.client.exceptions import ApiException
 from k8s import errors
 from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 from k8s.manifests import build_service
-from k8s.sim.testing import NAMESPACE, lease
 from k8s.workload import Workload
+from tests.sim_aids import NAMESPACE, lease
 
 
 def _gateway(url: str, namespace: str = NAMESPACE) -> ClusterGateway:

@@ -13,7 +13,7 @@ from kubernetes import client
 from k8s import errors, informer
 from k8s.gateway import ClusterGateway, GatewaySettings, WatchEvent, make_api_client
 from k8s.sim import SimCluster
-from k8s.sim.testing import NAMESPACE, api_client, deployment, service, wait_for
+from tests.sim_aids import NAMESPACE, api_client, deployment, service, wait_for
 
 
 class Recorder:

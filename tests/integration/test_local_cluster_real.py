@@ -18,8 +18,8 @@ from kubernetes import client
 
 from k8s.gateway import make_api_client
 from k8s.realcluster import build
-from k8s.sim.testing import wait_for
 from tests.k3s.backends import REAL_SKIP_PREFIX, real_required
+from tests.sim_aids import wait_for
 
 NAMESPACE = "gco-inference"
 START_SECONDS = 120

@@ -14,7 +14,7 @@ from kubernetes import client
 
 from k8s.sim import SimCluster
 from k8s.sim.controller import rolling_bounds
-from k8s.sim.testing import NAMESPACE, api_client, deployment, wait_for
+from tests.sim_aids import NAMESPACE, api_client, deployment, wait_for
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"

@@ -14,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from k8s.sim import SimCluster
-from k8s.sim.testing import (
+from tests.sim_aids import (
     NAMESPACE,
     api_client,
     deployment,

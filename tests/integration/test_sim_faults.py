@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from actors.app import local_cluster
 from k8s.sim import SimCluster
-from k8s.sim.testing import NAMESPACE, api_client, deployment, raw_request, service, wait_for
+from tests.sim_aids import NAMESPACE, api_client, deployment, raw_request, service, wait_for
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from k8s.sim.testing import NAMESPACE, api_client, deployment, raw_request, service
+from tests.sim_aids import NAMESPACE, api_client, deployment, raw_request, service
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"

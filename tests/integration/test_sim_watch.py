@@ -16,7 +16,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from k8s.sim import SimCluster
-from k8s.sim.testing import NAMESPACE, api_client, service, wait_for
+from tests.sim_aids import NAMESPACE, api_client, service, wait_for
 
 
 @pytest.fixture

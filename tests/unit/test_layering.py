@@ -1,7 +1,8 @@
 """The layering contract (STYLE idea 1): `k8s` and `store` never import `actors` and are
-independent of each other; `boto3` is imported only in `store`, `kubernetes` only in `k8s`
-(and, in `actors.app`, the two modules listed below). The actor system (`actors` minus
-`actors.app`) never imports the application `actors.app`."""
+independent of each other; no product code imports the test aids (`tests`); `boto3` is
+imported only in `store`, `kubernetes` only in `k8s` (and, in `actors.app`, the two
+modules listed below). The actor system (`actors` minus `actors.app`) never imports the
+application `actors.app`."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ def _imports(package: str, *, depth: int = 1) -> dict[str, set[str]]:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        pytest.param("k8s", {"actors", "store", "boto3", "botocore"}, id="k8s"),
-        pytest.param("store", {"actors", "k8s", "kubernetes"}, id="store"),
-        pytest.param("actors", {"boto3", "botocore"}, id="actors"),
+        pytest.param("k8s", {"actors", "store", "boto3", "botocore", "tests"}, id="k8s"),
+        pytest.param("store", {"actors", "k8s", "kubernetes", "tests"}, id="store"),
+        pytest.param("actors", {"boto3", "botocore", "tests"}, id="actors"),
+        pytest.param("bench", {"tests"}, id="bench"),
     ],
 )
 def test_package_does_not_import_across_its_layer(package: str, forbidden: set[str]) -> None:

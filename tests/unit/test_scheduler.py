@@ -5,7 +5,7 @@ import threading
 
 from actors.clock import FakeClock
 from actors.scheduler import Scheduler
-from k8s.sim.testing import wait_for
+from tests.sim_aids import wait_for
 
 
 def _wait(event: threading.Event) -> bool:

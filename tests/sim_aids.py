@@ -1,4 +1,4 @@
-"""Small aids for tests that drive the sim with the real kubernetes client.
+"""Aids for tests that drive an API server (the sim, or a real one) with the real kubernetes client.
 
 `api_client(url)` builds a `kubernetes.client.ApiClient` for the sim;
 `deployment()` and friends return valid manifests; `wait_for()` polls a
