@@ -49,6 +49,8 @@ class FakeClock:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         self._timers: list[Callable[[], float | None]] = []
+        #: Every `sleep` asked of this clock, in order.
+        self.slept: list[float] = []
 
     def time(self) -> float:
         with self._lock:
@@ -80,3 +82,10 @@ class FakeClock:
             listeners = list(self._listeners)
         for listener in listeners:
             listener()
+
+    def sleep(self, seconds: float) -> None:
+        """A sleep that does not block: time moves forward by `seconds` (recorded in
+        `slept`), for code that takes `sleep` and `monotonic` callables (backoff, rate
+        limits)."""
+        self.slept.append(seconds)
+        self.advance(seconds)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from actors.clock import FakeClock
 from k8s import errors
 from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 from k8s.manifests import build_service
@@ -20,22 +21,7 @@ from tests.sim_aids import NAMESPACE
 SERVICE = build_service(Workload(name="m1", namespace=NAMESPACE, image="x:1"))
 
 
-class FakeTime:
-    """A monotonic clock whose sleep only records and moves time forward."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def _gateway(url: str, clock: FakeTime, **settings: Any) -> ClusterGateway:
+def _gateway(url: str, clock: FakeClock, **settings: Any) -> ClusterGateway:
     return ClusterGateway(
         make_api_client(url=url),
         GatewaySettings(namespace=NAMESPACE, **settings),
@@ -46,7 +32,7 @@ def _gateway(url: str, clock: FakeTime, **settings: Any) -> ClusterGateway:
 
 
 def test_persistent_500s_end_in_retryable_after_bounded_retries(sim: Any) -> None:
-    clock = FakeTime()
+    clock = FakeClock()
     gw = _gateway(sim.url, clock, max_retries=3, backoff_base=0.2, backoff_cap=5.0)
     sim.set_faults(error_rate=1.0, error_status=500)
     with pytest.raises(errors.Retryable, match="get Service m1: HTTP 500") as caught:
@@ -58,7 +44,7 @@ def test_persistent_500s_end_in_retryable_after_bounded_retries(sim: Any) -> Non
 
 
 def test_429_honours_retry_after(sim: Any) -> None:
-    clock = FakeTime()
+    clock = FakeClock()
     gw = _gateway(sim.url, clock, max_retries=2, backoff_base=0.2)
     sim.set_faults(error_rate=1.0, error_status=429)
     with pytest.raises(errors.Retryable) as caught:
@@ -70,7 +56,7 @@ def test_429_honours_retry_after(sim: Any) -> None:
 
 
 def test_partial_faults_are_absorbed_by_retries(sim: Any) -> None:
-    clock = FakeTime()
+    clock = FakeClock()
     gw = _gateway(sim.url, clock, max_retries=20)
     sim.set_faults(error_rate=0.5, error_status=500)
     results = [gw.ensure(SERVICE) for _ in range(5)]
@@ -81,7 +67,7 @@ def test_partial_faults_are_absorbed_by_retries(sim: Any) -> None:
 
 
 def test_a_slow_server_times_out_as_retryable(sim: Any) -> None:
-    clock = FakeTime()
+    clock = FakeClock()
     gw = _gateway(sim.url, clock, timeout=0.2, max_retries=1)
     sim.set_faults(latency=2.0, verbs=["GET"])
     with pytest.raises(errors.Retryable, match="Timeout") as caught:
@@ -94,7 +80,7 @@ def test_an_unreachable_server_is_a_retryable_connection_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    clock = FakeTime()
+    clock = FakeClock()
     gw = _gateway(f"http://127.0.0.1:{port}", clock, max_retries=2)
     with pytest.raises(errors.Retryable) as caught:
         gw.ensure(SERVICE)
@@ -103,7 +89,7 @@ def test_an_unreachable_server_is_a_retryable_connection_error() -> None:
 
 
 def test_lease_calls_are_single_attempts(sim: Any) -> None:
-    clock = FakeTime()
+    clock = FakeClock()
     gw = _gateway(sim.url, clock, max_retries=5)
     sim.set_faults(error_rate=1.0, error_status=500, kinds=["leases"])
     with pytest.raises(errors.Retryable):
@@ -113,7 +99,7 @@ def test_lease_calls_are_single_attempts(sim: Any) -> None:
 
 
 def test_the_rate_limit_paces_requests_but_never_lease_calls(sim: Any) -> None:
-    clock = FakeTime()
+    clock = FakeClock()
     gw = _gateway(sim.url, clock, qps=2.0, burst=2)
     for _ in range(4):
         gw.ensure_namespace()

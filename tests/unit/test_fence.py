@@ -130,23 +130,8 @@ def test_attempt_timeout_is_cut_to_the_lease_expiry() -> None:
 # -- the rate limiter never waits past the deadline -----------------------------
 
 
-class Time:
-    """A fake clock whose sleep moves it forward (and records the wait)."""
-
-    def __init__(self) -> None:
-        self.clock = FakeClock()
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.clock.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.clock.advance(seconds)
-
-
 def test_the_rate_limiter_never_waits_past_the_deadline_and_gives_the_token_back() -> None:
-    time = Time()
+    time = FakeClock()
     bucket = TokenBucket(1, 1, monotonic=time.monotonic, sleep=time.sleep)
     now = time.monotonic()
     assert bucket.acquire_before(now + 0.5) == 0.0
@@ -175,7 +160,7 @@ class Api:
     """A scripted `send`: each attempt records its timeout and the clock, then answers
     or raises the next scripted failure."""
 
-    def __init__(self, time: Time, failures: int = 0) -> None:
+    def __init__(self, time: FakeClock, failures: int = 0) -> None:
         self.time = time
         self.failures = failures
         self.attempts: list[tuple[float, float]] = []
@@ -191,7 +176,9 @@ class Api:
 class Lease:
     """A fence source on the fake clock: renewed once at `renewed_at`."""
 
-    def __init__(self, time: Time, *, renew_deadline: float = 10, duration: float = 15) -> None:
+    def __init__(
+        self, time: FakeClock, *, renew_deadline: float = 10, duration: float = 15
+    ) -> None:
         self.time = time
         self.renewed_at = time.monotonic()
         self.renew_deadline = renew_deadline
@@ -211,7 +198,7 @@ class Lease:
 
 
 def _transport(
-    time: Time, lease: Lease | None, *, qps: float = 100, burst: int = 100, timeout: float = 30
+    time: FakeClock, lease: Lease | None, *, qps: float = 100, burst: int = 100, timeout: float = 30
 ) -> Transport:
     return Transport(
         limiter=TokenBucket(qps, burst, monotonic=time.monotonic, sleep=time.sleep),
@@ -226,12 +213,12 @@ def _transport(
 
 
 def test_nothing_is_sent_once_the_renew_deadline_has_passed() -> None:
-    time = Time()
+    time = FakeClock()
     lease = Lease(time)
     api = Api(time)
     transport = _transport(time, lease)
     transport.call("update", "Deployment", "m1", api.send)
-    time.clock.advance(10)
+    time.advance(10)
     with pytest.raises(errors.Fenced):
         transport.call("update", "Deployment", "m1", api.send)
     lease.leading = False
@@ -241,22 +228,22 @@ def test_nothing_is_sent_once_the_renew_deadline_has_passed() -> None:
 
 
 def test_each_attempt_times_out_by_the_lease_expiry() -> None:
-    time = Time()
+    time = FakeClock()
     lease = Lease(time)
     api = Api(time)
     transport = _transport(time, lease, timeout=30)
-    time.clock.advance(4)
+    time.advance(4)
     transport.call("update", "Deployment", "m1", api.send)
     assert api.attempts[-1][1] == pytest.approx(11.0), "15 s lease renewed 4 s ago"
     assert not isinstance(errors.Fenced("x"), errors.Retryable)
 
 
 def test_a_retry_that_would_go_out_after_the_deadline_is_not_waited_for() -> None:
-    time = Time()
+    time = FakeClock()
     lease = Lease(time)
     api = Api(time, failures=10)
     transport = _transport(time, lease)
-    time.clock.advance(5)
+    time.advance(5)
     # Retries every 1.8 s (2 s, jitter): attempts at 5, 6.8, 8.6; the next would be at 10.4.
     with pytest.raises(errors.Fenced) as refused:
         transport.call("update", "Deployment", "m1", api.send)
@@ -268,11 +255,11 @@ def test_a_retry_that_would_go_out_after_the_deadline_is_not_waited_for() -> Non
 
 
 def test_a_rate_limit_wait_past_the_deadline_is_refused_without_waiting() -> None:
-    time = Time()
+    time = FakeClock()
     lease = Lease(time)
     api = Api(time)
     transport = _transport(time, lease, qps=0.1, burst=1)  # one token per 10 s
-    time.clock.advance(5)
+    time.advance(5)
     transport.call("update", "Deployment", "m1", api.send)
     with pytest.raises(errors.Fenced, match="rate limiter"):
         transport.call("update", "Deployment", "m1", api.send)
@@ -281,17 +268,17 @@ def test_a_rate_limit_wait_past_the_deadline_is_refused_without_waiting() -> Non
 
 
 def test_an_unfenced_transport_is_never_refused() -> None:
-    time = Time()
+    time = FakeClock()
     api = Api(time, failures=2)
     transport = _transport(time, None)
-    time.clock.advance(1000)
+    time.advance(1000)
     transport.call("update", "Lease", "leader", api.send)
     assert len(api.attempts) == 3
     assert api.attempts[-1][1] == 30
 
 
 def test_quiesce_waits_for_the_attempts_in_flight() -> None:
-    time = Time()
+    time = FakeClock()
     transport = _transport(time, Lease(time))
     started, finish = threading.Event(), threading.Event()
 
