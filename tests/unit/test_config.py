@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import socket
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
 from actors.app.cli import UsageError
 from actors.app.config import ConfigError, Settings, add_run_arguments, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse_flags(*argv: str) -> argparse.Namespace:
@@ -49,56 +54,68 @@ def test_defaults_of_our_additions() -> None:
     assert settings.handler_timeout == 60
 
 
-def test_every_environment_variable_is_read() -> None:
-    env = {
-        "CLUSTER_NAME": "c1",
-        "REGION": "eu-west-1",
-        "INFERENCE_ENDPOINTS_TABLE_NAME": "my-table",
-        "DYNAMODB_REGION": "us-east-2",
-        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:5000",
-        "RECONCILE_INTERVAL_SECONDS": "2.5",
-        "INFERENCE_NAMESPACE": "serving",
-        "K8S_API_TIMEOUT": "5",
-        "INFERENCE_UNHEALTHY_THRESHOLD_SECONDS": "60",
-        "METRICS_PORT": "0",
-        "LOG_DIR": "/var/log/sup",
-        "LOG_FORMAT": "json",
-        "LEASE_NAME": "my-lease",
-        "LEASE_DURATION_SECONDS": "6",
-        "LEASE_RENEW_DEADLINE_SECONDS": "4",
-        "LEASE_RETRY_PERIOD_SECONDS": "1",
-        "POD_NAME": "sup-0",
-        "KUBECONFIG": "/home/me/.kube/config",
-        "K8S_API_URL": "http://127.0.0.1:6443",
-        "K8S_QPS": "50",
-        "K8S_BURST": "200",
-        "HANDLER_TIMEOUT_SECONDS": "5",
-    }
+#: One valid value, not the default, for each setting's environment variable (a setting
+#: added to the table without one fails `test_every_environment_variable_is_read`).
+SAMPLES = {
+    "cluster_name": ("c1", "c1"),
+    "region": ("eu-west-1", "eu-west-1"),
+    "table_name": ("my-table", "my-table"),
+    "table_region": ("us-east-2", "us-east-2"),
+    "dynamodb_endpoint_url": ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    "reconcile_interval": ("2.5", 2.5),
+    "namespace": ("serving", "serving"),
+    "namespaces": ("a,b", ("a", "b")),
+    "k8s_timeout": ("5", 5),
+    "unhealthy_threshold": ("60", 60),
+    "metrics_port": ("0", 0),
+    "log_dir": ("/var/log/sup", "/var/log/sup"),
+    "log_format": ("json", "json"),
+    "lease_name": ("my-lease", "my-lease"),
+    # Lease timings alone still keep duration > renew deadline > 1.2 x retry period.
+    "lease_duration": ("60", 60),
+    "renew_deadline": ("12", 12),
+    "retry_period": ("3", 3),
+    "identity": ("sup-0", "sup-0"),
+    "kubeconfig": ("/home/me/.kube/config", "/home/me/.kube/config"),
+    "k8s_url": ("http://127.0.0.1:6443", "http://127.0.0.1:6443"),
+    "k8s_qps": ("50", 50),
+    "k8s_burst": ("200", 200),
+    "handler_timeout": ("5", 5),
+    "stream_poll": ("0", 0),
+    "stream_resync": ("600", 600),
+    "status_heartbeat": ("30", 30),
+    "max_orphan_deletes": ("9", 9),
+    "gpu_metric_name": ("MY_GPU_UTIL", "MY_GPU_UTIL"),
+}
+#: Where the settings are read: every module but the one that declares them.
+PRODUCT = [
+    path
+    for package in ("actors", "k8s", "store")
+    for path in (ROOT / package).rglob("*.py")
+    if path != ROOT / "actors" / "app" / "config.py"
+]
 
-    assert load_settings(env) == Settings(
-        cluster_name="c1",
-        region="eu-west-1",
-        table_name="my-table",
-        table_region="us-east-2",
-        dynamodb_endpoint_url="http://127.0.0.1:5000",
-        reconcile_interval=2.5,
-        namespace="serving",
-        k8s_timeout=5,
-        unhealthy_threshold=60,
-        metrics_port=0,
-        log_dir="/var/log/sup",
-        log_format="json",
-        lease_name="my-lease",
-        lease_duration=6,
-        renew_deadline=4,
-        retry_period=1,
-        identity="sup-0",
-        kubeconfig="/home/me/.kube/config",
-        k8s_url="http://127.0.0.1:6443",
-        k8s_qps=50,
-        k8s_burst=200,
-        handler_timeout=5,
-    )
+
+def test_every_environment_variable_is_read() -> None:
+    """Each setting of the table, set through its own variable alone, lands in its field."""
+    table = {spec.name: spec.metadata["env"] for spec in fields(Settings)}
+    assert set(SAMPLES) == set(table), "every setting needs a sample value here"
+    defaults = load_settings({})
+    for name, variable in table.items():
+        raw, expected = SAMPLES[name]
+        assert getattr(defaults, name) != expected, f"{name}'s sample is its default"
+        assert getattr(load_settings({variable: raw}), name) == expected, variable
+
+
+def test_every_setting_is_read_by_the_daemon() -> None:
+    """A setting declared but never used is a setting that silently does nothing."""
+    used = {
+        node.attr
+        for path in PRODUCT
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+    }
+    assert {spec.name for spec in fields(Settings)} - used == set()
 
 
 @pytest.mark.parametrize(
