@@ -15,23 +15,14 @@ from actors.messages import Reconcile
 from actors.permits import HandlerPermits
 from actors.scheduler import Scheduler
 from store.errors import StoreError, Throttled
-from store.item import load_item
+from tests.items import loaded
 from tests.unit.fakes import FakeCluster, FakeStore
 
 REGION = "us-east-1"
 
 
 def _item(**fields: Any):
-    raw = {
-        "endpoint_name": "m1",
-        "desired_state": "running",
-        "target_regions": [REGION],
-        "namespace": "gco-inference",
-        "spec": {"image": "repo/model:v1"},
-        "region_status": {},
-    }
-    raw.update(fields)
-    return load_item(raw)
+    return loaded(regions=(REGION,), **fields)
 
 
 def _context(

@@ -4,24 +4,18 @@ architecture section 12: nothing moves backwards on stale input)."""
 from __future__ import annotations
 
 from actors.freshness import Recorded, adopt
-from store.item import load_item
 from store.model import RegionStatus
 from store.rollout import RolloutRecord
+from tests.items import loaded
 
 US = "us-east-1"
 
 
 def item(own: RegionStatus | None, *, updated_at: str = "u1", record=None):
-    raw = {
-        "endpoint_name": "m1",
-        "target_regions": [US],
-        "spec": {"image": "repo/m:v2"},
-        "updated_at": updated_at,
-        "region_status": {} if own is None else {US: own.to_item()},
-    }
-    if record is not None:
-        raw["rollout"] = record
-    return load_item(raw)
+    statuses = {} if own is None else {US: own}
+    return loaded(
+        image="repo/m:v2", regions=(US,), statuses=statuses, updated_at=updated_at, record=record
+    )
 
 
 def at(step: int, seq: int | None) -> RegionStatus:

@@ -16,8 +16,9 @@ from actors.namespaces import WatchedNamespaces
 from actors.permits import HandlerPermits
 from actors.scheduler import Scheduler
 from k8s.errors import ApiError, NotSynced
-from store.item import LoadedItem, load_item
+from store.item import LoadedItem
 from store.model import RegionStatus
+from tests.items import loaded
 from tests.unit.fakes import FakeCluster, FakeStore
 
 REGION = "us-east-1"
@@ -116,16 +117,7 @@ def test_quiesce_waits_for_every_namespace_within_one_deadline() -> None:
 
 
 def _item(namespace: str, **fields: Any) -> LoadedItem:
-    raw = {
-        "endpoint_name": "m1",
-        "desired_state": "running",
-        "target_regions": [REGION],
-        "namespace": namespace,
-        "spec": {"image": "repo/model:v1"},
-        "region_status": {},
-    }
-    raw.update(fields)
-    return load_item(raw)
+    return loaded(namespace=namespace, regions=(REGION,), **fields)
 
 
 def _run(

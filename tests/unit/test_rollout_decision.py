@@ -17,9 +17,9 @@ from actors.rollout import (
     decide,
     parked,
 )
-from store.item import load_item
 from store.model import RegionStatus
 from store.rollout import Halt, RolloutPolicy, RolloutRecord, revision
+from tests.items import loaded
 
 NOW = 1_800_000_000.0
 R, C = "new-rev", "old-rev"
@@ -250,19 +250,8 @@ def test_a_region_reporting_failed_without_a_recorded_halt_records_it() -> None:
 
 
 def _item(spec: dict, *, own: RegionStatus | None = None, record: dict | None = None):
-    raw = {
-        "endpoint_name": "m1",
-        "desired_state": "running",
-        "target_regions": list(TARGETS),
-        "namespace": "gco-inference",
-        "ingress_path": "/inference/m1",
-        "updated_at": "2026-01-01T00:00:00Z",
-        "spec": spec,
-        "region_status": {} if own is None else {"us-east-1": own.to_item()},
-    }
-    if record is not None:
-        raw["rollout"] = record
-    return load_item(raw)
+    statuses = {} if own is None else {"us-east-1": own}
+    return loaded(spec=spec, regions=TARGETS, statuses=statuses, record=record)
 
 
 @pytest.mark.parametrize(

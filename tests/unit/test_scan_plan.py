@@ -6,7 +6,8 @@ from __future__ import annotations
 from actors.messages import Scanned
 from actors.orphans import OrphanRules
 from actors.scan_plan import plan_scan
-from store.item import LoadedItem, load_item
+from store.item import LoadedItem
+from tests.items import loaded
 
 REGION = "us-east-1"
 RULES = OrphanRules(confirmations=3, max_deletes=5, max_fraction=0.2)
@@ -19,16 +20,7 @@ def _item(
     regions: tuple[str, ...] = (REGION,),
     status: dict | None = None,
 ) -> LoadedItem:
-    return load_item(
-        {
-            "endpoint_name": name,
-            "desired_state": "running",
-            "target_regions": list(regions),
-            "namespace": "gco-inference",
-            "spec": {"image": image},
-            "region_status": status or {},
-        }
-    )
+    return loaded(name, image=image, regions=regions, region_status=status or {})
 
 
 def _scan(

@@ -13,18 +13,14 @@ from store.model import EndpointSpec, parse_endpoint
 from store.rollout import revision
 from store.spec_schema import FIELDS, SPEC_FIELDS, image_for_region, region_image_uris
 from store.validation import validate_item
+from tests.items import item
 
 REGION = "us-east-1"
 BASE_IMAGE = "vllm/vllm-openai:v0.8.0"
 
 
 def _item(**spec: Any) -> dict[str, Any]:
-    return {
-        "endpoint_name": "llama3",
-        "desired_state": "running",
-        "target_regions": [REGION],
-        "spec": {"image": BASE_IMAGE, **spec},
-    }
+    return item("llama3", spec={"image": BASE_IMAGE, **spec}, regions=(REGION,))
 
 
 def test_endpoint_spec_has_exactly_the_declared_fields() -> None:

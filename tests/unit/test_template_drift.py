@@ -21,7 +21,7 @@ from k8s.workload import (
     Workload,
 )
 from store import commands, errors
-from store.item import load_item
+from tests.items import loaded
 
 W = Workload(name="m1", namespace="ns", image="vllm/vllm-openai:v1", env=(("A", "1"),))
 Obj = dict[str, Any]
@@ -255,15 +255,7 @@ def _stored_service(obj: Obj) -> Obj:
 
 
 def _loaded(**raw: Any) -> Any:
-    item = {
-        "endpoint_name": "m1",
-        "desired_state": "running",
-        "target_regions": ["us-east-1"],
-        "spec": {"image": "vllm/vllm-openai:v1"},
-        "updated_at": "2026-01-01T00:00:00+00:00",
-        **raw,
-    }
-    return load_item(item)
+    return loaded(image="vllm/vllm-openai:v1", **raw)
 
 
 def test_request_restart_sets_a_new_top_level_value_each_time() -> None:
