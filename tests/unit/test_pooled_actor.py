@@ -13,6 +13,7 @@ from typing import Any
 
 import pykka
 import pytest
+from structlog.testing import capture_logs
 
 from actors.pool import WorkerPool
 from actors.pooled import PooledActor
@@ -87,15 +88,18 @@ def test_messages_are_handled_in_the_order_they_were_sent(pool: WorkerPool) -> N
 
 
 def test_one_actor_never_runs_on_two_workers_at_once(pool: WorkerPool) -> None:
-    """Many senders on many threads, a pool of four: still one handler at a time."""
+    """Many senders on many threads, a pool of four: still one turn at a time (a second
+    turn started meanwhile would fail entering the actor's context: none may)."""
     ref = Recorder.start(pool, "a", hold=0.001)
     senders = [threading.Thread(target=lambda: [ref.tell(i) for i in range(50)]) for _ in range(4)]
-    for sender in senders:
-        sender.start()
-    for sender in senders:
-        sender.join(WAIT)
-    seen, most_at_once = ref.proxy().report().get(timeout=WAIT)
+    with capture_logs() as logs:
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(WAIT)
+        seen, most_at_once = ref.proxy().report().get(timeout=WAIT)
     assert (len(seen), most_at_once) == (200, 1)
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == []
 
 
 def test_actors_share_a_few_threads_and_run_side_by_side(pool: WorkerPool) -> None:
