@@ -63,10 +63,6 @@ class Mailbox:
         with self._lock:
             return not self._envelopes
 
-    def qsize(self) -> int:
-        with self._lock:
-            return len(self._envelopes)
-
     def open(self, pool: WorkerPool, turn: Any) -> None:
         """Start serving: schedule the first turn (`on_start`) on `pool`."""
         with self._lock:
