@@ -44,6 +44,8 @@ from actors.messages import (
     SpecChanged,
 )
 from actors.permits import HandlerPermits, Permit
+from actors.pool import WorkerPool
+from actors.pooled import PooledActor
 from actors.ports import Cluster, EndpointStore
 from actors.scheduler import Scheduler, Timer
 from actors.watchdog import says_traffic_was_cut, watchdog
@@ -64,6 +66,16 @@ log = structlog.get_logger(__name__)
 
 #: Endpoint actors allowed to run a handler at the same time (see `actors.permits`).
 HANDLER_PERMITS = 32
+#: Threads the endpoint actors run on (`actors.pool`): one per permit, so a worker
+#: never queues for one; workers that only wait, or run a hung handler, come on top,
+#: up to ENDPOINT_WORKER_LIMIT in all.
+ENDPOINT_WORKERS = HANDLER_PERMITS
+ENDPOINT_WORKER_LIMIT = 256
+
+
+def endpoint_pool() -> WorkerPool:
+    """The pool every endpoint actor of a daemon runs on."""
+    return WorkerPool(ENDPOINT_WORKERS, limit=ENDPOINT_WORKER_LIMIT, name="endpoint")
 
 
 class Fenced(Exception):
@@ -125,6 +137,8 @@ class EndpointContext:
     #: Bounds how many endpoint actors run handler code at once (see `actors.permits`);
     #: the same object is the `waiting` hook of the gateway and the store.
     permits: HandlerPermits
+    #: The threads endpoint actors run on (the one `permits` is told of; every term's).
+    pool: WorkerPool
     unhealthy_threshold: float = 300.0
     #: `last_sync` is refreshed about this often even when nothing changes (0 = never).
     heartbeat: float = 300.0
@@ -133,7 +147,7 @@ class EndpointContext:
     silence: float = float("inf")
     retry_backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     on_reconciled: Callable[[str, float], None] | None = None
-    #: Told of notable events (`status_written`), for metrics; called on the actor's thread.
+    #: Told of notable events (`status_written`), for metrics; called on the actor's worker.
     on_event: OnEvent | None = None
     #: The lease's write window and epoch (`LeaseKeeper.fence`); table writes carry the
     #: epoch in their condition. None: only `may_write` is checked, writes carry no epoch.
@@ -157,8 +171,9 @@ class EndpointContext:
         return self.watched().get(namespace)
 
 
-class EndpointActor(pykka.ThreadingActor):
-    """Owns one endpoint's objects, watchdog and status in this region."""
+class EndpointActor(PooledActor):
+    """Owns one endpoint's objects, watchdog and status in this region; runs on
+    `ctx.pool`, not on a thread of its own."""
 
     def __init__(
         self,
@@ -169,7 +184,7 @@ class EndpointActor(pykka.ThreadingActor):
         *,
         retiring: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(pool=ctx.pool)
         self.ctx = ctx
         self.slot = slot
         self.item = item
@@ -191,7 +206,7 @@ class EndpointActor(pykka.ThreadingActor):
     # -- lifecycle ---------------------------------------------------------
 
     def on_start(self) -> None:
-        # Bound in the actor's own thread: every line logged while it works (the gateway's
+        # Bound in the actor's own context: every line logged while it works (the gateway's
         # and the store's included) carries the endpoint and lands in its log stream.
         structlog.contextvars.bind_contextvars(
             endpoint=self.slot.name, region=self.ctx.region, cluster=self.ctx.cluster

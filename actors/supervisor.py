@@ -59,6 +59,7 @@ from actors.namespaces import WatchedNamespaces
 from actors.orphans import OrphanPlan, OrphanRules
 from actors.permits import HandlerPermits
 from actors.poller import PollerActor, request_poll
+from actors.pool import WorkerPool
 from actors.ports import ChangeFeed, Cluster, EndpointStore
 from actors.scan_plan import plan_scan
 from actors.scheduler import Scheduler, Timer
@@ -122,6 +123,7 @@ class SupervisorActor(pykka.ThreadingActor):
         scheduler: Scheduler,
         clock: Clock,
         permits: HandlerPermits,
+        pool: WorkerPool,
         actor_factory: type[EndpointActor] = EndpointActor,
         on_event: OnEvent | None = None,
         on_reconciled: Callable[[str, float], None] | None = None,
@@ -138,6 +140,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.scheduler = scheduler
         self.clock = clock
         self.permits = permits
+        #: The threads the endpoint actors run on (the daemon's: it outlives every term).
+        self.pool = pool
         # The lease keeper's own timer thread: a renewal never waits behind another timer.
         self.lease_scheduler = Scheduler(clock, name="lease")
         self.actor_factory = actor_factory
@@ -343,6 +347,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 may_write=self.keeper.may_write,
                 fence=self.keeper.fence,
                 permits=self.permits,
+                pool=self.pool,
                 unhealthy_threshold=self.config.unhealthy_threshold,
                 heartbeat=self.config.status_heartbeat,
                 silence=silence_limit(self.config.status_heartbeat, self.config.reconcile_interval),

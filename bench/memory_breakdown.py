@@ -108,8 +108,10 @@ def run(options: Options) -> Section:
         held = [*supervisor.items.values(), *(a.item for a in actors if a.item is not None)]
         distinct = len({id(item) for item in held})
         items = graph_size(held, seen)
-        # The context, slot and refs are shared or counted elsewhere: the actor's own state.
+        # The context, slot, refs and the pool are shared or counted elsewhere: the actor's
+        # own state (its mailbox included).
         seen.update(id(a.ctx) for a in actors)
+        seen.add(id(daemon.pool))
         state = graph_size(actors, seen, skip=(pykka.ActorRef, threading.Thread))
         stacks, mappings = stack_rss_kib()
         threads = threading.active_count()
@@ -125,6 +127,11 @@ def run(options: Options) -> Section:
             "KiB",
             note=f"{mappings} stacks, {threads} threads in the process (sim and moto included)",
         )
-        section.add("endpoint actor threads", len(actors), "", note="one thread per actor")
+        section.add(
+            "endpoint worker threads",
+            daemon.pool.threads(),
+            "",
+            note=f"{len(actors)} endpoint actors on a pool of {daemon.pool.size} running workers",
+        )
     return section
 

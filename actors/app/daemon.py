@@ -22,7 +22,7 @@ from actors.app.http_server import HealthServer
 from actors.app.metrics import Metrics
 from actors.app.table_probe import TableProbe
 from actors.clock import Clock, SystemClock
-from actors.endpoint import HANDLER_PERMITS, EndpointActor
+from actors.endpoint import HANDLER_PERMITS, EndpointActor, endpoint_pool
 from actors.lease import LeaseSettings
 from actors.messages import EventKind, OnEvent, Shutdown, Snapshot, SupervisorView
 from actors.orphans import OrphanRules
@@ -38,7 +38,8 @@ from store.stream import StreamReader, TableStream
 
 log = structlog.get_logger(__name__)
 
-#: Stack size of every thread started after start-up: one per endpoint actor, so small.
+#: Stack size of every thread started after start-up (watches, the endpoints' pool workers):
+#: only the pages a thread touches are resident, so this bounds address space, not RSS.
 THREAD_STACK_BYTES = 512 * 1024
 #: How long /readyz reuses its table check (a DescribeTable): probes, scrapers and people
 #: may ask often; a table that stops answering shows within this many seconds.
@@ -90,9 +91,13 @@ class Daemon:
         # The endpoints' gateways (one per watched namespace) share one rate limit:
         # K8S_QPS / K8S_BURST are the process's budget, as client-go's are per client.
         self.limiter = TokenBucket(settings.k8s_qps, settings.k8s_burst)
+        # The endpoint actors' threads (actors.pool): a few shared, not one per actor.
+        self.pool = endpoint_pool()
         # One set of handler permits; the gateway and the store give a handler's permit
-        # back while it waits on them (see actors.permits).
-        self.permits = HandlerPermits(HANDLER_PERMITS, monotonic=self.clock.monotonic)
+        # back while it waits on them (see actors.permits), and the pool its worker.
+        self.permits = HandlerPermits(
+            HANDLER_PERMITS, monotonic=self.clock.monotonic, pool=self.pool
+        )
         self.store = _table(settings, on_request=self._count_dynamodb)
         #: The table's stream, read by the poller as the change feed when the table has one.
         self.table_stream = TableStream(
@@ -234,6 +239,7 @@ class Daemon:
             scheduler=self.scheduler,
             clock=self.clock,
             permits=self.permits,
+            pool=self.pool,
             actor_factory=self.actor_factory,
             on_event=self._on_event,
             on_reconciled=self._on_reconciled,
@@ -300,6 +306,10 @@ class Daemon:
                 self.supervisor.stop(timeout=30)
             except pykka.ActorDeadError:
                 pass
+        # The endpoint actors are stopped: their workers end (one still in a hung handler
+        # is a daemon thread and ends with it, or with the process).
+        if not self.pool.close(timeout=10):
+            log.warning("endpoint workers still busy at stop", threads=self.pool.threads())
         self.scheduler.stop()
         if self.health is not None:
             self.health.stop()

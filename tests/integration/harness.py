@@ -21,6 +21,7 @@ from actors.app.config import load_settings
 from actors.app.daemon import Daemon
 from actors.clock import Clock, FakeClock
 from actors.endpoint import EndpointActor
+from actors.pooled import PooledActor
 from store.dynamo import DynamoEndpointStore
 from store.item import LoadedItem
 from store.model import RegionStatus, utc_timestamp
@@ -261,11 +262,18 @@ FAKE_TIME_LEASE = {
 }
 
 
+#: The code of a pooled actor's turn (`actors.pooled`): a worker in it is busy.
+_POOLED_TURN = PooledActor._turn.__code__
+
+
 def _actor_idle(frame: FrameType | None) -> bool:
-    """True unless `frame` is a pykka actor thread's that is handling a message (an actor
-    waiting on its inbox is idle; any other thread counts as idle too)."""
+    """True unless `frame` is an actor's that is handling a message: a pykka actor thread's
+    outside its inbox `get`, or a pool worker's inside a pooled actor's turn (a worker
+    waiting for a turn is idle; any other thread counts as idle too)."""
     callee = None
     while frame is not None:
+        if frame.f_code is _POOLED_TURN:
+            return False
         if frame.f_code.co_name == "_actor_loop_running":
             return callee is not None and callee.f_code.co_name == "get"
         callee, frame = frame, frame.f_back

@@ -4,8 +4,9 @@ table by hand is still cleaned up after the usual scans."""
 
 from __future__ import annotations
 
-import threading
+import pykka
 
+from actors.endpoint import EndpointActor
 from store import commands
 from tests.integration.harness import Harness, scan_count, wait_for
 
@@ -18,7 +19,6 @@ def test_purged_endpoints_stop_their_actors_and_never_trip_the_guard(kit: Harnes
     for name in names:
         kit.wait_state(name, "running", timeout=60)
     wait_for(lambda: len(daemon.snapshot().alive) == 21, what="21 actors")
-    threads_running = threading.active_count()
     deleted = names[:8]
     for name in deleted:
         kit.store.apply(name, commands.set_desired_state, "deleted")
@@ -33,8 +33,8 @@ def test_purged_endpoints_stop_their_actors_and_never_trip_the_guard(kit: Harnes
         what=f"only the 13 remaining endpoints keep a slot, got {daemon.snapshot().generations}",
     )
     wait_for(
-        lambda: threading.active_count() <= threads_running - 8,
-        what=f"8 actor threads gone (was {threads_running}, now {threading.active_count()})",
+        lambda: len(pykka.ActorRegistry.get_by_class(EndpointActor)) == 13,
+        what="only the 13 remaining endpoints keep an actor",
     )
     scans = scan_count(daemon)
     wait_for(lambda: scan_count(daemon) >= scans + 4, what="four more scans")

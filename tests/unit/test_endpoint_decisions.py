@@ -13,10 +13,14 @@ from actors.clock import FakeClock
 from actors.endpoint import EndpointActor, EndpointContext, EndpointSlot
 from actors.messages import Reconcile
 from actors.permits import HandlerPermits
+from actors.pool import WorkerPool
 from actors.scheduler import Scheduler
 from store.errors import StoreError, Throttled
 from tests.items import loaded
 from tests.unit.fakes import FakeCluster, FakeStore
+
+#: The endpoint actors' threads; idle workers end at once, so no thread outlives a test.
+POOL = WorkerPool(2, idle_seconds=0.05, name="test-endpoint")
 
 REGION = "us-east-1"
 
@@ -37,7 +41,8 @@ def _context(
         scheduler=scheduler,
         clock=clock,
         may_write=lambda: True,
-        permits=HandlerPermits(1, monotonic=clock.monotonic),
+        permits=HandlerPermits(1, monotonic=clock.monotonic, pool=POOL),
+        pool=POOL,
         heartbeat=0,
     )
 

@@ -14,12 +14,16 @@ from actors.endpoint import EndpointActor, EndpointContext, EndpointSlot
 from actors.messages import Reconcile
 from actors.namespaces import WatchedNamespaces
 from actors.permits import HandlerPermits
+from actors.pool import WorkerPool
 from actors.scheduler import Scheduler
 from k8s.errors import ApiError, NotSynced
 from store.item import LoadedItem
 from store.model import RegionStatus
 from tests.items import loaded
 from tests.unit.fakes import FakeCluster, FakeStore
+
+#: The endpoint actors' threads; idle workers end at once, so no thread outlives a test.
+POOL = WorkerPool(2, idle_seconds=0.05, name="test-endpoint")
 
 REGION = "us-east-1"
 HOME = "gco-inference"
@@ -139,7 +143,8 @@ def _run(
         scheduler=scheduler,
         clock=clock,
         may_write=lambda: True,
-        permits=HandlerPermits(1, monotonic=clock.monotonic),
+        permits=HandlerPermits(1, monotonic=clock.monotonic, pool=POOL),
+        pool=POOL,
         heartbeat=0,
     )
     slot = EndpointSlot(name="m1", generation=1)

@@ -8,6 +8,7 @@ import threading
 
 from actors.clock import FakeClock
 from actors.permits import HandlerPermits, Permit
+from actors.pool import WorkerPool
 
 
 def _noop(_permit: Permit | None) -> None:
@@ -108,3 +109,49 @@ def test_nested_waits_keep_one_slot() -> None:
     # The single slot is free again, and only one: a second holder waits for the first.
     with permits.held(_noop) as again:
         assert again.held
+
+
+def test_on_a_pool_a_waiting_handler_lets_another_worker_start() -> None:
+    """The pool's only running worker waits on the API: queued work gets a worker."""
+    pool = WorkerPool(1, limit=2, idle_seconds=0.05, name="permits-pool")
+    permits = HandlerPermits(1, monotonic=FakeClock().monotonic, pool=pool)
+    waiting, release, other_ran = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_handler() -> None:
+        with permits.held(_noop), permits.waiting():
+            waiting.set()
+            release.wait(5)
+
+    pool.submit(slow_handler)
+    assert waiting.wait(5)
+    pool.submit(other_ran.set)
+    try:
+        assert other_ran.wait(5), "queued work waited behind a worker that only waits"
+    finally:
+        release.set()
+        assert pool.close(5)
+
+
+def test_on_a_pool_a_hung_handler_keeps_its_worker_only_until_reclaimed() -> None:
+    pool = WorkerPool(1, limit=2, idle_seconds=0.05, name="permits-pool")
+    permits = HandlerPermits(1, monotonic=FakeClock().monotonic, pool=pool)
+    hung, finish, other_ran = threading.Event(), threading.Event(), threading.Event()
+    holder: list[Permit | None] = []
+
+    def hung_handler() -> None:
+        with permits.held(holder.append):
+            hung.set()
+            finish.wait(5)
+
+    pool.submit(hung_handler)
+    assert hung.wait(5)
+    pool.submit(other_ran.set)
+    try:
+        assert not other_ran.wait(0.2), "the only worker is busy in its handler"
+        permit = holder[0]
+        assert permit is not None
+        permit.reclaim()
+        assert other_ran.wait(5), "a reclaimed handler still kept the work from a worker"
+    finally:
+        finish.set()
+        assert pool.close(5)
