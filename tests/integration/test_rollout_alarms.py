@@ -154,8 +154,11 @@ def test_an_alarm_firing_while_the_first_wave_bakes_halts_and_rolls_it_back(
     # the template rewritten at each flip).
     us_apps = client.AppsV1Api(world.kits[US].kube.api)
     template = us_apps.read_namespaced_deployment("m1", NAMESPACE).spec.template.to_dict()
-    settle_until = world.clock.time() + 60
-    world.drive("m1", lambda: world.clock.time() >= settle_until, what="a minute after")
+    # The flip came at every pass (a few fake seconds each): 30 fake seconds show it.
+    settle_until = world.clock.time() + 30
+    world.drive(
+        "m1", lambda: world.clock.time() >= settle_until, timeout=180, what="30 s after"
+    )
     assert us_apps.read_namespaced_deployment("m1", NAMESPACE).spec.template.to_dict() == template
     assert world.phases("m1")[US] == "rolled_back"
     us_reasons = [
