@@ -64,6 +64,9 @@ _FIELDS = (
     "alarms",
     "auto_rollback",
 )
+#: The policy fields that ask for a gate (`store.gates`): a policy naming one is gated,
+#: so each region reads its gates after its bake's end before it is done.
+GATE_FIELDS = ("alarms",)
 #: Upper bound of every duration of the policy (one week), seconds.
 _MAX_SECONDS = 7 * 24 * 3600
 
@@ -92,6 +95,16 @@ class RolloutPolicy:
     progress_deadline_seconds: int = 600
     alarms: tuple[str, ...] = ()
     auto_rollback: bool = True
+
+    @property
+    def gate_fields(self) -> tuple[str, ...]:
+        """The gate fields (`GATE_FIELDS`) this policy sets."""
+        return tuple(name for name in GATE_FIELDS if getattr(self, name))
+
+    @property
+    def gated(self) -> bool:
+        """The policy asks for a gate."""
+        return bool(self.gate_fields)
 
     def waves_for(self, targets: Sequence[str]) -> tuple[tuple[str, ...], ...]:
         """The waves over `targets`: listed regions that are targets, in order (empty

@@ -34,6 +34,8 @@ from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 from k8s.ratelimit import TokenBucket
 from store.alarms import AlarmReader
 from store.dynamo import DynamoEndpointStore
+from store.gates import Gate
+from store.gates.cloudwatch import CloudWatchGate
 from store.stream import StreamReader, TableStream
 
 log = structlog.get_logger(__name__)
@@ -106,12 +108,15 @@ class Daemon:
             self.lease_api_client, self.gateway_settings, on_request=self._count_k8s
         )
         # The rollout's alarm gate: CloudWatch in this daemon's region (architecture section 12);
-        # boto3
-        # finds a local endpoint in AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL. Its
+        # boto3 finds a local endpoint in AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL. Its
         # client is built on first use: a daemon whose items name no alarm never calls it.
         self.alarms = AlarmReader(
             settings.region, monotonic=self.clock.monotonic, on_request=self._count_alarm_read
         )
+        #: The rollout's gates (`store.gates`), one registration line each; a policy field
+        #: asks for a gate, the endpoint actors read those a policy asks for.
+        self.gates: list[Gate] = []
+        self.gates.append(CloudWatchGate(self.alarms))
         self.scheduler = Scheduler(self.clock)
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.health: HealthServer | None = None
@@ -226,7 +231,7 @@ class Daemon:
             actor_factory=self.actor_factory,
             on_event=self._on_event,
             on_reconciled=self._on_reconciled,
-            alarms=self.alarms.read,
+            gates=self.gates,
             feed_factory=lambda: StreamReader(self.table_stream),
         )
         if self.serve_http:
