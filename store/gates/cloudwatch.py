@@ -41,4 +41,4 @@ class CloudWatchGate:
         if reading.problem is not None:
             state = "unreadable" if reading.error is not None else "missing"
             return GateReading(state, reading.problem, problem=reading.problem, age=reading.age)
-        return GateReading("ok", f"OK: {', '.join(query.policy.alarms)}", age=reading.age)
+        return GateReading("ok", f"{', '.join(query.policy.alarms)} not in ALARM", age=reading.age)

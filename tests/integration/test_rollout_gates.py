@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from actors.app.rollout_status import RolloutView
 from actors.clock import FakeClock
 from store.gates import GateQuery, GateReading
 from store.rollout import RolloutPolicy, revision
@@ -76,6 +77,8 @@ def test_a_gate_registered_with_one_line_halts_and_rolls_back(world: Regions) ->
         and (s.gates or {}).get("switch", {}).get("state") == "ok",
         what="the first wave baking, the gate read and shown",
     )
+    row = RolloutView.of(world.item("m1"), world.clock.time()).regions[0]
+    assert (row.region, row.cells()[-1]) == (US, "switch: ok")
     assert {q.phase for q in switch.asked} <= {"stepping", "baking"}
     assert {(q.endpoint, q.region) for q in switch.asked} == {("m1", US)}
     switch.reason = "error budget spent"
