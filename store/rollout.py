@@ -62,11 +62,12 @@ _FIELDS = (
     "step_seconds",
     "progress_deadline_seconds",
     "alarms",
+    "verify_weights",
     "auto_rollback",
 )
 #: The policy fields that ask for a gate (`store.gates`): a policy naming one is gated,
 #: so each region reads its gates after its bake's end before it is done.
-GATE_FIELDS = ("alarms",)
+GATE_FIELDS = ("alarms", "verify_weights")
 #: Upper bound of every duration of the policy (one week), seconds.
 _MAX_SECONDS = 7 * 24 * 3600
 
@@ -84,6 +85,8 @@ class RolloutPolicy:
         progress_deadline_seconds: a region that cannot make the new revision ready in
             this long fails it (default 600).
         alarms: CloudWatch alarm names read in each region while it steps or bakes.
+        verify_weights: a region moves on from a step (and ends its bake) only once its
+            load balancer carries the Ingress's weights (`store.gates.alb`).
         auto_rollback: on a halt every region on the revision returns to the completed
             one (default true).
     """
@@ -94,6 +97,7 @@ class RolloutPolicy:
     step_seconds: int = 60
     progress_deadline_seconds: int = 600
     alarms: tuple[str, ...] = ()
+    verify_weights: bool = False
     auto_rollback: bool = True
 
     @property
@@ -131,7 +135,13 @@ class RolloutPolicy:
             item["steps"] = list(self.steps)
         if self.alarms:
             item["alarms"] = list(self.alarms)
-        for key in ("bake_seconds", "step_seconds", "progress_deadline_seconds", "auto_rollback"):
+        for key in (
+            "bake_seconds",
+            "step_seconds",
+            "progress_deadline_seconds",
+            "verify_weights",
+            "auto_rollback",
+        ):
             if getattr(self, key) != getattr(defaults, key):
                 item[key] = getattr(self, key)
         return item
@@ -180,9 +190,10 @@ def check_rollout(spec: Mapping[str, Any]) -> list[str]:
         isinstance(alarms, list) and all(isinstance(a, str) and a for a in alarms)
     ):
         problems.append(f"spec.rollout.alarms must be a list of alarm names, got {alarms!r}")
-    rollback = policy.get("auto_rollback")
-    if rollback is not None and not isinstance(rollback, bool):
-        problems.append(f"spec.rollout.auto_rollback must be true or false, got {rollback!r}")
+    for key in ("verify_weights", "auto_rollback"):
+        value = policy.get(key)
+        if value is not None and not isinstance(value, bool):
+            problems.append(f"spec.rollout.{key} must be true or false, got {value!r}")
     return problems
 
 
@@ -223,6 +234,7 @@ def parse_rollout(spec: Mapping[str, Any]) -> RolloutPolicy | None:
         step_seconds=number("step_seconds"),
         progress_deadline_seconds=number("progress_deadline_seconds"),
         alarms=tuple(policy.get("alarms") or ()),
+        verify_weights=policy.get("verify_weights") is True,
         auto_rollback=True if rollback is None else bool(rollback),
     )
 

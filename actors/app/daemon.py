@@ -35,6 +35,7 @@ from k8s.ratelimit import TokenBucket
 from store.alarms import AlarmReader
 from store.dynamo import DynamoEndpointStore
 from store.gates import Gate
+from store.gates.alb import AlbWeightsGate
 from store.gates.cloudwatch import CloudWatchGate
 from store.stream import StreamReader, TableStream
 
@@ -117,6 +118,7 @@ class Daemon:
         #: asks for a gate, the endpoint actors read those a policy asks for.
         self.gates: list[Gate] = []
         self.gates.append(CloudWatchGate(self.alarms))
+        self.gates.append(AlbWeightsGate(settings.region, monotonic=self.clock.monotonic))
         self.scheduler = Scheduler(self.clock)
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.health: HealthServer | None = None
@@ -300,7 +302,8 @@ class Daemon:
         self.table_probe.stop(timeout=2)
         self.store.close()
         self.table_stream.close()
-        self.alarms.close()
+        for gate in self.gates:
+            gate.close()
         self.api_client.close()
         self.lease_api_client.close()
         log.info("daemon stopped")

@@ -103,3 +103,7 @@ class Gate(Protocol):
     def read(self, query: GateQuery) -> GateReading:
         """Read the gate now (or from a cache younger than `query.max_age`); never raises."""
         ...
+
+    def close(self) -> None:
+        """Release the gate's connections (idempotent; the daemon calls it as it stops)."""
+        ...

@@ -42,3 +42,6 @@ class CloudWatchGate:
             state = "unreadable" if reading.error is not None else "missing"
             return GateReading(state, reading.problem, problem=reading.problem, age=reading.age)
         return GateReading("ok", f"{', '.join(query.policy.alarms)} not in ALARM", age=reading.age)
+
+    def close(self) -> None:
+        self.reader.close()

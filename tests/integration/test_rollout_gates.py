@@ -44,6 +44,9 @@ class SwitchGate:
             return GateReading("thrown", reason, halt=f"switch thrown: {reason}")
         return GateReading("ok")
 
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 @pytest.fixture
 def world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
@@ -72,9 +75,11 @@ def test_a_gate_registered_with_one_line_halts_and_rolls_back(world: Regions) ->
     new = revision(world.item("m1").raw["spec"])
     world.drive(
         "m1",
-        lambda: (s := world.status("m1", US)) is not None
-        and (s.revision, s.rollout) == (new, "baking")
-        and (s.gates or {}).get("switch", {}).get("state") == "ok",
+        lambda: (
+            (s := world.status("m1", US)) is not None
+            and (s.revision, s.rollout) == (new, "baking")
+            and (s.gates or {}).get("switch", {}).get("state") == "ok"
+        ),
         what="the first wave baking, the gate read and shown",
     )
     row = RolloutView.of(world.item("m1"), world.clock.time()).regions[0]

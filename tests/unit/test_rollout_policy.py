@@ -81,3 +81,16 @@ def test_record_and_status_fields_round_trip_and_predecessor_items_read_empty() 
     plain = RegionStatus(state="running")
     assert {"revision", "rollout", "step", "since"}.isdisjoint(plain.to_item())
     assert RolloutPolicy().to_item() == {}
+
+
+def test_verify_weights_is_a_gate_field() -> None:
+    assert check_rollout({"rollout": {"verify_weights": "yes"}}) == [
+        "spec.rollout.verify_weights must be true or false, got 'yes'"
+    ]
+    policy = parse_rollout({"rollout": {"verify_weights": True}})
+    assert policy is not None
+    assert (policy.gated, policy.gate_fields, policy.to_item()) == (
+        True,
+        ("verify_weights",),
+        {"verify_weights": True},
+    )
