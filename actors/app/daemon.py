@@ -37,6 +37,7 @@ from store.dynamo import DynamoEndpointStore
 from store.gates import Gate
 from store.gates.alb import AlbWeightsGate
 from store.gates.cloudwatch import CloudWatchGate
+from store.gates.prometheus import PrometheusGate
 from store.stream import StreamReader, TableStream
 
 log = structlog.get_logger(__name__)
@@ -119,6 +120,7 @@ class Daemon:
         self.gates: list[Gate] = []
         self.gates.append(CloudWatchGate(self.alarms))
         self.gates.append(AlbWeightsGate(settings.region, monotonic=self.clock.monotonic))
+        self.gates.append(PrometheusGate(settings.prometheus_url))
         self.scheduler = Scheduler(self.clock)
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.health: HealthServer | None = None
