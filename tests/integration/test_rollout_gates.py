@@ -107,3 +107,31 @@ def test_a_gate_registered_with_one_line_halts_and_rolls_back(world: Regions) ->
         what="every region rolled back",
     )
     assert world.timeline.when(EU, V2) is None
+
+
+def test_an_invalid_gate_field_is_reported_in_the_status_and_never_applied(
+    world: Regions,
+) -> None:
+    """An item written past the CLI with an analysis entry that has no bound: each region
+    reports `error` naming the problem, and keeps serving what it served."""
+    loaded = world.item("m1")
+    world.store.update(
+        "m1",
+        set_={
+            "spec.image": V2,
+            "spec.rollout": {"verify_weights": "yes", "analysis": [{"name": "e", "query": "up"}]},
+        },
+        expected_updated_at=loaded.updated_at,
+    )
+    world.drive(
+        "m1",
+        lambda: all(
+            (s := world.status("m1", r)) is not None and s.state == "error" for r in world.names
+        ),
+        what="every region reporting the invalid policy",
+    )
+    error = world.status("m1", US).error
+    assert "spec.rollout.analysis[0] needs a max or a min" in error
+    assert "spec.rollout.verify_weights must be true or false, got 'yes'" in error
+    assert world.image("m1", US) == "repo/model:v1"
+    assert world.timeline.when(EU, V2) is None
