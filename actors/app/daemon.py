@@ -109,16 +109,16 @@ class Daemon:
         self.lease_gateway = ClusterGateway(
             self.lease_api_client, self.gateway_settings, on_request=self._count_k8s
         )
-        # The rollout's alarm gate: CloudWatch in this daemon's region (architecture section 12);
-        # boto3 finds a local endpoint in AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL. Its
-        # client is built on first use: a daemon whose items name no alarm never calls it.
-        self.alarms = AlarmReader(
+        # The rollout's gates (architecture section 12, `store.gates`), one registration line
+        # each; a policy field asks for a gate. Their clients are built on first use: a daemon
+        # whose items ask for no gate never calls CloudWatch, ELBv2 or Prometheus. boto3 finds
+        # local endpoints in AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL_ELBV2 /
+        # AWS_ENDPOINT_URL.
+        alarms = AlarmReader(
             settings.region, monotonic=self.clock.monotonic, on_request=self._count_alarm_read
         )
-        #: The rollout's gates (`store.gates`), one registration line each; a policy field
-        #: asks for a gate, the endpoint actors read those a policy asks for.
         self.gates: list[Gate] = []
-        self.gates.append(CloudWatchGate(self.alarms))
+        self.gates.append(CloudWatchGate(alarms))
         self.gates.append(AlbWeightsGate(settings.region, monotonic=self.clock.monotonic))
         self.gates.append(PrometheusGate(settings.prometheus_url))
         self.scheduler = Scheduler(self.clock)
