@@ -80,9 +80,10 @@ class GateReading:
 
     def shown(self) -> dict[str, str]:
         """The reading as a region's status entry keeps it (`RegionStatus.gates`)."""
-        return (
-            {"state": self.state, "detail": self.detail} if self.detail else {"state": self.state}
-        )
+        shown = {"state": self.state}
+        if self.detail:
+            shown["detail"] = self.detail
+        return shown
 
 
 class Gate(Protocol):

@@ -22,11 +22,11 @@ server serves the tests.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -93,8 +93,12 @@ def _text(weights: Mapping[tuple[str, int], int]) -> str:
     return " / ".join(f"{service} {weight}" for (service, _), weight in sorted(weights.items()))
 
 
-@dataclass
+@dataclasses.dataclass
 class _Entry:
+    """The last answer about one Ingress: what it was asked (hostname and weights), the
+    reading, when it was taken, and the wait before the next read while pending."""
+
+    asked: tuple[Any, ...]
     reading: GateReading
     taken: float
     delay: float
@@ -139,8 +143,8 @@ class AlbWeightsGate:
         self._backoff = backoff
         self._lock = threading.Lock()
         self._client: Any = None
-        # (namespace, ingress, hostname, expected) -> the last answer
-        self._cache: dict[tuple[Any, ...], _Entry] = {}
+        # (namespace, ingress) -> the last answer (one per Ingress: the cache stays small)
+        self._cache: dict[tuple[str, str], _Entry] = {}
 
     def applies(self, policy: RolloutPolicy) -> bool:
         return policy.verify_weights
@@ -159,21 +163,25 @@ class AlbWeightsGate:
         ]
         if not hosts:
             return _pending("no-lb", f"Ingress {name} has no load balancer hostname yet")
-        key = (query.namespace, name, hosts[0], tuple(sorted(expected.items())))
+        key = (query.namespace, name)
+        asked = (hosts[0], tuple(sorted(expected.items())))
         now = self._monotonic()
         with self._lock:
             entry = self._cache.get(key)
+        if entry is not None and entry.asked != asked:
+            # New weights (a step moved): read at once, back off afresh.
+            entry = None
         if entry is not None:
             age = now - entry.taken
             fresh = self._cache_seconds if entry.reading.pending is None else entry.delay
             if age < fresh and (query.max_age is None or age <= query.max_age):
-                return GateReading(**{**entry.reading.__dict__, "age": age})
+                return dataclasses.replace(entry.reading, age=age)
         reading = self.check(query.namespace, name, hosts[0], expected)
         delay = self._backoff[0]
         if entry is not None and entry.reading.pending is not None:
             delay = min(entry.delay * 2, self._backoff[1])
         with self._lock:
-            self._cache[key] = _Entry(reading, now, delay)
+            self._cache[key] = _Entry(asked, reading, now, delay)
         return reading
 
     def check(
