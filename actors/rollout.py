@@ -39,7 +39,8 @@ region then serves as a halted revision does.
 Gates (`store.gates`) are read while a region steps or bakes R; a gate
 `pending` (the load balancer not yet carrying a step's weights) holds the step, the
 promotion and the end of the bake, and a pacing gate's step time counts from when it
-last started passing. Without C (a brand-new endpoint)
+last started passing; under a pacing gate a promoted canary is drained (weight 0, carried)
+before it is removed. Without C (a brand-new endpoint)
 there are no canary steps and a region not due creates nothing: there is no older revision
 to protect or to keep serving.
 """
@@ -47,6 +48,7 @@ to protect or to keep serving.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,7 +57,8 @@ from typing import Any
 from actors.desired import iso_now, precise_iso, rollout_complete, step_canary, workload_for
 from actors.silence import silent_regions
 from actors.watchdog import parse_time
-from k8s.manifests import build_canary_deployment, build_deployment
+from k8s.manifests import WEIGHTED_ACTION_ANNOTATION, build_canary_deployment, build_deployment
+from k8s.naming import canary_name
 from k8s.workload import TEMPLATE_SPEC_HASH_ANNOTATION, CanaryWorkload
 from store.dynamo import LoadedItem
 from store.gates import Gate, GateQuery, GateReading
@@ -93,7 +96,9 @@ class Observed:
             carry the weights yet): no step, promotion or end of bake until it clears.
         passed_since: when the pacing gates (`Gate.paces_steps`) last started passing
             (epoch seconds, durable: the status entry's `gates`); a step's time counts
-            from then at the earliest. None: no pacing gate.
+            from then at the earliest, and a promoted canary is drained to weight 0 before
+            it is removed. None: no pacing gate passes.
+        canary_weight: the canary's weight in the live Ingress (None: no weighted action).
         idle: the spec runs no pod here (the endpoint is stopped, or 0 replicas): the
             region's rollout clock stands still, as paused (nothing bakes what did not run).
         primary_completed: the primary Deployment runs the completed revision's pod (a
@@ -113,6 +118,7 @@ class Observed:
     gate_problem: str | None = None
     pending: str | None = None
     passed_since: float | None = None
+    canary_weight: int | None = None
 
 
 @dataclass(frozen=True)
@@ -342,7 +348,11 @@ def decide(
         if now - since >= deadline:
             return halt(f"{observed.pending} after {deadline}s")
         stepping = phase == "stepping" and own_step < len(steps)
-        kept = _kept(steps, observed) if phase == "stepping" and not stepping else None
+        kept = None
+        if phase == "stepping" and not stepping:
+            # Promoting: the canary's weight stays as the Ingress has it (drained or not).
+            live = observed.canary_weight
+            kept = _kept(steps, observed) if live is None or not observed.canary_serving else live
         return RolloutDecision(
             SERVE_NEW,
             phase,
@@ -389,6 +399,20 @@ def decide(
             next_check=next_check,
         )
     if phase == "stepping":
+        if observed.new_ready and observed.passed_since is not None and observed.canary_weight:
+            # Under a pacing gate the canary is drained first: its weight goes to 0, and it
+            # is removed only once the load balancer carries that (no request is sent to a
+            # target group whose pods are gone while the load balancer lags).
+            return RolloutDecision(
+                SERVE_NEW,
+                "stepping",
+                revision,
+                own_step,
+                since,
+                weight=0,
+                next_check=since + deadline,
+                promoting=True,
+            )
         if observed.new_ready:
             return RolloutDecision(
                 SERVE_NEW, "baking", revision, own_step, now, next_check=now + policy.bake_seconds
@@ -451,6 +475,18 @@ def decide(
         for r in targets
     )
     return RolloutDecision(SERVE_NEW, "done", revision, own_step, since, complete=complete)
+
+
+def _canary_weight(ingress: Mapping[str, Any] | None, canary: str) -> int | None:
+    """The weight the live Ingress's weighted action gives Service `canary` (None: the
+    Ingress has no weighted action, or it does not name the canary)."""
+    annotations = ((ingress or {}).get("metadata") or {}).get("annotations") or {}
+    try:
+        action = json.loads(annotations[WEIGHTED_ACTION_ANNOTATION])
+        groups = action["forwardConfig"]["targetGroups"]
+        return next(int(g["weight"]) for g in groups if g.get("serviceName") == canary)
+    except (KeyError, TypeError, ValueError, StopIteration):
+        return None
 
 
 def _kept(steps: Sequence[int], observed: Observed) -> int | None:
@@ -589,6 +625,7 @@ def plan(
         gate_problem="; ".join(problems) or None,
         pending=next((r.pending for r in readings.values() if r.pending is not None), None),
         passed_since=max(pacing) if pacing else None,
+        canary_weight=_canary_weight(ingress, canary_name(endpoint.endpoint_name)),
     )
     decision = decide(
         policy=policy,
@@ -627,7 +664,10 @@ def plan(
         # pods carry (`carried`): until one is ready its objects exist (the Ingress may
         # name its Service) but it takes no traffic.
         primary_replicas = _primary_replicas(endpoint, region, primary)
-        sized = step_canary(endpoint, region, decision.weight, primary_replicas=primary_replicas)
+        # A promoted canary keeps the last step's size, drained to 0 or not: its pods go
+        # only with it, once the load balancer no longer sends them traffic.
+        size = policy.steps[-1] if decision.promoting and policy.steps else decision.weight
+        sized = step_canary(endpoint, region, size, primary_replicas=primary_replicas)
         ready = _ready(canary) if observed.canary_serving else 0
         step = dataclasses.replace(
             sized, weight=carried(decision.weight, policy.steps, ready, primary_replicas)

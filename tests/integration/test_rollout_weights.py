@@ -23,8 +23,8 @@ from tests.integration.regions import Regions, regions
 
 US, EU = "us-east-1", "eu-west-1"
 V1, V2 = "repo/model:v1", "repo/model:v2"
-STEP_SECONDS = 20
-LAG = 30
+STEP_SECONDS = 10
+LAG = 12
 
 
 @pytest.fixture
@@ -135,9 +135,10 @@ def one(
 def test_a_lagging_load_balancer_holds_every_step_until_it_carries_the_weights(
     one: tuple[Regions, FakeAlbController],
 ) -> None:
-    """Steps 10 %, 50 %; the controller applies each weight 30 s late: the region moves
+    """Steps 10 %, 50 %; the controller applies each weight 12 s late: the region moves
     on from a step only once the load balancer carries that step's weights, and counts
-    the step's 20 s from then; it ends its bake only once the plain backend is carried."""
+    the step's 10 s from then; the promoted canary is drained to 0 and removed once that
+    is carried; the bake ends only once the load balancer sends the canary nothing."""
     world, lbc = one
     world.update(
         "m1",
@@ -180,8 +181,12 @@ def test_a_lagging_load_balancer_holds_every_step_until_it_carries_the_weights(
             expected = {"m1": 100 - weight, "m1-canary": weight}
             assert carried == expected, (before, after, carried)
             assert at - applied[json_key(expected)] >= STEP_SECONDS
+        if after[0] == "baking":
+            # The promoted canary was drained first: removed only once weight 0 was carried.
+            assert carried == {"m1": 100, "m1-canary": 0}
         if after[0] == "done":
-            assert carried == {"m1": 1}
+            # No traffic to the canary (100/0 splits as the plain backend does).
+            assert carried.get("m1-canary", 0) == 0
 
 
 def json_key(weights: dict[str, int]) -> tuple[tuple[str, int], ...]:

@@ -114,3 +114,19 @@ def test_a_pending_gate_holds_the_promotion_and_the_end_of_the_bake() -> None:
     baked = Observed(new_ready=True, gate_at=NOW, pending="not carried")
     assert _decide(_own("baking", 2, 400), baked).phase == "baking"
     assert _decide(_own("baking", 2, 300), dataclasses.replace(baked, pending=None)).phase == "done"
+
+
+def test_under_a_pacing_gate_a_promoted_canary_is_drained_before_it_goes() -> None:
+    """The promoted primary is ready: the canary's weight goes to 0 first (kept while the
+    load balancer has not taken it), and the region bakes (canary removed) once 0 is
+    carried; without a pacing gate it bakes at once."""
+    ready = Observed(new_ready=True, canary_serving=True, passed_since=NOW - 5, canary_weight=50)
+    drain = _decide(_own("stepping", 2, 10), ready)
+    assert (drain.phase, drain.weight, drain.promoting) == ("stepping", 0, True)
+    lagging = dataclasses.replace(ready, canary_weight=0, passed_since=None, pending="lags")
+    held = _decide(_own("stepping", 2, 10), lagging)
+    assert (held.phase, held.weight, held.promoting) == ("stepping", 0, True)
+    drained = dataclasses.replace(ready, canary_weight=0)
+    assert _decide(_own("stepping", 2, 10), drained).phase == "baking"
+    unpaced = dataclasses.replace(ready, passed_since=None)
+    assert _decide(_own("stepping", 2, 10), unpaced).phase == "baking"
