@@ -89,30 +89,41 @@ class PrometheusGate:
                 return GateReading("unreadable", problem, problem=problem)
             text = "no data" if value is None else f"{value:.4g}"
             shown.append(f"{entry.name}={text}")
-            if crossed:
-                halts.append(f"analysis {entry.name}: {_crossing(entry, value)}")
+            if crossed is not None:
+                halts.append(f"analysis {entry.name}: {crossed}")
         if halts:
             return GateReading("violated", ", ".join(shown), halt="; ".join(halts))
         return GateReading("ok", ", ".join(shown))
 
-    def evaluate(self, entry: Analysis, *, within: float) -> tuple[float | None, bool]:
-        """(the query's value now, None without data; whether its bound is crossed for
-        `for_seconds`, a window that must fit in the `within` seconds of the step or bake)."""
-        value = _worst(self._query(entry.query), entry)
+    def evaluate(self, entry: Analysis, *, within: float) -> tuple[float | None, str | None]:
+        """(the query's value now, None without data; why its bound counts as crossed for
+        `for_seconds`, None when it does not). The window must fit in the `within` seconds
+        the step or bake has run, else it is not asked yet."""
+        values = self._query(entry.query)
+        value = _pick(values, high=entry.max is not None)
         window = entry.for_seconds
         if window > within:
-            return value, False
-        if window == 0:
-            crossed = value is None if entry.on_no_data == "halt" else _crosses(entry, value)
-            return value, crossed
-        throughout = [
-            _worst(self._query(f"{over}(({entry.query})[{window}s:])"), entry)
-            for over, bound in (("min_over_time", entry.max), ("max_over_time", entry.min))
-            if bound is not None
-        ]
-        if all(v is None for v in throughout):
-            return value, entry.on_no_data == "halt"
-        return value, any(_crosses(entry, v) for v in throughout)
+            return value, None
+        suffix = f" for {window}s" if window else ""
+        data = False
+        for bound, high, over in (
+            (entry.max, True, "min_over_time"),
+            (entry.min, False, "max_over_time"),
+        ):
+            if bound is None:
+                continue
+            # Crossed throughout the window: its least value above max (largest below min).
+            found = self._query(f"{over}(({entry.query})[{window}s:])") if window else values
+            worst = _pick(found, high=high)
+            if worst is None:
+                continue
+            data = True
+            if (worst > bound) if high else (worst < bound):
+                side = "above max" if high else "below min"
+                return value, f"{worst:.4g} {side} {bound:g}{suffix}"
+        if not data and entry.on_no_data == "halt":
+            return value, f"no data{suffix} (on_no_data: halt)"
+        return value, None
 
     def close(self) -> None:
         """Nothing held between requests."""
@@ -143,30 +154,13 @@ class PrometheusGate:
         return [float(series["value"][1]) for series in data.get("result") or []]
 
 
-def _worst(values: list[float], entry: Analysis) -> float | None:
-    """The value that matters most for the bound (the largest against a `max`, else the
-    smallest); None without data (NaN counts as no data)."""
+def _pick(values: list[float], *, high: bool) -> float | None:
+    """The value that matters for a bound among a query's series: the largest against a
+    `max` (`high`), else the smallest; None without data (NaN counts as no data)."""
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return None
-    return max(values) if entry.max is not None else min(values)
-
-
-def _crosses(entry: Analysis, value: float | None) -> bool:
-    if value is None:
-        return False
-    return (entry.max is not None and value > entry.max) or (
-        entry.min is not None and value < entry.min
-    )
-
-
-def _crossing(entry: Analysis, value: float | None) -> str:
-    window = f" for {entry.for_seconds}s" if entry.for_seconds else ""
-    if value is None:
-        return f"no data{window} (on_no_data: halt)"
-    if entry.max is not None and value > entry.max:
-        return f"{value:.4g} above max {entry.max:g}{window}"
-    return f"{value:.4g} below min {entry.min:g}{window}"
+    return max(values) if high else min(values)
 
 
 def _http_error(error: urllib.error.HTTPError) -> str:

@@ -65,6 +65,8 @@ def test_a_bound_crossed_for_its_window_halts_and_no_data_is_shown(prometheus: S
     gate = PrometheusGate(prometheus.url)
     errors = policy(ERRORS)
     prometheus.exporter.values["test_error_rate"] = 0.2
+    # Below a min, for the window, too (both bounds on one query: a band).
+    prometheus.exporter.values["test_throughput"] = 2
     ok = until(lambda: (r := ask(gate, errors)).detail == "errors=0.2" and r)
     assert (ok.state, ok.halt) == ("ok", None)
 
@@ -74,6 +76,12 @@ def test_a_bound_crossed_for_its_window_halts_and_no_data_is_shown(prometheus: S
     assert violated.halt == "analysis errors: 5 above max 1 for 3s"
     # A window longer than the step or bake so far is not asked yet.
     assert ask(gate, errors, elapsed=2).halt is None
+
+    band = policy(
+        {"name": "rps", "query": "test_throughput", "min": 10, "max": 100, "for_seconds": 3}
+    )
+    low = until(lambda: (r := ask(gate, band)).halt is not None and r)
+    assert (low.detail, low.halt) == ("rps=2", "analysis rps: 2 below min 10 for 3s")
 
     absent = {"name": "latency", "query": "absent_metric_seconds", "min": 0.5, "for_seconds": 3}
     shown = ask(gate, policy(absent))
