@@ -119,8 +119,16 @@ class Daemon:
         )
         self.gates: list[Gate] = []
         self.gates.append(CloudWatchGate(alarms))
-        self.gates.append(AlbWeightsGate(settings.region, monotonic=self.clock.monotonic))
-        self.gates.append(PrometheusGate(settings.prometheus_url))
+        self.gates.append(
+            AlbWeightsGate(
+                settings.region,
+                monotonic=self.clock.monotonic,
+                on_request=self._count_gate_read("weights"),
+            )
+        )
+        self.gates.append(
+            PrometheusGate(settings.prometheus_url, on_request=self._count_gate_read("analysis"))
+        )
         self.scheduler = Scheduler(self.clock)
         self.supervisor: pykka.ActorRef[Any] | None = None
         self.health: HealthServer | None = None
@@ -164,6 +172,11 @@ class Daemon:
     def _count_alarm_read(self, outcome: str) -> None:
         self._on_event(EventKind.ALARM_READ, {"outcome": outcome})
 
+    def _count_gate_read(self, gate: str) -> Callable[[str], None]:
+        return lambda outcome: self._on_event(
+            EventKind.GATE_READ, {"gate": gate, "outcome": outcome}
+        )
+
     def _on_event(self, kind: EventKind, fields: dict[str, Any]) -> None:
         if kind == EventKind.DIED:
             self.metrics.actor_restarts.labels(endpoint=fields["endpoint"]).inc()
@@ -183,6 +196,8 @@ class Daemon:
             self.metrics.decisions.labels(decision=fields["decision"]).inc()
         elif kind == EventKind.ALARM_READ:
             self.metrics.alarm_reads.labels(outcome=fields["outcome"]).inc()
+        elif kind == EventKind.GATE_READ:
+            self.metrics.gate_reads.labels(gate=fields["gate"], outcome=fields["outcome"]).inc()
         elif kind == EventKind.SCAN_FAILED:
             self.metrics.scan_failures.labels(reason=fields["reason"]).inc()
         elif kind == EventKind.GAUGES:

@@ -114,6 +114,8 @@ class AlbWeightsGate:
         max_attempts: attempts per call including the first (default 2).
         cache_seconds: how long a verified answer is reused (default 10).
         backoff: first and largest delay between two reads while pending (1 s, 15 s).
+        on_request: called as `on_request(outcome)` once per read-back of a load balancer
+            (the reading's state: verified, pending, no-lb, no-rule, unreadable).
     """
 
     name = "weights"
@@ -131,6 +133,7 @@ class AlbWeightsGate:
         max_attempts: int = 2,
         cache_seconds: float = 10.0,
         backoff: tuple[float, float] = (1.0, 15.0),
+        on_request: Callable[[str], None] | None = None,
     ) -> None:
         self.region = region
         self._monotonic = monotonic
@@ -141,6 +144,7 @@ class AlbWeightsGate:
         )
         self._cache_seconds = cache_seconds
         self._backoff = backoff
+        self._on_request = on_request
         self._lock = threading.Lock()
         self._client: Any = None
         # (namespace, ingress) -> the last answer (one per Ingress: the cache stays small)
@@ -177,6 +181,8 @@ class AlbWeightsGate:
             if age < fresh and (query.max_age is None or age <= query.max_age):
                 return dataclasses.replace(entry.reading, age=age)
         reading = self.check(query.namespace, name, hosts[0], expected)
+        if self._on_request is not None:
+            self._on_request(reading.state)
         delay = self._backoff[0]
         if entry is not None and entry.reading.pending is not None:
             delay = min(entry.delay * 2, self._backoff[1])

@@ -35,7 +35,12 @@ log = structlog.get_logger(__name__)
 
 
 class PrometheusError(Exception):
-    """Prometheus could not answer a query (after the retries)."""
+    """Prometheus could not answer a query (after the retries); `outcome` names the kind
+    for the metric: "http_<code>", "unreachable" or "bad_answer"."""
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 class PrometheusGate:
@@ -49,6 +54,8 @@ class PrometheusGate:
             5xx (default 2).
         backoff: seconds before the second try, doubled after each (default 0.2).
         sleep: how the gate waits between tries (tests may pass a no-op).
+        on_request: called as `on_request(outcome)` once per query answered or given up
+            ("ok", or `PrometheusError.outcome`).
     """
 
     name = "analysis"
@@ -63,12 +70,14 @@ class PrometheusGate:
         attempts: int = 2,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
+        on_request: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url.rstrip("/") if url else None
         self._timeout = timeout
         self._attempts = max(1, attempts)
         self._backoff = backoff
         self._sleep = sleep
+        self._on_request = on_request
 
     def applies(self, policy: RolloutPolicy) -> bool:
         return bool(policy.analysis)
@@ -129,7 +138,20 @@ class PrometheusGate:
         """Nothing held between requests."""
 
     def _query(self, promql: str) -> list[float]:
-        """The values of an instant query's series (a scalar counts as one)."""
+        """The values of an instant query's series (a scalar counts as one); counted."""
+        try:
+            values = self._ask(promql)
+        except PrometheusError as error:
+            self._count(error.outcome)
+            raise
+        self._count("ok")
+        return values
+
+    def _count(self, outcome: str) -> None:
+        if self._on_request is not None:
+            self._on_request(outcome)
+
+    def _ask(self, promql: str) -> list[float]:
         assert self.url is not None
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
         delay = self._backoff
@@ -138,20 +160,26 @@ class PrometheusGate:
                 with urllib.request.urlopen(url, timeout=self._timeout) as response:
                     body = json.loads(response.read())
                 break
+            except ValueError as error:
+                raise PrometheusError(f"not JSON: {error}", "bad_answer") from error
             except urllib.error.HTTPError as error:
                 if error.code < 500 or attempt == self._attempts:
-                    raise PrometheusError(_http_error(error)) from error
+                    raise PrometheusError(_http_error(error), f"http_{error.code}") from error
             except (urllib.error.URLError, TimeoutError, OSError) as error:
                 if attempt == self._attempts:
-                    raise PrometheusError(str(getattr(error, "reason", error))) from error
+                    reason = str(getattr(error, "reason", error))
+                    raise PrometheusError(reason, "unreachable") from error
             self._sleep(delay)
             delay *= 2
         data = body.get("data") or {}
         if body.get("status") != "success":
-            raise PrometheusError(str(body.get("error") or "query failed"))
-        if data.get("resultType") == "scalar":
-            return [float(data["result"][1])]
-        return [float(series["value"][1]) for series in data.get("result") or []]
+            raise PrometheusError(str(body.get("error") or "query failed"), "bad_answer")
+        try:
+            if data.get("resultType") == "scalar":
+                return [float(data["result"][1])]
+            return [float(series["value"][1]) for series in data.get("result") or []]
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise PrometheusError(f"unexpected answer: {error!r}", "bad_answer") from error
 
 
 def _pick(values: list[float], *, high: bool) -> float | None:

@@ -14,6 +14,7 @@ from actors.clock import FakeClock
 from store.gates import GateQuery
 from store.gates.prometheus import PrometheusGate
 from store.rollout import RolloutPolicy, parse_rollout, revision
+from tests.integration.harness import metric_total
 from tests.integration.prometheus import BINARY, Served, served
 from tests.integration.regions import Regions, regions
 
@@ -127,6 +128,8 @@ def test_a_query_over_its_bound_during_the_bake_halts_and_rolls_back(
             "analysis errors: 5 above max 1 for 3s",
         )
         assert world.timeline.when(EU, V2) is None
+        reads = "inference_supervisor_gate_reads_total"
+        assert metric_total(world.daemons[US], reads, gate="analysis", outcome="ok") >= 1
 
 
 def _running(world: Regions) -> bool:

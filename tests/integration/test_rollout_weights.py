@@ -18,7 +18,7 @@ from store.gates import GateQuery
 from store.gates.alb import AlbWeightsGate
 from store.rollout import RolloutPolicy, revision
 from tests.integration.alb import FakeAlbController
-from tests.integration.harness import NAMESPACE
+from tests.integration.harness import NAMESPACE, metric_total
 from tests.integration.regions import Regions, regions
 
 US, EU = "us-east-1", "eu-west-1"
@@ -234,6 +234,8 @@ def test_a_load_balancer_that_never_takes_the_weights_halts_at_the_deadline(
         assert (halt.revision, halt.region) == (new, US)
         assert "load balancer carries m1 1, not m1 90 / m1-canary 10" in halt.reason
         assert lbc.carried() == {"m1": 1}
+        reads = "inference_supervisor_gate_reads_total"
+        assert metric_total(world.daemons[US], reads, gate="weights", outcome="pending") >= 1
         world.drive(
             "m1",
             lambda: set(world.phases("m1").values()) == {"rolled_back"},
