@@ -30,7 +30,7 @@ class FakeAlbController:
         self,
         url: str,
         region: str,
-        kube: Kube,
+        kube: Kube | None,
         clock: FakeClock,
         *,
         endpoint: str,
@@ -101,6 +101,7 @@ class FakeAlbController:
     def sync(self) -> None:
         """Do what the controller would by now: publish the hostname, and apply the
         Ingress's weights once they are `lag` old."""
+        assert self.kube is not None, "a controller without a cluster only builds the load balancer"
         obj = self.kube.get("Ingress", self.ingress)
         if obj is None:
             return
@@ -118,9 +119,13 @@ class FakeAlbController:
             self._seen = (wanted, now)
         if self.lag is None or wanted == self.applied or now < self._seen[1] + self.lag:
             return
-        self.elb.modify_rule(RuleArn=self.rule, Actions=self._actions(wanted))
-        self.applied = wanted
-        self.history.append((now, dict(wanted)))
+        self.apply(wanted)
+
+    def apply(self, weights: dict[str, int]) -> None:
+        """Put `weights` ({service: weight}) on the rule now, as the controller does."""
+        self.elb.modify_rule(RuleArn=self.rule, Actions=self._actions(weights))
+        self.applied = weights
+        self.history.append((self.clock.time(), dict(weights)))
 
     def carried(self) -> dict[str, int]:
         """{service: weight} the rule forwards with, read back from ELBv2."""

@@ -73,7 +73,7 @@ def test_the_gate_finds_the_weights_as_the_controller_publishes_them(elbv2: str)
     reason (never taken as fine); the carried weights verify; while pending, ELBv2 is read
     again only after a backoff."""
     clock = FakeClock()
-    lbc = FakeAlbController(elbv2, "us-west-2", None, clock, endpoint="m1", lag=0)  # type: ignore[arg-type]
+    lbc = FakeAlbController(elbv2, "us-west-2", None, clock, endpoint="m1", lag=0)
     now = [0.0]
     gate = AlbWeightsGate("us-west-2", monotonic=lambda: now[0])
     split = {"m1": 90, "m1-canary": 10}
@@ -98,7 +98,7 @@ def test_the_gate_finds_the_weights_as_the_controller_publishes_them(elbv2: str)
     pending = gate.read(wanted)
     assert pending.state == "pending"
     assert pending.pending == "load balancer carries m1 1, not m1 90 / m1-canary 10"
-    lbc.elb.modify_rule(RuleArn=lbc.rule, Actions=lbc._actions(split))
+    lbc.apply(split)
     now[0] += 0.5
     assert gate.read(wanted).state == "pending", "read again before its backoff"
     now[0] += 1.0
