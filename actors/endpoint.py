@@ -55,9 +55,9 @@ from k8s.errors import Retryable as ApiRetryable
 from k8s.fence import Fence, FenceSource
 from k8s.manifests import ManifestError, build_objects, object_key
 from k8s.naming import canary_name, ingress_name
-from store.alarms import AlarmReading
 from store.errors import ItemTooLarge, StoreError, Superseded
 from store.errors import Retryable as StoreRetryable
+from store.gates import Gate
 from store.item import LoadedItem
 from store.model import Endpoint, RegionStatus, parse_timestamp
 from store.rollout import Halt, RolloutRecord
@@ -157,10 +157,9 @@ class EndpointContext:
     gateways: Mapping[str, Cluster] = field(default_factory=dict)
     #: The per-pod metric an autoscaling metric `gpu` scales on (None: the builder's default).
     gpu_metric: str | None = None
-    #: Which of the given CloudWatch alarm names are in ALARM in this region
-    #: (`store.alarms.AlarmReader.read(names, max_age)`); None: alarms are not read
-    #: (architecture section 12).
-    alarms: Callable[[Sequence[str], float | None], AlarmReading] | None = None
+    #: The rollout's gates, read while a region steps or bakes (`store.gates`; the daemon
+    #: registers them, architecture section 12); empty: none is read.
+    gates: Sequence[Gate] = ()
 
     def watched(self) -> Mapping[str, Cluster]:
         """The gateway of each watched namespace."""
@@ -428,7 +427,8 @@ class EndpointActor(PooledActor):
             serving=watchdog(
                 primary, None, now=now, threshold=self.ctx.unhealthy_threshold
             ).serve_traffic,
-            alarms=self.ctx.alarms,
+            gates=self.ctx.gates,
+            ingress=gateway.cached("Ingress", ingress_name(name)),
             now=now,
             silence=self.ctx.silence,
         )
@@ -794,7 +794,7 @@ def _rollout_fields(status: RegionStatus | None) -> tuple[Any, ...]:
     """What a status entry says of the rollout (architecture section 12)."""
     if status is None:
         return ()
-    return (status.revision, status.rollout, status.step, status.since)
+    return (status.revision, status.rollout, status.step, status.since, status.gates)
 
 
 def _traffic_was_cut(status: RegionStatus | None) -> bool:

@@ -39,6 +39,8 @@ class EventKind(StrEnum):
     DECISION = "decision"
     #: A CloudWatch alarm read (`store.alarms.AlarmReader`): outcome ("ok" or the error).
     ALARM_READ = "alarm_read"
+    #: A rollout gate read its source (`store.gates`): gate, outcome.
+    GATE_READ = "gate_read"
     #: A table scan failed (the next poll retries): reason (the error's code or class).
     SCAN_FAILED = "scan_failed"
 

@@ -22,7 +22,7 @@ region's entry; "on R" = `own.revision == R` in an active phase):
 | due, not on R | R (first step's canary if the primary serves C, else the primary) | stepping |
 | on R, step k < len(steps) | C primary, R canary at steps[k] | stepping (k+1 after step_seconds) |
 | on R, all steps done | R as primary | stepping until ready, then baking |
-| baked, ready, alarms read after the end | R | done; the last region done records C := R |
+| baked, ready, gates read after the end | R | done; the last region done records C := R |
 
 A step's canary is R's whole pod (`actors.desired.step_canary`: ceil(replicas x weight /
 100) replicas, at least 1, replicas being the HPA's current count when autoscaled); it gets
@@ -32,8 +32,15 @@ later, from when the canary became available (the cluster's `Available` conditio
 promoted, the canary keeps the last step's weight until the new primary is ready.
 
 Failures while on R (a step or promotion not ready within `progress_deadline_seconds`, the
-watchdog cut traffic, an alarm in ALARM; the supervisor's `parked` for a crash loop) record
-a halt; the region then serves as a halted revision does. Without C (a brand-new endpoint)
+watchdog cut traffic, a gate's halt (an alarm in ALARM, a query past its bound), a gate
+pending past the deadline; the supervisor's `parked` for a crash loop) record a halt; the
+region then serves as a halted revision does.
+
+Gates (`store.gates`) are read while a region steps or bakes R; a gate
+`pending` (the load balancer not yet carrying a step's weights) holds the step, the
+promotion and the end of the bake, and a pacing gate's step time counts from when it
+last started passing; under a pacing gate a promoted canary is drained (weight 0, carried)
+before it is removed. Without C (a brand-new endpoint)
 there are no canary steps and a region not due creates nothing: there is no older revision
 to protect or to keep serving.
 """
@@ -41,17 +48,19 @@ to protect or to keep serving.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from actors.desired import iso_now, precise_iso, rollout_complete, step_canary, workload_for
 from actors.silence import silent_regions
 from actors.watchdog import ROLLOUT_HALT_REASON, parse_time
-from k8s.manifests import build_canary_deployment, build_deployment
+from k8s.manifests import WEIGHTED_ACTION_ANNOTATION, build_canary_deployment, build_deployment
+from k8s.naming import canary_name
 from k8s.workload import TEMPLATE_SPEC_HASH_ANNOTATION, CanaryWorkload
-from store.alarms import AlarmReading
+from store.gates import Gate, GateQuery, GateReading
 from store.item import LoadedItem
 from store.model import Endpoint, RegionStatus, parse_endpoint, parse_timestamp
 from store.rollout import Halt, RolloutPolicy, RolloutRecord, parse_rollout
@@ -62,10 +71,7 @@ ACTIVE = ("stepping", "baking", "done", "paused")
 #: What a region serves: the new revision, the completed one, or it leaves its objects be.
 SERVE_NEW, SERVE_COMPLETED, HOLD = "new", "completed", "hold"
 
-#: How often a region that steps or bakes under alarms reads them again (seconds); the
-#: alarm reader itself reuses an answer for 10 s.
-ALARM_POLL_SECONDS = 15.0
-#: How soon a region whose bake is over reads its alarms again when they could not be
+#: How soon a region whose bake is over reads its gates again when they could not be
 #: read after the bake's end (seconds).
 GATE_RETRY_SECONDS = 5.0
 
@@ -82,10 +88,17 @@ class Observed:
         canary_serving: the canary's pods all run the new revision and one is ready: it
             may take its step's weight (before that it gets 0, as an unready canary).
         serving: the watchdog has not cut traffic.
-        firing: the policy's alarms that are in ALARM.
-        gate_at: when the alarms were last read with an answer for every name (epoch
-            seconds; None: not read, unreadable, or a name CloudWatch does not know).
-        gate_problem: why the alarms could not be read (a missing name, an error).
+        halts: the gates' reasons to halt now (an alarm in ALARM...).
+        gate_at: when the gates were last read with an answer from each (epoch seconds;
+            None: not read, or one could not be read).
+        gate_problem: why a gate could not be read (a missing alarm name, an error).
+        pending: why a gate holds the region where it is (the load balancer does not
+            carry the weights yet): no step, promotion or end of bake until it clears.
+        passed_since: when the pacing gates (`Gate.paces_steps`) last started passing
+            (epoch seconds, durable: the status entry's `gates`); a step's time counts
+            from then at the earliest, and a promoted canary is drained to weight 0 before
+            it is removed. None: no pacing gate passes.
+        canary_weight: the canary's weight in the live Ingress (None: no weighted action).
         idle: the spec runs no pod here (the endpoint is stopped, or 0 replicas): the
             region's rollout clock stands still, as paused (nothing bakes what did not run).
         primary_completed: the primary Deployment runs the completed revision's pod (a
@@ -98,11 +111,14 @@ class Observed:
     canary_since: float | None = None
     canary_serving: bool = False
     serving: bool = True
-    firing: tuple[str, ...] = ()
+    halts: tuple[str, ...] = ()
     primary_completed: bool = True
     idle: bool = False
     gate_at: float | None = None
     gate_problem: str | None = None
+    pending: str | None = None
+    passed_since: float | None = None
+    canary_weight: int | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +138,7 @@ class RolloutDecision:
         halt: a reason when this region fails the revision (record a halt).
         complete: every target region is done: record the completion.
         next_check: epoch seconds at which the decision may change by time alone.
-        gate: why this region's alarm gate is not passed (reported as its status's error).
+        gate: why this region's gates are not passed (reported as its status's error).
         promoting: the new revision is the primary (rolling out) and `weight` is the
             canary's, kept until the primary is ready.
     """
@@ -149,11 +165,9 @@ def wave_of(policy: RolloutPolicy, targets: Sequence[str], region: str) -> int:
     return len(waves)
 
 
-def needs_alarms(policy: RolloutPolicy, revision: str, own: RegionStatus | None) -> bool:
-    """Alarms are read only while this region steps or bakes the new revision."""
-    return bool(policy.alarms) and (
-        own is not None and own.revision == revision and own.rollout in ("stepping", "baking")
-    )
+def gated_now(revision: str, own: RegionStatus | None) -> bool:
+    """Gates are read only while this region steps or bakes the new revision."""
+    return own is not None and own.revision == revision and own.rollout in ("stepping", "baking")
 
 
 def baked(status: RegionStatus | None, revision: str) -> bool:
@@ -323,15 +337,37 @@ def decide(
             "stepping" if own.state != "running" or own_step < len(steps) else "baking",
             now,
         )
-    if observed.firing:
-        return halt(f"alarm {', '.join(observed.firing)} in ALARM")
+    if observed.halts:
+        return halt("; ".join(observed.halts))
     if not observed.serving:
         return halt(ROLLOUT_HALT_REASON)
     deadline = policy.progress_deadline_seconds
+    if observed.pending is not None and phase in ("stepping", "baking"):
+        # A gate holds the region (the load balancer does not carry the weights the
+        # Ingress asks for): nothing moves on, and past the deadline it fails.
+        if now - since >= deadline:
+            return halt(f"{observed.pending} after {deadline}s")
+        stepping = phase == "stepping" and own_step < len(steps)
+        kept = None
+        if phase == "stepping" and not stepping:
+            # Promoting: the canary's weight stays as the Ingress has it (drained or not).
+            live = observed.canary_weight
+            kept = _kept(steps, observed) if live is None or not observed.canary_serving else live
+        return RolloutDecision(
+            SERVE_NEW,
+            phase,
+            revision,
+            own_step,
+            since,
+            weight=weight(own_step) if stepping else kept,
+            next_check=since + deadline,
+            gate=observed.pending,
+            promoting=kept is not None,
+        )
     if phase == "stepping" and own_step < len(steps):
         # A step serves from its start, or from when its canary became available if that
         # is later (a new canary loads its model first): each weight serves step_seconds.
-        serving = max(since, observed.canary_since or since)
+        serving = max(since, observed.canary_since or since, observed.passed_since or since)
         if observed.canary_ready and now - serving >= policy.step_seconds:
             nxt = own_step + 1
             # Promoted: the canary keeps this step's weight while the primary rolls.
@@ -363,6 +399,20 @@ def decide(
             next_check=next_check,
         )
     if phase == "stepping":
+        if observed.new_ready and observed.passed_since is not None and observed.canary_weight:
+            # Under a pacing gate the canary is drained first: its weight goes to 0, and it
+            # is removed only once the load balancer carries that (no request is sent to a
+            # target group whose pods are gone while the load balancer lags).
+            return RolloutDecision(
+                SERVE_NEW,
+                "stepping",
+                revision,
+                own_step,
+                since,
+                weight=0,
+                next_check=since + deadline,
+                promoting=True,
+            )
         if observed.new_ready:
             return RolloutDecision(
                 SERVE_NEW, "baking", revision, own_step, now, next_check=now + policy.bake_seconds
@@ -371,7 +421,7 @@ def decide(
             return halt(f"not ready within {deadline}s")
         # Promoting: the canary keeps the last step's weight and pods until the promoted
         # primary is rolled out and ready, so the new revision's share never falls.
-        keep = steps[-1] if steps and observed.canary_serving else None
+        keep = _kept(steps, observed)
         return RolloutDecision(
             SERVE_NEW,
             "stepping",
@@ -382,18 +432,18 @@ def decide(
             next_check=since + deadline,
             promoting=keep is not None,
         )
-    gate = observed.gate_problem if policy.alarms else None
+    gate = observed.gate_problem if policy.gated else None
     if phase == "baking":
         end = since + policy.bake_seconds
         if (
             observed.new_ready
             and now >= end
-            and policy.alarms
+            and policy.gated
             and (observed.gate_at is None or observed.gate_at < end)
         ):
             # Every gate is read after the bake's end before the region is done: an alarm
-            # that fired late in a short bake is seen; a name CloudWatch does not know, or
-            # an unreadable CloudWatch, holds the bake (shown), and the next wave waits.
+            # that fired late in a short bake is seen; a gate that cannot be read (a name
+            # CloudWatch does not know) holds the bake (shown), and the next wave waits.
             return RolloutDecision(
                 SERVE_NEW,
                 "baking",
@@ -401,7 +451,7 @@ def decide(
                 own_step,
                 since,
                 next_check=now + GATE_RETRY_SECONDS,
-                gate=gate or "alarms not read since the bake ended",
+                gate=gate or f"{', '.join(policy.gate_fields)} not read since the bake ended",
             )
         if observed.new_ready and now >= end:
             phase, since = "done", now
@@ -427,6 +477,24 @@ def decide(
     return RolloutDecision(SERVE_NEW, "done", revision, own_step, since, complete=complete)
 
 
+def _canary_weight(ingress: Mapping[str, Any] | None, canary: str) -> int | None:
+    """The weight the live Ingress's weighted action gives Service `canary` (None: the
+    Ingress has no weighted action, or it does not name the canary)."""
+    annotations = ((ingress or {}).get("metadata") or {}).get("annotations") or {}
+    try:
+        action = json.loads(annotations[WEIGHTED_ACTION_ANNOTATION])
+        groups = action["forwardConfig"]["targetGroups"]
+        return next(int(g["weight"]) for g in groups if g.get("serviceName") == canary)
+    except (KeyError, TypeError, ValueError, StopIteration):
+        return None
+
+
+def _kept(steps: Sequence[int], observed: Observed) -> int | None:
+    """The canary weight kept while the promoted primary rolls out (the last step's, once
+    the canary serves), so the new revision's share never falls; None: no canary."""
+    return steps[-1] if steps and observed.canary_serving else None
+
+
 def _own_step(own: RegionStatus | None, last: int) -> int:
     """This region's step on the new revision (the last = promoted, when absent)."""
     if own is None or own.step is None:
@@ -448,15 +516,18 @@ class Plan:
         canary: the new revision as the canary while stepping: its whole pod, its weight
             and its size (`actors.desired.step_canary`).
         revision: the item's revision (R).
+        gates: each gate's last reading to report ({gate name: {state, detail?, since}},
+            `RegionStatus.gates`); None: none.
     """
 
     decision: RolloutDecision
     endpoint: Endpoint | None
     canary: CanaryWorkload | None
     revision: str
+    gates: dict[str, dict[str, str]] | None = None
 
     def stamp(self, status: RegionStatus) -> RegionStatus:
-        """`status` with this plan's revision, phase, step and since."""
+        """`status` with this plan's revision, phase, step, since and gate readings."""
         d = self.decision
         return dataclasses.replace(
             status,
@@ -465,6 +536,7 @@ class Plan:
             step=d.step,
             since=precise_iso(d.since),
             error=status.error or d.gate,
+            gates=self.gates,
         )
 
 
@@ -483,12 +555,14 @@ def plan(
     primary: dict[str, Any] | None,
     canary: dict[str, Any] | None,
     serving: bool,
-    alarms: Callable[[Sequence[str], float | None], AlarmReading] | None,
+    gates: Sequence[Gate] = (),
+    ingress: dict[str, Any] | None = None,
     now: float,
     silence: float = math.inf,
 ) -> Plan | None:
-    """Decide for `endpoint` (the item's, valid) in `region` from its cached Deployments;
-    None when the item has no policy (it behaves as without this feature)."""
+    """Decide for `endpoint` (the item's, valid) in `region` from its cached Deployments
+    and Ingress and the `gates` the policy asks for; None when the item has no policy (it
+    behaves as without this feature)."""
     policy = policy_of(item)
     if policy is None:
         return None
@@ -503,16 +577,34 @@ def plan(
     assert new_canary.pod is not None
     built_canary = build_canary_deployment(dataclasses.replace(new_canary.pod, canary=new_canary))
     canary_ready = _canary_runs(canary, built_canary)
-    reading = AlarmReading()
-    if alarms is not None and needs_alarms(policy, revision, own):
+    applied = [g for g in gates if g.applies(policy)] if gated_now(revision, own) else []
+    readings: dict[str, GateReading] = {}
+    if applied:
         assert own is not None
-        # Past a bake's end only an answer taken after it counts (the reader's cache may
-        # hold an older one).
-        end = (parse_timestamp(own.since) or now) + policy.bake_seconds
-        reading = alarms(
-            policy.alarms, now - end if own.rollout == "baking" and now >= end else None
+        assert own.rollout is not None
+        since = parse_timestamp(own.since) or now
+        # Past a bake's end only an answer taken after it counts (a gate's cache may hold
+        # an older one).
+        end = since + policy.bake_seconds
+        query = GateQuery(
+            endpoint=endpoint.endpoint_name,
+            namespace=endpoint.namespace,
+            region=region,
+            policy=policy,
+            phase=own.rollout,
+            since=since,
+            now=now,
+            max_age=now - end if own.rollout == "baking" and now >= end else None,
+            ingress=ingress,
         )
-    firing = reading.firing
+        readings = {gate.name: gate.read(query) for gate in applied}
+    shown = _shown(readings, own, now)
+    problems = [r.problem for r in readings.values() if r.problem is not None]
+    pacing = [
+        parse_timestamp(shown[g.name]["since"]) or now
+        for g in applied
+        if g.paces_steps and readings[g.name].pending is None
+    ]
     completed = (
         parse_endpoint({**item.raw, "spec": record.completed_spec})
         if record.completed_spec is not None
@@ -528,9 +620,12 @@ def plan(
         canary_since=_available_since(canary) if canary_ready else None,
         canary_serving=_canary_serves(canary, built_canary),
         serving=serving,
-        firing=firing,
-        gate_at=now - reading.age if reading.problem is None and alarms is not None else None,
-        gate_problem=reading.problem,
+        halts=tuple(r.halt for r in readings.values() if r.halt is not None),
+        gate_at=now - max(r.age for r in readings.values()) if readings and not problems else None,
+        gate_problem="; ".join(problems) or None,
+        pending=next((r.pending for r in readings.values() if r.pending is not None), None),
+        passed_since=max(pacing) if pacing else None,
+        canary_weight=_canary_weight(ingress, canary_name(endpoint.endpoint_name)),
     )
     decision = decide(
         policy=policy,
@@ -543,14 +638,18 @@ def plan(
         now=now,
         silence=silence,
     )
-    if policy.alarms and needs_alarms(policy, revision, own):
-        # An alarm can fire at any moment of a step or a bake: look again soon, not only
+    if applied:
+        # A gate can change at any moment of a step or a bake: look again soon, not only
         # when the step or the bake ends.
+        poll = min(g.poll_seconds for g in applied)
         decision = dataclasses.replace(
-            decision, next_check=min(decision.next_check or math.inf, now + ALARM_POLL_SECONDS)
+            decision, next_check=min(decision.next_check or math.inf, now + poll)
         )
+    # The last readings stay in the entry while the region reports the same revision.
+    kept = own.gates if own is not None and own.revision == decision.revision else None
+    reported = shown or kept
     if decision.serve == HOLD:
-        return Plan(decision, None, None, revision)
+        return Plan(decision, None, None, revision, reported)
     if decision.serve == SERVE_COMPLETED or (
         decision.weight is not None and not decision.promoting
     ):
@@ -565,12 +664,31 @@ def plan(
         # pods carry (`carried`): until one is ready its objects exist (the Ingress may
         # name its Service) but it takes no traffic.
         primary_replicas = _primary_replicas(endpoint, region, primary)
-        sized = step_canary(endpoint, region, decision.weight, primary_replicas=primary_replicas)
+        # A promoted canary keeps the last step's size, drained to 0 or not: its pods go
+        # only with it, once the load balancer no longer sends them traffic.
+        size = policy.steps[-1] if decision.promoting and policy.steps else decision.weight
+        sized = step_canary(endpoint, region, size, primary_replicas=primary_replicas)
         ready = _ready(canary) if observed.canary_serving else 0
         step = dataclasses.replace(
             sized, weight=carried(decision.weight, policy.steps, ready, primary_replicas)
         )
-    return Plan(decision, served, step, revision)
+    return Plan(decision, served, step, revision, reported)
+
+
+def _shown(
+    readings: Mapping[str, GateReading], own: RegionStatus | None, now: float
+) -> dict[str, dict[str, str]]:
+    """Each reading as the status entry keeps it, with `since`: when that gate's state
+    and detail last changed (kept from the entry while they stay the same, so it is a
+    durable clock and no write happens while nothing changes)."""
+    before = (own.gates if own is not None else None) or {}
+    shown: dict[str, dict[str, str]] = {}
+    for name, reading in readings.items():
+        entry = reading.shown()
+        last = before.get(name) or {}
+        same = {k: v for k, v in last.items() if k != "since"} == entry and last.get("since")
+        shown[name] = {**entry, "since": last["since"] if same else precise_iso(now)}
+    return shown
 
 
 def carried(weight: int, steps: Sequence[int], ready: int, primary_replicas: int) -> int:
@@ -647,6 +765,7 @@ def carry(status: RegionStatus, previous: RegionStatus | None) -> RegionStatus:
         rollout=previous.rollout,
         step=previous.step,
         since=previous.since,
+        gates=previous.gates,
     )
 
 

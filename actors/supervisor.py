@@ -67,6 +67,7 @@ from actors.silence import silence_limit
 from k8s.errors import NotSynced
 from k8s.gateway import WatchEvent, endpoint_candidates
 from store.errors import StoreError
+from store.gates import Gate
 from store.item import LoadedItem
 from store.model import RegionStatus
 
@@ -127,7 +128,7 @@ class SupervisorActor(pykka.ThreadingActor):
         actor_factory: type[EndpointActor] = EndpointActor,
         on_event: OnEvent | None = None,
         on_reconciled: Callable[[str, float], None] | None = None,
-        alarms: Callable[[Sequence[str]], tuple[str, ...]] | None = None,
+        gates: Sequence[Gate] = (),
         feed_factory: Callable[[], ChangeFeed] | None = None,
     ) -> None:
         super().__init__()
@@ -147,9 +148,8 @@ class SupervisorActor(pykka.ThreadingActor):
         self.actor_factory = actor_factory
         self._on_event = on_event
         self.on_reconciled = on_reconciled
-        #: The rollout's alarm gate (`store.alarms.AlarmReader.firing`), given to every
-        #: endpoint actor; None: alarms are not read.
-        self.alarms = alarms
+        #: The rollout's gates (`store.gates`), given to every endpoint actor.
+        self.gates = gates
         self.keeper = LeaseKeeper(lease_client, config.lease, clock, on_change=self._lease_changed)
         #: This term's gateways, one per watched namespace (None while not leading).
         self.gateway: WatchedNamespaces | None = None
@@ -340,7 +340,7 @@ class SupervisorActor(pykka.ThreadingActor):
                 gateway=gateway[self.config.namespace],
                 gateways=gateway,
                 gpu_metric=self.config.gpu_metric,
-                alarms=self.alarms,
+                gates=self.gates,
                 store=self.store,
                 scheduler=self.scheduler,
                 clock=self.clock,
@@ -382,9 +382,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _start_poller(self) -> None:
         queued, read_queued = threading.Event(), threading.Event()
-        feed = (
-            self.feed_factory() if self.feed_factory and self.config.stream_poll > 0 else None
-        )
+        feed = self.feed_factory() if self.feed_factory and self.config.stream_poll > 0 else None
         poller = PollerActor.start(
             self.store,
             self.config.region,

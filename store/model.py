@@ -158,7 +158,9 @@ class RegionStatus:
     (hash of the spec the region serves), `rollout` (its phase, `store.rollout.PHASES`),
     `step` (index into the policy's steps; its length = the new revision is the primary)
     and `since` (ISO-8601, when revision, phase or step last changed: the durable clock
-    of steps, deadlines and bakes). All absent without a policy.
+    of steps, deadlines and bakes). All absent without a policy. `gates` holds each rollout
+    gate's last reading while the region steps or bakes a revision ({gate name: {state,
+    detail, since}}, `store.gates`), for `rollout status`; absent without a gate.
 
     `seq` counts this region's status writes (each write carries the one before plus 1):
     the entry's version, so an endpoint actor tells a table state older than what it last
@@ -178,6 +180,7 @@ class RegionStatus:
     step: int | None = None
     since: str | None = None
     seq: int | None = None
+    gates: dict[str, dict[str, str]] | None = None
 
     def to_item(self) -> dict[str, Any]:
         """Return the map the predecessor writes (`error` only when set), plus `epoch` and
@@ -196,6 +199,8 @@ class RegionStatus:
         for key in ("revision", "rollout", "step", "since", "seq"):
             if getattr(self, key) is not None:
                 item[key] = getattr(self, key)
+        if self.gates:
+            item["gates"] = {name: dict(reading) for name, reading in self.gates.items()}
         return item
 
     def trimmed(self) -> RegionStatus:
@@ -223,7 +228,20 @@ class RegionStatus:
             step=_optional_int(item.get("step")),
             since=_optional_text(item.get("since")),
             seq=_optional_int(item.get("seq")),
+            gates=_gates(item.get("gates")),
         )
+
+
+def _gates(value: Any) -> dict[str, dict[str, str]] | None:
+    """A status entry's gate readings, leniently (an entry that is not a map is skipped)."""
+    if not isinstance(value, Mapping):
+        return None
+    gates = {
+        str(name): {str(k): str(v) for k, v in reading.items()}
+        for name, reading in value.items()
+        if isinstance(reading, Mapping)
+    }
+    return gates or None
 
 
 def parse_region_status(value: Any) -> dict[str, RegionStatus]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from store.convert import plain
 __all__ = [
     "ATTRIBUTE",
     "PHASES",
+    "Analysis",
     "Halt",
     "RolloutPolicy",
     "RolloutRecord",
@@ -62,10 +64,52 @@ _FIELDS = (
     "step_seconds",
     "progress_deadline_seconds",
     "alarms",
+    "verify_weights",
+    "analysis",
     "auto_rollback",
 )
+#: The policy fields that ask for a gate (`store.gates`): a policy naming one is gated,
+#: so each region reads its gates after its bake's end before it is done.
+GATE_FIELDS = ("alarms", "verify_weights", "analysis")
+#: The keys of one `analysis` entry.
+_ANALYSIS_KEYS = ("name", "query", "max", "min", "for_seconds", "on_no_data")
+#: What an `analysis` query without data counts as.
+ON_NO_DATA = ("pass", "halt")
 #: Upper bound of every duration of the policy (one week), seconds.
 _MAX_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One Prometheus query a region checks while it steps or bakes (`store.gates.prometheus`).
+
+    Attributes:
+        name: how it is shown and named in a halt.
+        query: the PromQL expression.
+        max: its value above this for `for_seconds` fails the revision (None: no bound).
+        min: its value below this for `for_seconds` fails the revision (None: no bound).
+        for_seconds: how long the bound must be crossed, within the step or bake (0: once).
+        on_no_data: "pass" (default: no data is shown and counts as not crossed) or
+            "halt" (no data counts as crossed).
+    """
+
+    name: str
+    query: str
+    max: float | None = None
+    min: float | None = None
+    for_seconds: int = 0
+    on_no_data: str = "pass"
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"name": self.name, "query": self.query}
+        for key in ("max", "min"):
+            if getattr(self, key) is not None:
+                item[key] = getattr(self, key)
+        if self.for_seconds:
+            item["for_seconds"] = self.for_seconds
+        if self.on_no_data != "pass":
+            item["on_no_data"] = self.on_no_data
+        return item
 
 
 @dataclass(frozen=True)
@@ -81,6 +125,9 @@ class RolloutPolicy:
         progress_deadline_seconds: a region that cannot make the new revision ready in
             this long fails it (default 600).
         alarms: CloudWatch alarm names read in each region while it steps or bakes.
+        verify_weights: a region moves on from a step (and ends its bake) only once its
+            load balancer carries the Ingress's weights (`store.gates.alb`).
+        analysis: Prometheus queries with a bound, checked while a region steps or bakes.
         auto_rollback: on a halt every region on the revision returns to the completed
             one (default true).
     """
@@ -91,7 +138,19 @@ class RolloutPolicy:
     step_seconds: int = 60
     progress_deadline_seconds: int = 600
     alarms: tuple[str, ...] = ()
+    verify_weights: bool = False
+    analysis: tuple[Analysis, ...] = ()
     auto_rollback: bool = True
+
+    @property
+    def gate_fields(self) -> tuple[str, ...]:
+        """The gate fields (`GATE_FIELDS`) this policy sets."""
+        return tuple(name for name in GATE_FIELDS if getattr(self, name))
+
+    @property
+    def gated(self) -> bool:
+        """The policy asks for a gate."""
+        return bool(self.gate_fields)
 
     def waves_for(self, targets: Sequence[str]) -> tuple[tuple[str, ...], ...]:
         """The waves over `targets`: listed regions that are targets, in order (empty
@@ -118,7 +177,15 @@ class RolloutPolicy:
             item["steps"] = list(self.steps)
         if self.alarms:
             item["alarms"] = list(self.alarms)
-        for key in ("bake_seconds", "step_seconds", "progress_deadline_seconds", "auto_rollback"):
+        if self.analysis:
+            item["analysis"] = [a.to_item() for a in self.analysis]
+        for key in (
+            "bake_seconds",
+            "step_seconds",
+            "progress_deadline_seconds",
+            "verify_weights",
+            "auto_rollback",
+        ):
             if getattr(self, key) != getattr(defaults, key):
                 item[key] = getattr(self, key)
         return item
@@ -167,10 +234,64 @@ def check_rollout(spec: Mapping[str, Any]) -> list[str]:
         isinstance(alarms, list) and all(isinstance(a, str) and a for a in alarms)
     ):
         problems.append(f"spec.rollout.alarms must be a list of alarm names, got {alarms!r}")
-    rollback = policy.get("auto_rollback")
-    if rollback is not None and not isinstance(rollback, bool):
-        problems.append(f"spec.rollout.auto_rollback must be true or false, got {rollback!r}")
+    _check_analysis(policy.get("analysis"), problems)
+    for key in ("verify_weights", "auto_rollback"):
+        value = policy.get(key)
+        if value is not None and not isinstance(value, bool):
+            problems.append(f"spec.rollout.{key} must be true or false, got {value!r}")
     return problems
+
+
+def _check_analysis(analysis: Any, problems: list[str]) -> None:
+    if analysis is None:
+        return
+    if not isinstance(analysis, list) or not all(isinstance(a, dict) for a in analysis):
+        problems.append(
+            f"spec.rollout.analysis must be a list of maps {{name, query, max or min, "
+            f"for_seconds, on_no_data}}, got {analysis!r}"
+        )
+        return
+    names: set[str] = set()
+    for index, entry in enumerate(analysis):
+        where = f"spec.rollout.analysis[{index}]"
+        problems.extend(
+            f"{where}.{key} is not an analysis setting (known: {', '.join(_ANALYSIS_KEYS)})"
+            for key in entry
+            if key not in _ANALYSIS_KEYS
+        )
+        name, query = entry.get("name"), entry.get("query")
+        if not isinstance(name, str) or not name.strip():
+            problems.append(f"{where}.name must be a non-empty name, got {name!r}")
+        elif name in names:
+            problems.append(f"spec.rollout.analysis names {name!r} more than once")
+        else:
+            names.add(name)
+        if not isinstance(query, str) or not query.strip():
+            problems.append(f"{where}.query must be a PromQL expression, got {query!r}")
+        bounds = [entry.get(k) for k in ("max", "min") if entry.get(k) is not None]
+        if not bounds:
+            problems.append(f"{where} needs a max or a min")
+        for key in ("max", "min"):
+            value = entry.get(key)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                problems.append(f"{where}.{key} must be a number, got {value!r}")
+        seconds = entry.get("for_seconds")
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int)
+            or not 0 <= seconds <= _MAX_SECONDS
+        ):
+            problems.append(
+                f"{where}.for_seconds must be a whole number of seconds between 0 and "
+                f"{_MAX_SECONDS}, got {seconds!r}"
+            )
+        no_data = entry.get("on_no_data")
+        if no_data is not None and no_data not in ON_NO_DATA:
+            problems.append(f"{where}.on_no_data must be pass or halt, got {no_data!r}")
 
 
 def _check_waves(waves: Any, problems: list[str]) -> None:
@@ -210,6 +331,18 @@ def parse_rollout(spec: Mapping[str, Any]) -> RolloutPolicy | None:
         step_seconds=number("step_seconds"),
         progress_deadline_seconds=number("progress_deadline_seconds"),
         alarms=tuple(policy.get("alarms") or ()),
+        verify_weights=policy.get("verify_weights") is True,
+        analysis=tuple(
+            Analysis(
+                name=str(a["name"]),
+                query=str(a["query"]),
+                max=None if a.get("max") is None else float(a["max"]),
+                min=None if a.get("min") is None else float(a["min"]),
+                for_seconds=int(a.get("for_seconds") or 0),
+                on_no_data=str(a.get("on_no_data") or "pass"),
+            )
+            for a in policy.get("analysis") or ()
+        ),
         auto_rollback=True if rollback is None else bool(rollback),
     )
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -197,6 +198,56 @@ def metric(text: str) -> dict[str, Any]:
     }
 
 
+#: The settings of an `--analysis` flag's compact form, and the policy key of each.
+_ANALYSIS_OPTIONS = {"max": "max", "min": "min", "for": "for_seconds", "on_no_data": "on_no_data"}
+
+
+def analysis(text: str) -> dict[str, Any]:
+    """One rollout analysis query: a JSON map ({"name", "query", "max"...}), or
+    NAME:QUERY:max=X[:min=Y][:for=S][:on_no_data=halt] (the settings may also come
+    before the query; the query keeps any ':' of its own). The map is checked with the
+    policy (`store.rollout.check_rollout`), as any item's is."""
+    if text.lstrip().startswith("{"):
+        try:
+            entry = json.loads(text)
+        except ValueError as error:
+            raise FlagError(f"not a JSON map: {error}") from None
+        if not isinstance(entry, dict):
+            raise FlagError(f"expected a JSON map, got {text!r}")
+        return entry
+    name, _, rest = text.partition(":")
+    parts = rest.split(":")
+    options: dict[str, Any] = {}
+
+    def option(part: str) -> bool:
+        key, sep, value = part.partition("=")
+        if not sep or key not in _ANALYSIS_OPTIONS:
+            return False
+        if key == "on_no_data":
+            options[key] = value
+        elif key == "for":
+            try:
+                options[_ANALYSIS_OPTIONS[key]] = integer(value)
+            except FlagError as error:
+                raise FlagError(f"for {error}") from None
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                raise FlagError(f"{key} must be a number, got {value!r}") from None
+            options[key] = int(number) if number.is_integer() else number
+        return True
+
+    while parts and option(parts[0]):
+        parts.pop(0)
+    while parts and option(parts[-1]):
+        parts.pop()
+    query = ":".join(parts)
+    if not name.strip() or not query.strip():
+        raise FlagError(f"expected NAME:QUERY:max=X[:min=Y][:for=S] or a JSON map, got {text!r}")
+    return {"name": name.strip(), "query": query.strip(), **options}
+
+
 # -- item value <-> EndpointSpec value ------------------------------------------------
 
 
@@ -356,6 +407,10 @@ _ROLLOUT_FLAGS = {
     "--step-seconds": "step_seconds",
     "--deadline": "progress_deadline_seconds",
     "--alarm": "alarms",
+    "--verify-weights": "verify_weights",
+    "--no-verify-weights": "verify_weights",
+    "--analysis": "analysis",
+    "--no-analysis": "analysis",
     "--no-auto-rollback": "auto_rollback",
     "--auto-rollback": "auto_rollback",
 }
@@ -676,6 +731,36 @@ SPEC_FIELDS: tuple[SpecField, ...] = (
                 "the revision (repeatable)",
                 "NAME",
                 repeat=True,
+            ),
+            Flag(
+                "--verify-weights",
+                "a region moves on from a canary step, and ends its bake, only once its ALB "
+                "carries the Ingress's weights (read back from ELBv2)",
+                parse=None,
+                const=True,
+            ),
+            Flag(
+                "--no-verify-weights",
+                "stop verifying the load balancer's weights",
+                parse=None,
+                const=False,
+                update_only=True,
+            ),
+            Flag(
+                "--analysis",
+                "Prometheus query checked in each region while it steps or bakes: past max "
+                "(under min) for S seconds fails the revision; no data passes unless "
+                "on_no_data=halt (repeatable; a JSON map works too)",
+                "NAME:QUERY:max=X[:min=Y][:for=S][:on_no_data=halt]",
+                analysis,
+                repeat=True,
+            ),
+            Flag(
+                "--no-analysis",
+                "remove the policy's analysis queries",
+                parse=None,
+                const=[],
+                update_only=True,
             ),
             Flag(
                 "--no-auto-rollback",

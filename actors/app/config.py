@@ -108,6 +108,7 @@ RULES: dict[str, _Rule] = {
     ),
     "table_region": _TEXT,
     "dynamodb_endpoint_url": _URL,
+    "prometheus_url": _URL,
     "reconcile_interval": _POSITIVE,
     "namespace": _Rule(
         str,
@@ -216,6 +217,14 @@ class Settings:
         env="AWS_ENDPOINT_URL_DYNAMODB",
         flag="--endpoint-url",
         doc="DynamoDB endpoint URL, e.g. a local moto server (default: AWS)",
+    )
+    prometheus_url: str | None = _setting(
+        None,
+        env="PROMETHEUS_URL",
+        flag="--prometheus-url",
+        doc="Prometheus server the rollout's `analysis` queries are sent to, e.g. "
+        "http://prometheus.monitoring:9090 (default: none; a policy with analysis then holds "
+        "its bake and says why)",
     )
     reconcile_interval: float = _setting(
         15.0,
@@ -479,6 +488,7 @@ _EMPTY_MEANS_UNSET = frozenset(
     {
         "table_region",
         "dynamodb_endpoint_url",
+        "prometheus_url",
         "log_dir",
         "identity",
         "kubeconfig",

@@ -34,6 +34,10 @@ from k8s.gateway import ClusterGateway, GatewaySettings, make_api_client
 from k8s.ratelimit import TokenBucket
 from store.alarms import AlarmReader
 from store.dynamo import DynamoEndpointStore
+from store.gates import Gate
+from store.gates.alb import AlbWeightsGate
+from store.gates.cloudwatch import CloudWatchGate
+from store.gates.prometheus import PrometheusGate
 from store.stream import StreamReader, TableStream
 
 log = structlog.get_logger(__name__)
@@ -113,12 +117,25 @@ class Daemon:
         self.lease_gateway = ClusterGateway(
             self.lease_api_client, self.gateway_settings, on_request=self._count_k8s
         )
-        # The rollout's alarm gate: CloudWatch in this daemon's region (architecture section 12);
-        # boto3
-        # finds a local endpoint in AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL. Its
-        # client is built on first use: a daemon whose items name no alarm never calls it.
-        self.alarms = AlarmReader(
+        # The rollout's gates (architecture section 12, `store.gates`), one registration line
+        # each; a policy field asks for a gate. Their clients are built on first use: a daemon
+        # whose items ask for no gate never calls CloudWatch, ELBv2 or Prometheus. boto3 finds
+        # local endpoints in AWS_ENDPOINT_URL_CLOUDWATCH / AWS_ENDPOINT_URL_ELBV2 /
+        # AWS_ENDPOINT_URL.
+        alarms = AlarmReader(
             settings.region, monotonic=self.clock.monotonic, on_request=self._count_alarm_read
+        )
+        self.gates: list[Gate] = []
+        self.gates.append(CloudWatchGate(alarms))
+        self.gates.append(
+            AlbWeightsGate(
+                settings.region,
+                monotonic=self.clock.monotonic,
+                on_request=self._count_gate_read("weights"),
+            )
+        )
+        self.gates.append(
+            PrometheusGate(settings.prometheus_url, on_request=self._count_gate_read("analysis"))
         )
         self.scheduler = Scheduler(self.clock)
         self.supervisor: pykka.ActorRef[Any] | None = None
@@ -171,6 +188,11 @@ class Daemon:
     def _count_alarm_read(self, outcome: str) -> None:
         self._on_event(EventKind.ALARM_READ, {"outcome": outcome})
 
+    def _count_gate_read(self, gate: str) -> Callable[[str], None]:
+        return lambda outcome: self._on_event(
+            EventKind.GATE_READ, {"gate": gate, "outcome": outcome}
+        )
+
     def _on_event(self, kind: EventKind, fields: dict[str, Any]) -> None:
         if kind == EventKind.DIED:
             self.metrics.actor_restarts.labels(endpoint=fields["endpoint"]).inc()
@@ -190,6 +212,8 @@ class Daemon:
             self.metrics.decisions.labels(decision=fields["decision"]).inc()
         elif kind == EventKind.ALARM_READ:
             self.metrics.alarm_reads.labels(outcome=fields["outcome"]).inc()
+        elif kind == EventKind.GATE_READ:
+            self.metrics.gate_reads.labels(gate=fields["gate"], outcome=fields["outcome"]).inc()
         elif kind == EventKind.SCAN_FAILED:
             self.metrics.scan_failures.labels(reason=fields["reason"]).inc()
         elif kind == EventKind.GAUGES:
@@ -243,7 +267,7 @@ class Daemon:
             actor_factory=self.actor_factory,
             on_event=self._on_event,
             on_reconciled=self._on_reconciled,
-            alarms=self.alarms.read,
+            gates=self.gates,
             feed_factory=lambda: StreamReader(self.table_stream),
         )
         if self.serve_http:
@@ -317,7 +341,8 @@ class Daemon:
         self.probe_store.close()
         self.store.close()
         self.table_stream.close()
-        self.alarms.close()
+        for gate in self.gates:
+            gate.close()
         self.api_client.close()
         self.lease_api_client.close()
         log.info("daemon stopped")

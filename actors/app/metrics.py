@@ -57,6 +57,10 @@ class Metrics:
             endpoint's log stream say which.
         alarm_reads: counter `alarm_reads_total{outcome}`, CloudWatch `describe_alarms`
             answers used by the rollout's alarm gate (outcome ok or the error).
+        gate_reads: counter `gate_reads_total{gate,outcome}`, reads of the other rollout
+            gates' sources (gate weights: one ELBv2 read-back, outcome verified, pending,
+            no-lb, no-rule or unreadable; gate analysis: one Prometheus query, outcome ok
+            or the error).
         scan_failures: counter `scan_failures_total{reason}`, table scans that failed
             (reason: the error code, or ScanBroken for a scan whose pages never end).
     """
@@ -152,6 +156,13 @@ class Metrics:
             "alarm_reads",
             "CloudWatch alarm reads of the rollout's alarm gate, by outcome.",
             ["outcome"],
+            namespace=PREFIX,
+            registry=self.registry,
+        )
+        self.gate_reads = Counter(
+            "gate_reads",
+            "Reads of the rollout gates' sources (ELBv2, Prometheus), by gate and outcome.",
+            ["gate", "outcome"],
             namespace=PREFIX,
             registry=self.registry,
         )

@@ -5,7 +5,9 @@ the CLI say the same thing.
 `RolloutView.of(loaded, now)` reads the item: the target revision (the spec's), the
 completed one, the halt and pause of its `rollout` record, and per target region, in wave
 order, the revision it reports, its phase (`waiting | stepping 10% | baking 2m/5m | done |
-failed | rolled_back | paused | superseded`), since when, and why it stopped or holds. The
+failed | rolled_back | paused | superseded`), since when, why it stopped or holds, and each
+gate's last reading (`store.gates`: alarm state, weights verified or pending, query
+value), shown after the reason. The
 completed revision is the rollback target. `settled` says whether a
 watcher can stop: the revision completed everywhere, or it was halted and every region
 has reacted.
@@ -86,12 +88,25 @@ class RegionRow:
     reason: str
     #: Expected to report and silent past the limit (`actors.silence`).
     silent: bool = False
+    #: Each gate's last reading in this region ({gate: {state, detail?, since}}).
+    gates: Mapping[str, Mapping[str, str]] | None = None
 
     def cells(self) -> tuple[str, ...]:
         since = self.since or ""
         # "2024-05-01T12:03:04Z" -> "12:03:04Z": the day is rarely news during a rollout.
         clock = since.split("T", 1)[1] if "T" in since else since or "-"
-        return (str(self.wave), self.region, short(self.revision), self.phase, clock, self.reason)
+        reason = "; ".join(filter(None, (self.reason, self.gate_text())))
+        return (str(self.wave), self.region, short(self.revision), self.phase, clock, reason)
+
+    def gate_text(self) -> str:
+        """The gates' readings as the table shows them: "alarms: ok (m1-5xx in OK)"; a
+        detail already said by the reason is not repeated."""
+        parts = []
+        for name, reading in sorted((self.gates or {}).items()):
+            detail = reading.get("detail", "")
+            shown = f" ({detail})" if detail and detail not in self.reason else ""
+            parts.append(f"{name}: {reading.get('state', '?')}{shown}")
+        return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +118,7 @@ class RegionRow:
             "state": self.state,
             "reason": self.reason,
             "silent": self.silent,
+            "gates": {name: dict(reading) for name, reading in (self.gates or {}).items()},
         }
 
 
@@ -166,6 +182,7 @@ class RolloutView:
                         since=status.since if status else None,
                         state=status.state if status else None,
                         silent=region in quiet,
+                        gates=status.gates if status else None,
                         reason=_reason(
                             region, status, halt.to_item() if halt else None, target=target
                         ),

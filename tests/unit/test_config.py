@@ -62,6 +62,7 @@ SAMPLES = {
     "table_name": ("my-table", "my-table"),
     "table_region": ("us-east-2", "us-east-2"),
     "dynamodb_endpoint_url": ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    "prometheus_url": ("http://127.0.0.1:9090", "http://127.0.0.1:9090"),
     "reconcile_interval": ("2.5", 2.5),
     "namespace": ("serving", "serving"),
     "namespaces": ("a,b", ("a", "b")),

@@ -136,7 +136,7 @@ def test_the_bake_clock_comes_from_the_table() -> None:
         pytest.param(
             "alarm a-5xx in ALARM",
             entry("baking", ago=10),
-            Observed(new_ready=True, firing=("a-5xx",)),
+            Observed(new_ready=True, halts=("alarm a-5xx in ALARM",)),
             id="alarm",
         ),
     ],

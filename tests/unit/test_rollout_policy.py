@@ -81,3 +81,64 @@ def test_record_and_status_fields_round_trip_and_predecessor_items_read_empty() 
     plain = RegionStatus(state="running")
     assert {"revision", "rollout", "step", "since"}.isdisjoint(plain.to_item())
     assert RolloutPolicy().to_item() == {}
+
+
+def test_verify_weights_is_a_gate_field() -> None:
+    assert check_rollout({"rollout": {"verify_weights": "yes"}}) == [
+        "spec.rollout.verify_weights must be true or false, got 'yes'"
+    ]
+    policy = parse_rollout({"rollout": {"verify_weights": True}})
+    assert policy is not None
+    assert (policy.gated, policy.gate_fields, policy.to_item()) == (
+        True,
+        ("verify_weights",),
+        {"verify_weights": True},
+    )
+
+
+@pytest.mark.parametrize(
+    ("problem", "analysis"),
+    [
+        pytest.param(
+            "spec.rollout.analysis[0] needs a max or a min",
+            [{"name": "e", "query": "q"}],
+            id="no-bound",
+        ),
+        pytest.param(
+            "spec.rollout.analysis[0].query must be a PromQL expression, got ''",
+            [{"name": "e", "query": "", "max": 1}],
+            id="query",
+        ),
+        pytest.param(
+            "spec.rollout.analysis[0].on_no_data must be pass or halt, got 'fail'",
+            [{"name": "e", "query": "q", "max": 1, "on_no_data": "fail"}],
+            id="no-data",
+        ),
+        pytest.param(
+            "spec.rollout.analysis names 'e' more than once",
+            [{"name": "e", "query": "q", "max": 1}, {"name": "e", "query": "r", "min": 0}],
+            id="twice",
+        ),
+        pytest.param(
+            "spec.rollout.analysis[0].max must be a number, got 'high'",
+            [{"name": "e", "query": "q", "max": "high"}],
+            id="max",
+        ),
+    ],
+)
+def test_an_invalid_analysis_is_refused(problem: str, analysis: list) -> None:
+    assert problem in check_rollout({"rollout": {"analysis": analysis}})
+
+
+def test_an_analysis_round_trips() -> None:
+    entry = {
+        "name": "e",
+        "query": "rate(x[1m])",
+        "max": 0.5,
+        "for_seconds": 60,
+        "on_no_data": "halt",
+    }
+    policy = parse_rollout({"rollout": {"analysis": [entry]}})
+    assert policy is not None
+    assert policy.to_item() == {"analysis": [entry]}
+    assert policy.gate_fields == ("analysis",)
