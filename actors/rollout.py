@@ -600,7 +600,12 @@ def _ready(live: dict[str, Any] | None) -> int:
 
 
 def parked(
-    item: LoadedItem | None, region: str, status: RegionStatus, now: float
+    item: LoadedItem | None,
+    region: str,
+    status: RegionStatus,
+    now: float,
+    *,
+    own: RegionStatus | None,
 ) -> tuple[RegionStatus, Halt | None]:
     """The status an endpoint parked in a crash loop reports in `region` (`status`: the
     supervisor's `error`), and the halt it records (architecture section 12: a crash loop fails the
@@ -611,11 +616,11 @@ def parked(
     supervises nothing (no step, no deadline, no watchdog), so no further region may take
     it. A region elsewhere (waiting or rolled back on the completed revision) keeps the
     rollout fields it reported: it does not run the revision its crash could be blamed on.
+    `own` is what this cluster last reported in `region` (`EndpointStore.own_status`).
     Without a policy `status` is returned as it is.
     """
     if item is None or policy_of(item) is None:
         return status, None
-    own = item.region_status.get(region)
     spec = item.raw["spec"]
     rev = rollout_revision(spec)
     record = RolloutRecord.from_item(item.raw)

@@ -375,9 +375,7 @@ class SupervisorActor(pykka.ThreadingActor):
 
     def _start_poller(self) -> None:
         queued, read_queued = threading.Event(), threading.Event()
-        feed = (
-            self.feed_factory() if self.feed_factory and self.config.stream_poll > 0 else None
-        )
+        feed = self.feed_factory() if self.feed_factory and self.config.stream_poll > 0 else None
         poller = PollerActor.start(
             self.store,
             self.config.region,
@@ -651,10 +649,10 @@ class SupervisorActor(pykka.ThreadingActor):
         # actor
         # supervises nothing while parked); elsewhere its rollout fields are kept.
         item = self.items.get(name)
-        own = item.region_status.get(self.config.region) if item is not None else None
+        own = self.store.own_status(item, self.config.region) if item is not None else None
         if own is not None and own.seq is not None:
             status = dataclasses.replace(status, seq=own.seq + 1)
-        status, halt = rollout.parked(item, self.config.region, status, self.clock.time())
+        status, halt = rollout.parked(item, self.config.region, status, self.clock.time(), own=own)
         if halt is not None and item is not None:
             try:
                 if self.store.record_rollout_halt(

@@ -90,7 +90,9 @@ class Daemon:
         # One set of handler permits; the gateway and the store give a handler's permit
         # back while it waits on them (see actors.permits).
         self.permits = HandlerPermits(HANDLER_PERMITS, monotonic=self.clock.monotonic)
-        self.store = _table(settings, on_request=self._count_dynamodb)
+        self.store = _table(
+            settings, on_request=self._count_dynamodb, cluster=settings.cluster_name
+        )
         #: The table's stream, read by the poller as the change feed when the table has one.
         self.table_stream = TableStream(
             settings.table_name,
@@ -318,14 +320,18 @@ def _api_client(settings: Settings) -> ApiClient:
 
 
 def _table(
-    settings: Settings, *, on_request: Callable[[str, str], None] | None = None
+    settings: Settings,
+    *,
+    on_request: Callable[[str, str], None] | None = None,
+    cluster: str | None = None,
 ) -> DynamoEndpointStore:
-    """The endpoints table the settings name."""
+    """The endpoints table the settings name (`cluster`: whose status the store writes)."""
     return DynamoEndpointStore(
         settings.table_name,
         region_name=settings.table_region or settings.region,
         endpoint_url=settings.dynamodb_endpoint_url,
         on_request=on_request,
+        cluster=cluster,
     )
 
 

@@ -1,0 +1,168 @@
+"""Two clusters serving one region (issue 22 case 3; architecture sections 2 and 4).
+
+A blue/green cluster migration runs two daemons with the same `REGION` and different
+`CLUSTER_NAME`s against one table. Each keeps its own status entry under
+`region_status.<region>.clusters.<cluster>`, fenced by its own epoch, under a summary
+the region-level fields give (what the predecessor's CLI reads); each cleans up its own
+copies, and a delete is purged only once every cluster reports `deleted`. One cluster per
+region keeps the predecessor's entry exactly. Real moto, two `k8s.sim` API servers,
+two in-process daemons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from k8s.sim import SimCluster
+from store import commands
+from store.model import RegionStatus
+from tests.integration.harness import REGION, Harness, harness, metric_total, wait_for
+
+REFUSED = "inference_supervisor_status_writes_refused_total"
+
+
+@pytest.fixture
+def green_sim() -> Iterator[SimCluster]:
+    """The second cluster of the region."""
+    cluster = SimCluster(port=0, ready_delay=0.2).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def green(dynamo_url: str, table_name: str, green_sim: SimCluster) -> Iterator[Harness]:
+    """A harness on the same table as `kit`, on the second cluster."""
+    with harness(dynamo_url, table_name, green_sim.url) as h:
+        yield h
+
+
+def _start(kit: Harness, cluster: str) -> Any:
+    daemon = kit.start_daemon(CLUSTER_NAME=cluster, POD_NAME=f"{cluster}-a")
+    wait_for(lambda: daemon.snapshot().leading, what=f"{cluster}'s daemon leads")
+    return daemon
+
+
+def _entry(kit: Harness, name: str) -> dict[str, Any]:
+    item = kit.item(name)
+    assert item is not None
+    return item.raw["region_status"][REGION]
+
+
+def _clusters(kit: Harness, name: str) -> dict[str, RegionStatus]:
+    item = kit.item(name)
+    if item is None:
+        return {}
+    found = item.raw.get("region_status", {}).get(REGION, {}).get("clusters", {})
+    return {c: RegionStatus.from_item(e) for c, e in found.items()}
+
+
+def _both(kit: Harness, name: str, state: str, replicas: int) -> dict[str, RegionStatus]:
+    """Wait until blue and green both report `state` at `replicas` ready."""
+    return wait_for(
+        lambda: (
+            (found := _clusters(kit, name)).keys() == {"blue", "green"}
+            and all(
+                (s.state, s.replicas_ready, s.replicas_desired) == (state, replicas, replicas)
+                for s in found.values()
+            )
+            and found
+        ),
+        timeout=30,
+        what=f"{name} {state} at {replicas} in both clusters (now {_clusters(kit, name)})",
+    )
+
+
+def test_each_cluster_keeps_its_own_status_and_applies_every_change(
+    kit: Harness, green: Harness
+) -> None:
+    blue_daemon = _start(kit, "blue")
+    green_daemon = _start(green, "green")
+    kit.put("m1", replicas=1)
+    first = _both(kit, "m1", "running", 1)
+    assert first["blue"].epoch != first["green"].epoch, "each cluster writes with its own epoch"
+    entry = _entry(kit, "m1")
+    # The region-level fields summarise both: what the predecessor's CLI reads.
+    assert (entry["state"], entry["replicas_ready"], entry["replicas_desired"]) == (
+        "running",
+        2,
+        2,
+    )
+    assert kit.state("m1") == "running"
+    wait_for(lambda: kit.item("m1").endpoint.desired_state == "running", what="running")
+
+    kit.store.apply("m1", commands.update_spec, {"replicas": 3})
+    _both(kit, "m1", "running", 3)
+    for cluster in (kit, green):
+        deployment = cluster.kube.get("Deployment", "m1")
+        assert deployment is not None
+        assert deployment["spec"]["replicas"] == 3
+    entry = _entry(kit, "m1")
+    assert (entry["state"], entry["replicas_ready"]) == ("running", 6)
+    # Neither cluster's writes were refused by the other's epoch.
+    assert metric_total(blue_daemon, REFUSED) == 0
+    assert metric_total(green_daemon, REFUSED) == 0
+    assert blue_daemon._ready() == (True, "leader")
+    assert green_daemon._ready() == (True, "leader")
+
+
+def test_a_delete_cleans_both_clusters_before_the_item_is_purged(
+    kit: Harness, green: Harness
+) -> None:
+    _start(kit, "blue")
+    _start(green, "green")
+    kit.put("m1", replicas=1)
+    _both(kit, "m1", "running", 1)
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
+    wait_for(lambda: kit.item("m1") is None, timeout=30, what="m1 purged")
+    for cluster in (kit, green):
+        assert cluster.kube.get("Deployment", "m1") is None
+        assert cluster.kube.get("Service", "m1") is None
+        assert cluster.kube.get("Ingress", "inference-m1") is None
+
+
+def test_a_delete_is_not_purged_while_a_cluster_that_holds_copies_is_down(
+    kit: Harness, green: Harness
+) -> None:
+    _start(kit, "blue")
+    green_daemon = _start(green, "green")
+    kit.put("m1", replicas=1)
+    _both(kit, "m1", "running", 1)
+    green_daemon.stop()
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
+    wait_for(
+        lambda: _clusters(kit, "m1").get("blue", RegionStatus("")).state == "deleted",
+        timeout=30,
+        what="blue reports m1 deleted",
+    )
+    assert kit.kube.get("Deployment", "m1") is None
+    # Green's copies are still there, so the item stays, and the region says why.
+    entry = _entry(kit, "m1")
+    assert entry["state"] == "deleting"
+    assert "green: running" in entry["error"]
+    assert green.kube.get("Deployment", "m1") is not None
+    assert kit.item("m1") is not None
+
+    # Green's daemon back: it deletes its own copies, and only then the item goes.
+    _start(green, "green")
+    wait_for(lambda: kit.item("m1") is None, timeout=30, what="m1 purged after green's delete")
+    assert green.kube.get("Deployment", "m1") is None
+
+
+def test_one_cluster_per_region_writes_the_predecessors_entry_exactly(kit: Harness) -> None:
+    _start(kit, "blue")
+    kit.put("m1", replicas=1)
+    kit.wait_state("m1", "running")
+    assert set(_entry(kit, "m1")) == {
+        "state",
+        "replicas_ready",
+        "replicas_desired",
+        "last_sync",
+        "epoch",
+        "holder",
+        "seq",
+    }
