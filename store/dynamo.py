@@ -127,6 +127,12 @@ class LoadedItem:
             return False
         return read_regions(regions) is None
 
+    def cluster_status(self, region: str) -> dict[str, RegionStatus]:
+        """Each cluster's entry of `region` when several clusters share it
+        (`store.clusters`); empty when one cluster serves it (its entry is the region's)."""
+        entry = _region_entry(self.raw, region)
+        return clusters.cluster_entries(entry, None) if clusters.is_shared(entry) else {}
+
     @property
     def status_problem(self) -> str | None:
         """Why no region can write its status into this item (`region_status` is there but

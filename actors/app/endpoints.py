@@ -26,12 +26,18 @@ import yaml
 from actors.app.alarm_names import unknown_alarms
 from actors.app.config import table_region
 from actors.app.live_view import LiveView
+from actors.app.rollout_status import DEFAULT_SILENCE, RolloutView, duration
 from actors.app.rollout_status import HEADER as ROLLOUT_HEADER
-from actors.app.rollout_status import RolloutView
 from k8s.naming import base_of_canary, canary_name
 from store import commands, errors, rollout_commands
 from store.dynamo import DynamoEndpointStore, LoadedItem
-from store.model import DEFAULT_NAMESPACE, default_ingress_path, utc_timestamp
+from store.model import (
+    DEFAULT_NAMESPACE,
+    RegionStatus,
+    default_ingress_path,
+    parse_timestamp,
+    utc_timestamp,
+)
 from store.spec_schema import (
     SPEC_FIELDS,
     FlagError,
@@ -301,15 +307,33 @@ def _show(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
         print(f"problem: {problem}")
     print()
     rows = [("REGION", "STATE", "READY", "LAST SYNC", "ERROR")]
+    now = time.time()
     for region in sorted(set(_regions(raw)) | set(entry.region_status)):
         status = entry.region_status.get(region)
         if status is None:
             rows.append((region, "-", "-", "-", ""))
-        else:
-            ready = f"{status.replicas_ready}/{status.replicas_desired}"
-            rows.append((region, status.state, ready, status.last_sync, status.error or ""))
+            continue
+        rows.append(_status_row(region, status, now=None))
+        # Several clusters serve the region (a blue/green migration): one row each, under
+        # the region's summary, a cluster that stopped reporting marked silent.
+        shared = entry.cluster_status(region)
+        if len(shared) > 1:
+            rows += [_status_row(f"  {region}/{c}", s, now=now) for c, s in sorted(shared.items())]
     _print_table(rows)
     return 0
+
+
+def _status_row(
+    where: str, status: RegionStatus, *, now: float | None
+) -> tuple[str, str, str, str, str]:
+    """One row of `show`'s status table; with `now`, a status older than a live daemon's
+    heartbeat allows is marked silent (a cluster whose daemon is down)."""
+    state = status.state
+    written = parse_timestamp(status.last_sync)
+    if now is not None and written is not None and now - written > DEFAULT_SILENCE:
+        state = f"{state}, silent {duration(now - written)}"
+    ready = f"{status.replicas_ready}/{status.replicas_desired}"
+    return (where, state, ready, status.last_sync, status.error or "")
 
 
 def _update(store: DynamoEndpointStore, args: argparse.Namespace) -> int:

@@ -171,6 +171,35 @@ class RolloutView:
                         ),
                     )
                 )
+                # Several clusters serve the region: one row each under the region's (whose
+                # phase is its least advanced cluster's); a moving one not reporting is silent.
+                shared = loaded.cluster_status(region)
+                for cluster, entry in sorted(shared.items()) if len(shared) > 1 else ():
+                    quiet_for = _quiet(entry, now) if policy is not None else 0.0
+                    silent = quiet_for > silence and entry.rollout in ("stepping", "baking")
+                    cluster_phase = (
+                        phase_text(entry, policy, now=now, completed=completed)
+                        if policy is not None
+                        else "-"
+                    )
+                    rows.append(
+                        RegionRow(
+                            wave=number,
+                            region=f"{region}/{cluster}",
+                            revision=entry.revision,
+                            phase=(
+                                f"{cluster_phase}, silent {duration(quiet_for)}"
+                                if silent
+                                else cluster_phase
+                            ),
+                            since=entry.since,
+                            state=entry.state,
+                            silent=silent,
+                            reason=_reason(
+                                region, entry, halt.to_item() if halt else None, target=target
+                            ),
+                        )
+                    )
         return cls(
             name=loaded.name,
             policy=policy,
@@ -237,6 +266,12 @@ class RolloutView:
             "settled": self.settled,
             "regions": [row.to_json() for row in self.regions],
         }
+
+
+def _quiet(status: RegionStatus, now: float | None) -> float:
+    """Seconds since `status` was last written (0 when unknown)."""
+    written = parse_timestamp(status.last_sync)
+    return 0.0 if now is None or written is None else now - written
 
 
 def _reason(

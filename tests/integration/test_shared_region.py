@@ -11,7 +11,7 @@ two in-process daemons.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +19,14 @@ import pytest
 from k8s.sim import SimCluster
 from store import commands
 from store.model import RegionStatus
-from tests.integration.harness import REGION, Harness, harness, metric_total, wait_for
+from tests.integration.harness import (
+    REGION,
+    CliResult,
+    Harness,
+    harness,
+    metric_total,
+    wait_for,
+)
 
 REFUSED = "inference_supervisor_status_writes_refused_total"
 
@@ -126,7 +133,7 @@ def test_a_delete_cleans_both_clusters_before_the_item_is_purged(
 
 
 def test_a_delete_is_not_purged_while_a_cluster_that_holds_copies_is_down(
-    kit: Harness, green: Harness
+    kit: Harness, green: Harness, cli: Callable[..., CliResult]
 ) -> None:
     _start(kit, "blue")
     green_daemon = _start(green, "green")
@@ -135,10 +142,14 @@ def test_a_delete_is_not_purged_while_a_cluster_that_holds_copies_is_down(
     green_daemon.stop()
     kit.store.apply("m1", commands.set_desired_state, "deleted")
     wait_for(
-        lambda: _clusters(kit, "m1").get("blue", RegionStatus("")).state == "deleted",
+        lambda: (
+            kit.item("m1") is None
+            or _clusters(kit, "m1").get("blue", RegionStatus("")).state == "deleted"
+        ),
         timeout=30,
         what="blue reports m1 deleted",
     )
+    assert kit.item("m1") is not None, "purged on blue's report alone"
     assert kit.kube.get("Deployment", "m1") is None
     # Green's copies are still there, so the item stays, and the region says why.
     entry = _entry(kit, "m1")
@@ -146,6 +157,15 @@ def test_a_delete_is_not_purged_while_a_cluster_that_holds_copies_is_down(
     assert "green: running" in entry["error"]
     assert green.kube.get("Deployment", "m1") is not None
     assert kit.item("m1") is not None
+    # `show` gives the region's summary, then each cluster's own row.
+    shown = cli("show", "m1")
+    assert shown.status == 0
+    rows = {line.split()[0]: line.split()[1] for line in shown.out.splitlines() if line.strip()}
+    assert (rows[REGION], rows[f"{REGION}/blue"], rows[f"{REGION}/green"]) == (
+        "deleting",
+        "deleted",
+        "running",
+    )
 
     # Green's daemon back: it deletes its own copies, and only then the item goes.
     _start(green, "green")
