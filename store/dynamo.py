@@ -566,6 +566,54 @@ class DynamoEndpointStore:
             f"status of {name!r} in {region} kept racing with other writers"
         )
 
+    def retire_cluster(self, region: str, cluster: str) -> list[str]:
+        """Take `cluster` out of `region` for good (architecture section 4, "several
+        clusters in one region"): its status entries go from every item (the summaries
+        recomputed from the clusters left, so a delete it held back can be purged), and
+        it is no longer named on the region's epoch record (nor as its founder). For an
+        operator retiring a cluster whose daemon is stopped: a daemon still running writes
+        its entries again.
+
+        Returns:
+            The names of the items whose entries were removed.
+        """
+        record = self.get(EPOCH_RECORD_PREFIX + region)
+        founder = record.raw.get("founder") if record is not None else None
+        removed = []
+        for loaded in self.scan():
+            current = _region_entry(loaded.raw, region)
+            if clusters.is_shared(current) and cluster in current[clusters.CLUSTERS]:
+                for _ in range(_STATUS_WRITE_ROUNDS):
+                    plan = clusters.plan_removal(current, cluster=cluster)
+                    if plan is None:
+                        break
+                    done, current = self._apply_plan(
+                        loaded.name, region, plan, cluster=cluster, epoch=None, holder=""
+                    )
+                    if done is not None:
+                        break
+                removed.append(loaded.name)
+            elif current is not None and not clusters.is_shared(current) and cluster == founder:
+                # A flat entry is the founder's own.
+                self._remove_region_status(loaded.name, region, None, "")
+                removed.append(loaded.name)
+        expression = _Expression()
+        drop = [expression.names_of(CLUSTER_ATTRIBUTE_PREFIX + cluster)]
+        if cluster == founder:
+            # The next cluster to take an epoch here becomes the founder.
+            drop.append(expression.path("founder"))
+        with contextlib.suppress(errors.ConditionFailed):
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key=_key(EPOCH_RECORD_PREFIX + region),
+                UpdateExpression="REMOVE " + ", ".join(drop),
+                ConditionExpression=f"attribute_exists({expression.path(KEY)})",
+                **expression.arguments(),
+            )
+        self._founders.pop(region, None)
+        return removed
+
     def purge_if_deleted(
         self,
         name: str,
@@ -941,7 +989,9 @@ class DynamoEndpointStore:
                     )
             else:
                 plan = clusters.plan_write(current, own, cluster=cluster, founder=founder)
-            done, current = self._apply_plan(name, region, plan, epoch, holder)
+            done, current = self._apply_plan(
+                name, region, plan, cluster=cluster, epoch=epoch, holder=holder
+            )
             if done is not None:
                 return done
         raise errors.ConditionFailed(
@@ -949,7 +999,14 @@ class DynamoEndpointStore:
         )
 
     def _apply_plan(
-        self, name: str, region: str, plan: clusters.Plan, epoch: int | None, holder: str
+        self,
+        name: str,
+        region: str,
+        plan: clusters.Plan,
+        *,
+        cluster: str,
+        epoch: int | None,
+        holder: str,
     ) -> tuple[bool | None, Any]:
         """Make one planned write. Returns (True/False, _) when done, or (None, the entry
         found) to plan again: the entry was not what the plan was computed from."""
@@ -973,8 +1030,8 @@ class DynamoEndpointStore:
         else:
             read = plan.read or {}
             others = dict(read.get(clusters.CLUSTERS, {}))
-            mine = f"{members}.{expression.names_of(self.cluster or '')}"
-            others.pop(self.cluster, None)
+            mine = f"{members}.{expression.names_of(cluster)}"
+            others.pop(cluster, None)
             conditions.append(
                 f"size({members}) = {expression.value(len(read.get(clusters.CLUSTERS, {})))}"
             )
@@ -1013,7 +1070,13 @@ class DynamoEndpointStore:
             )
         except errors.ConditionFailed as error:
             return self._replan(
-                error, name=name, region=region, plan=plan, epoch=epoch, holder=holder
+                error,
+                name=name,
+                region=region,
+                plan=plan,
+                cluster=cluster,
+                epoch=epoch,
+                holder=holder,
             )
         return True, None
 
@@ -1024,6 +1087,7 @@ class DynamoEndpointStore:
         name: str,
         region: str,
         plan: clusters.Plan,
+        cluster: str,
         epoch: int | None,
         holder: str,
     ) -> tuple[bool | None, Any]:
@@ -1042,7 +1106,7 @@ class DynamoEndpointStore:
         current = _region_entry(found, region)
         if epoch is not None:
             stored = (
-                current[clusters.CLUSTERS].get(self.cluster)
+                current[clusters.CLUSTERS].get(cluster)
                 if clusters.is_shared(current)
                 else current
                 if plan.flat

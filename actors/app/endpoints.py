@@ -174,6 +174,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     restart.add_argument("name")
     restart.set_defaults(command=_restart)
 
+    retire = sub.add_parser(
+        "retire-cluster",
+        parents=[common],
+        help="take a cluster out of a region it shared (its status entries go, so deletes "
+        "it held back can finish); stop its daemon first",
+    )
+    retire.add_argument("cluster", help="the cluster's CLUSTER_NAME")
+    retire.add_argument("--region", required=True, help="the region the cluster served")
+    retire.add_argument(
+        "--force",
+        action="store_true",
+        help="retire it even though it reported recently (its daemon may still run)",
+    )
+    retire.set_defaults(command=_retire_cluster)
+
     rollout = sub.add_parser(
         "rollout", help="see and steer a guarded rollout (waves of regions, canary steps)"
     )
@@ -320,6 +335,34 @@ def _show(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
         if len(shared) > 1:
             rows += [_status_row(f"  {region}/{c}", s, now=now) for c, s in sorted(shared.items())]
     _print_table(rows)
+    return 0
+
+
+def _retire_cluster(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
+    """`retire-cluster`: refused while the cluster still reports (a live daemon would
+    write its entries again), unless `--force`."""
+    now = time.time()
+    recent = sorted(
+        loaded.name
+        for loaded in store.scan()
+        if (status := loaded.cluster_status(args.region).get(args.cluster)) is not None
+        and (written := parse_timestamp(status.last_sync)) is not None
+        and now - written <= DEFAULT_SILENCE
+    )
+    if recent and not args.force:
+        raise BadInput(
+            f"cluster {args.cluster} reported in {args.region} less than "
+            f"{duration(DEFAULT_SILENCE)} ago ({', '.join(recent[:5])}): stop its daemon "
+            "first, or pass --force"
+        )
+    removed = store.retire_cluster(args.region, args.cluster)
+    if args.json:
+        _print_json({"cluster": args.cluster, "region": args.region, "removed": removed})
+    else:
+        print(
+            f"cluster {args.cluster} retired from {args.region}: "
+            f"status removed from {len(removed)} endpoint(s)"
+        )
     return 0
 
 

@@ -186,3 +186,35 @@ def test_one_cluster_per_region_writes_the_predecessors_entry_exactly(kit: Harne
         "holder",
         "seq",
     }
+
+
+def test_an_operator_retiring_a_stopped_cluster_lets_the_delete_finish(
+    kit: Harness, green: Harness, cli: Callable[..., CliResult]
+) -> None:
+    """A cluster being decommissioned never reports `deleted`: `retire-cluster` takes it
+    out of the region (refused while it reported recently, unless forced), and the
+    delete completes on the clusters left."""
+    _start(kit, "blue")
+    green_daemon = _start(green, "green")
+    kit.put("m1", replicas=1)
+    _both(kit, "m1", "running", 1)
+    green_daemon.stop()
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
+    wait_for(
+        lambda: _clusters(kit, "m1").get("blue", RegionStatus("")).state == "deleted",
+        timeout=30,
+        what="blue reports m1 deleted",
+    )
+    refused = cli("retire-cluster", "green", "--region", REGION)
+    assert refused.status == 2
+    assert "stop its daemon first" in refused.err
+    assert kit.item("m1") is not None
+
+    retired = cli("retire-cluster", "green", "--region", REGION, "--force")
+    assert retired.status == 0, retired.err
+    assert "status removed from 1 endpoint(s)" in retired.out
+    wait_for(lambda: kit.item("m1") is None, timeout=30, what="m1 purged once green retired")
+    record = kit.store.get("#leader-epoch/" + REGION)
+    assert record is not None
+    assert "cluster/green" not in record.raw
+    assert record.raw["founder"] == "blue"
