@@ -386,6 +386,7 @@ class SupervisorActor(pykka.ThreadingActor):
             resync=self.config.stream_resync,
             confirmations=self.config.orphans.confirmations,
             read_queued=read_queued,
+            cluster=self.config.cluster,
         )
         self.poller = poller
         self.poll_timer = self.scheduler.call_every(

@@ -218,3 +218,32 @@ def test_an_operator_retiring_a_stopped_cluster_lets_the_delete_finish(
     assert record is not None
     assert "cluster/green" not in record.raw
     assert record.raw["founder"] == "blue"
+
+
+def test_on_the_change_feed_each_cluster_hears_of_the_others_report(
+    kit: Harness, green: Harness, sim: SimCluster, green_sim: SimCluster
+) -> None:
+    """With the table's stream as the change feed (scans a minute apart), the cluster
+    that reports `deleted` last has heard of the other's `deleted` on the feed and
+    purges the item at once: a cluster's own writes are not news to it, the other
+    cluster's are. The Load Balancer Controller's finalizer holds each Ingress for a
+    while: green's for 1 s, blue's for 3 s, so blue reports last."""
+    green_sim.set_ingress_finalizer(1.0)
+    sim.set_ingress_finalizer(3.0)
+    kit.raw_table().delete()
+    kit.raw_table().wait_until_not_exists()
+    assert kit.store.create_table(stream=True)
+    feed = {
+        "RECONCILE_INTERVAL_SECONDS": "60",
+        "STREAM_POLL_SECONDS": "0.2",
+        "STREAM_RESYNC_SECONDS": "600",
+    }
+    for harness_, cluster in ((kit, "blue"), (green, "green")):
+        daemon = harness_.start_daemon(CLUSTER_NAME=cluster, POD_NAME=f"{cluster}-a", **feed)
+        wait_for(lambda d=daemon: d.snapshot().leading, what=f"{cluster} leads")
+    kit.put("m1", replicas=1)
+    _both(kit, "m1", "running", 1)
+    kit.store.apply("m1", commands.set_desired_state, "deleted")
+    wait_for(lambda: kit.item("m1") is None, timeout=20, what="m1 purged within the feed's time")
+    for cluster in (kit, green):
+        assert cluster.kube.get("Deployment", "m1") is None
