@@ -420,6 +420,7 @@ class EndpointActor(pykka.ThreadingActor):
             alarms=self.ctx.alarms,
             now=now,
             silence=self.ctx.silence,
+            cluster=self.ctx.cluster,
         )
         if step is not None and step.decision.halt is not None:
             fence = self._fence()

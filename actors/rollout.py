@@ -179,9 +179,12 @@ def decide(
     observed: Observed,
     now: float,
     silence: float = math.inf,
+    sharing: Mapping[str, Mapping[str, RegionStatus]] | None = None,
 ) -> RolloutDecision:
     """Decide what `region` serves and reports now (see the module's table); `silence`:
-    how long another region may go without writing its entry (`actors.silence`)."""
+    how long another region may go without writing its entry (`actors.silence`);
+    `sharing`: the entries of the other clusters of each region several clusters serve
+    (this region's too), each judged for silence on its own."""
     own = statuses.get(region)
     completed = record.completed_revision if record.completed_spec is not None else None
     on_new = own is not None and own.revision == revision and own.rollout in ACTIVE
@@ -242,6 +245,7 @@ def decide(
             observed=observed,
             now=now,
             silence=silence,
+            sharing=sharing,
         )
         return dataclasses.replace(decision, halt=reason)
 
@@ -265,7 +269,9 @@ def decide(
     if math.isfinite(silence):
         # A region expected to move R that stopped reporting: past the progress deadline
         # it halts R; before, it is named (the next wave waits: only `done` counts).
-        quiet = silent_regions(policy, targets, statuses, revision, exclude=region, now=now)
+        quiet = silent_regions(
+            policy, targets, statuses, revision, exclude=region, now=now, sharing=sharing
+        )
         limit = max(silence, float(policy.progress_deadline_seconds))
         if quiet and quiet[0].quiet >= limit:
             first = quiet[0]
@@ -486,9 +492,12 @@ def plan(
     alarms: Callable[[Sequence[str], float | None], AlarmReading] | None,
     now: float,
     silence: float = math.inf,
+    cluster: str | None = None,
 ) -> Plan | None:
     """Decide for `endpoint` (the item's, valid) in `region` from its cached Deployments;
-    None when the item has no policy (it behaves as without this feature)."""
+    None when the item has no policy (it behaves as without this feature). `own` is
+    this cluster's (`cluster`'s) entry: where several clusters serve a region, each
+    steps and bakes on its own, and the region counts as done once all of them are."""
     policy = policy_of(item)
     if policy is None:
         return None
@@ -542,6 +551,10 @@ def plan(
         observed=observed,
         now=now,
         silence=silence,
+        sharing={
+            r: {c: s for c, s in item.cluster_status(r).items() if c != cluster}
+            for r in endpoint.target_regions
+        },
     )
     if policy.alarms and needs_alarms(policy, revision, own):
         # An alarm can fire at any moment of a step or a bake: look again soon, not only

@@ -135,11 +135,19 @@ class RolloutView:
         halt = record.halted(target)
         regions = [str(r) for r in loaded.target_regions]
         waves = policy.waves_for(regions) if policy is not None else (tuple(regions),)
+        # Regions several clusters serve: one row per cluster, each judged for silence.
+        sharing = {r: c for r in regions if len(c := loaded.cluster_status(r)) > 1}
         quiet = (
             {
                 s.region: s.quiet
                 for s in silent_regions(
-                    policy, regions, loaded.region_status, target, exclude="", now=now
+                    policy,
+                    regions,
+                    loaded.region_status,
+                    target,
+                    exclude="",
+                    now=now,
+                    sharing=sharing,
                 )
                 if s.quiet > silence
             }
@@ -171,12 +179,10 @@ class RolloutView:
                         ),
                     )
                 )
-                # Several clusters serve the region: one row each under the region's (whose
-                # phase is its least advanced cluster's); a moving one not reporting is silent.
-                shared = loaded.cluster_status(region)
-                for cluster, entry in sorted(shared.items()) if len(shared) > 1 else ():
-                    quiet_for = _quiet(entry, now) if policy is not None else 0.0
-                    silent = quiet_for > silence and entry.rollout in ("stepping", "baking")
+                # Under the region's row (its phase is its least advanced cluster's), one
+                # row per cluster when several serve it.
+                for cluster, entry in sorted(sharing.get(region, {}).items()):
+                    name = f"{region}/{cluster}"
                     cluster_phase = (
                         phase_text(entry, policy, now=now, completed=completed)
                         if policy is not None
@@ -185,16 +191,16 @@ class RolloutView:
                     rows.append(
                         RegionRow(
                             wave=number,
-                            region=f"{region}/{cluster}",
+                            region=name,
                             revision=entry.revision,
                             phase=(
-                                f"{cluster_phase}, silent {duration(quiet_for)}"
-                                if silent
+                                f"{cluster_phase}, silent {duration(quiet[name])}"
+                                if name in quiet
                                 else cluster_phase
                             ),
                             since=entry.since,
                             state=entry.state,
-                            silent=silent,
+                            silent=name in quiet,
                             reason=_reason(
                                 region, entry, halt.to_item() if halt else None, target=target
                             ),
@@ -266,12 +272,6 @@ class RolloutView:
             "settled": self.settled,
             "regions": [row.to_json() for row in self.regions],
         }
-
-
-def _quiet(status: RegionStatus, now: float | None) -> float:
-    """Seconds since `status` was last written (0 when unknown)."""
-    written = parse_timestamp(status.last_sync)
-    return 0.0 if now is None or written is None else now - written
 
 
 def _reason(
