@@ -1057,7 +1057,10 @@ class DynamoEndpointStore:
                     removes.append(mine)
                 else:
                     sets.append(f"{mine} = {expression.value(plan.own)}")
-                update = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
+                update = "SET " + ", ".join(sets)
+                if removes:
+                    # Every optional field set (a rollout's): nothing to remove.
+                    update += " REMOVE " + ", ".join(removes)
         try:
             self._call(
                 "UpdateItem",
