@@ -14,9 +14,9 @@ from tests.integration.regions import INTERVAL, regions
 
 US, EU = "us-east-1", "eu-west-1"
 V1, V2 = "repo/model:v1", "repo/model:v2"
-BAKE = 30
+BAKE = 10
 #: Fake seconds the green cluster's pods take to become ready: longer than the bake.
-SLOW = 45
+SLOW = 20
 
 
 def test_a_region_is_baked_only_when_all_its_clusters_are(dynamo_url: str, table_name: str) -> None:
