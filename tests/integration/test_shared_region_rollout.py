@@ -6,6 +6,7 @@ cluster whose pods take longer to become ready than the bake lasts."""
 
 from __future__ import annotations
 
+from actors.app.rollout_status import RolloutView
 from actors.clock import FakeClock
 from k8s.sim import SimCluster
 from store.rollout import revision
@@ -83,6 +84,12 @@ def test_a_region_is_baked_only_when_all_its_clusters_are(dynamo_url: str, table
                 f"eu-west-1 took v2 at {eu_first}, before green was done at {done['green']}"
             )
             assert world.status("m1", US).rollout == "done"
+            # `rollout status`: the region's row, then one per cluster.
+            rows = {
+                row.region: row.phase
+                for row in RolloutView.of(world.item("m1"), world.clock.time()).regions
+            }
+            assert rows == {US: "done", f"{US}/{blue}": "done", f"{US}/green": "done", EU: "done"}
             green_deployment = green.kube.get("Deployment", "m1")
             assert green_deployment is not None
             assert green_deployment["spec"]["template"]["spec"]["containers"][0]["image"] == V2
