@@ -194,16 +194,10 @@ class _Expression:
 
     def path(self, dotted: str) -> str:
         """Return `dotted` ("spec.image") as placeholders ("#n1.#n2")."""
-        parts = []
-        for segment in dotted.split("."):
-            if not segment:
-                raise ValueError(f"bad attribute path {dotted!r}")
-            placeholder = next((p for p, s in self.names.items() if s == segment), None)
-            if placeholder is None:
-                placeholder = f"#n{len(self.names)}"
-                self.names[placeholder] = segment
-            parts.append(placeholder)
-        return ".".join(parts)
+        segments = dotted.split(".")
+        if not all(segments):
+            raise ValueError(f"bad attribute path {dotted!r}")
+        return self.names_of(*segments)
 
     def names_of(self, *segments: str) -> str:
         """Return the path of `segments` as placeholders, none of them split on dots
@@ -942,24 +936,7 @@ class DynamoEndpointStore:
         else:
             return True
         # The item has no region_status map: create it, unless another region just did.
-        expression = _Expression()
-        status_map = expression.path("region_status")
-        try:
-            self._call(
-                "UpdateItem",
-                TableName=self.table_name,
-                Key=_key(name),
-                UpdateExpression=f"SET {status_map} = {expression.value({region: entry})}",
-                ConditionExpression=(
-                    f"attribute_exists({expression.path(KEY)}) "
-                    f"AND attribute_not_exists({status_map})"
-                ),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **expression.arguments(),
-            )
-        except errors.ConditionFailed as error:
-            return False if error.current_item is None else None
-        return True
+        return self._create_status_map(name, region, entry)
 
     def _write_cluster_status(
         self, name: str, region: str, status: RegionStatus | None, epoch: int | None, holder: str
@@ -1058,8 +1035,8 @@ class DynamoEndpointStore:
                 else:
                     sets.append(f"{mine} = {expression.value(plan.own)}")
                 update = "SET " + ", ".join(sets)
+                # None to remove when every optional field is set (as a rollout's are).
                 if removes:
-                    # Every optional field set (a rollout's): nothing to remove.
                     update += " REMOVE " + ", ".join(removes)
         try:
             self._call(
