@@ -18,7 +18,9 @@ import pytest
 
 from k8s.sim import SimCluster
 from store import commands
-from store.model import RegionStatus
+from store.dynamo import DynamoEndpointStore
+from store.errors import Superseded
+from store.model import RegionStatus, utc_timestamp
 from tests.integration.harness import (
     REGION,
     CliResult,
@@ -247,3 +249,59 @@ def test_on_the_change_feed_each_cluster_hears_of_the_others_report(
     wait_for(lambda: kit.item("m1") is None, timeout=20, what="m1 purged within the feed's time")
     for cluster in (kit, green):
         assert cluster.kube.get("Deployment", "m1") is None
+
+
+def test_a_summary_is_never_computed_from_a_stale_view_of_the_other_cluster(
+    dynamo_url: str, table_name: str
+) -> None:
+    """Green writes between blue's read of the entry and blue's write (the interleaving
+    made explicit with a botocore hook on blue's client): blue's write is refused, planned
+    again from what it was refused on, and its summary counts green's latest report. A
+    deposed leader of green (an older epoch) is refused; blue is not."""
+    blue = DynamoEndpointStore(table_name, endpoint_url=dynamo_url, cluster="blue")
+    green = DynamoEndpointStore(table_name, endpoint_url=dynamo_url, cluster="green")
+    try:
+        blue.create_table(stream=False)
+        now = utc_timestamp()
+        blue.create_item(
+            {
+                "endpoint_name": "m1",
+                "desired_state": "running",
+                "target_regions": [REGION],
+                "created_at": now,
+                "updated_at": now,
+                "spec": {"image": "repo/model:v1"},
+                "region_status": {},
+            }
+        )
+        blue_epoch, green_epoch = blue.take_epoch(REGION), green.take_epoch(REGION)
+        assert (blue.founder(REGION), green.founder(REGION)) == ("blue", "blue")
+
+        def report(store: DynamoEndpointStore, epoch: int, ready: int, seq: int) -> None:
+            status = RegionStatus("running", ready, ready, seq=seq)
+            assert store.write_region_status("m1", REGION, status, epoch=epoch, holder="pod")
+
+        report(blue, blue_epoch, 1, 1)
+        report(green, green_epoch, 1, 1)
+        writes = []
+
+        def green_first(**_: Any) -> None:
+            # Blue's first attempt (its flat guess) is refused and returns the entry;
+            # green reports 5 replicas before blue's second attempt lands.
+            writes.append(1)
+            if len(writes) == 2:
+                report(green, green_epoch, 5, 2)
+
+        blue.events.register("before-call.dynamodb.UpdateItem", green_first)
+        report(blue, blue_epoch, 2, 2)
+        entry = blue.get("m1").raw["region_status"][REGION]
+        assert len(writes) == 3, "blue's write was planned again after green's"
+        assert (entry["replicas_ready"], entry["clusters"]["green"]["replicas_ready"]) == (7, 5)
+
+        with pytest.raises(Superseded):
+            report(green, green_epoch - 5, 0, 3)
+        report(blue, blue_epoch, 3, 3)
+        assert blue.get("m1").raw["region_status"][REGION]["replicas_ready"] == 8
+    finally:
+        blue.close()
+        green.close()
