@@ -305,3 +305,52 @@ def test_a_summary_is_never_computed_from_a_stale_view_of_the_other_cluster(
     finally:
         blue.close()
         green.close()
+
+
+def test_a_late_write_of_a_deposed_leader_is_refused_by_its_own_clusters_entry(
+    dynamo_url: str, table_name: str
+) -> None:
+    """Green's old leader (epoch e1) has read its entry when green's new leader (e2)
+    writes; the old leader's write then lands on a newer entry and is refused (its
+    condition is on `clusters.green`'s epoch), not written over it."""
+    stores = [
+        DynamoEndpointStore(table_name, endpoint_url=dynamo_url, cluster=cluster)
+        for cluster in ("blue", "green", "green")
+    ]
+    blue, old, new = stores
+    try:
+        blue.create_table(stream=False)
+        now = utc_timestamp()
+        blue.create_item(
+            {
+                "endpoint_name": "m1",
+                "desired_state": "running",
+                "target_regions": [REGION],
+                "created_at": now,
+                "updated_at": now,
+                "spec": {"image": "repo/model:v1"},
+                "region_status": {},
+            }
+        )
+        blue_epoch, old_epoch = blue.take_epoch(REGION), old.take_epoch(REGION)
+        running = RegionStatus("running", 1, 1, seq=1)
+        assert blue.write_region_status("m1", REGION, running, epoch=blue_epoch, holder="b")
+        assert old.write_region_status("m1", REGION, running, epoch=old_epoch, holder="g-old")
+        new_epoch = new.take_epoch(REGION)
+        calls = []
+
+        def new_leader_first(**_: Any) -> None:
+            calls.append(1)
+            if len(calls) == 2:
+                stopped = RegionStatus("stopped", 0, 0, seq=2)
+                new.write_region_status("m1", REGION, stopped, epoch=new_epoch, holder="g-new")
+
+        old.events.register("before-call.dynamodb.UpdateItem", new_leader_first)
+        late = RegionStatus("error", error="late", seq=2)
+        with pytest.raises(Superseded):
+            old.write_region_status("m1", REGION, late, epoch=old_epoch, holder="g-old")
+        entry = blue.get("m1").raw["region_status"][REGION]["clusters"]["green"]
+        assert (entry["state"], entry["holder"]) == ("stopped", "g-new")
+    finally:
+        for store in stores:
+            store.close()
