@@ -19,7 +19,9 @@ region as `deleted`, `running` or `done` only when every cluster of it is.
 A flat entry names no cluster; it belongs to the region's *founder*, the first cluster to
 take a leader epoch in the region (recorded on the epoch record, `store.dynamo.take_epoch`).
 Only the founder writes flat; any other cluster converts a flat entry into the per-cluster
-shape, keeping the founder's fields as the founder's entry.
+shape, keeping the founder's fields as the founder's entry. Once the founder is the only
+cluster left in an entry (the other one retired), its next write makes it flat again: one
+cluster, the predecessor's shape.
 """
 
 from __future__ import annotations
@@ -141,6 +143,8 @@ class Plan:
             it are removed).
         flat: `whole` is this cluster's flat entry, fenced by the epoch on the region
             level (the founder's write), else fenced on `clusters.<cluster>`.
+        collapse: `whole` is the founder's flat entry replacing a shared entry that holds
+            only its own (fenced on `clusters.<cluster>`, the map's size 1).
         absent: the entry must not exist (a first write).
         read: the raw entry the plan was computed from, which must still be there
             (whole-entry writes over an existing one; the other clusters' entries).
@@ -150,6 +154,7 @@ class Plan:
     own: dict[str, Any] | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     flat: bool = False
+    collapse: bool = False
     absent: bool = False
     read: Mapping[str, Any] | None = None
 
@@ -159,6 +164,8 @@ def plan_write(current: Any, own: Mapping[str, Any], *, cluster: str, founder: s
     region whose stored entry is `current` (raw, None when absent)."""
     if is_shared(current):
         others = {k: v for k, v in current[CLUSTERS].items() if k != cluster}
+        if not others and cluster == founder:
+            return Plan(whole=dict(own), collapse=True, read=current)
         return Plan(own=dict(own), summary=_summary_item(others, own, cluster), read=current)
     if cluster == founder:
         return Plan(whole=dict(own), flat=True)

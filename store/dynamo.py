@@ -592,16 +592,27 @@ class DynamoEndpointStore:
                 self._remove_region_status(loaded.name, region, None, "")
                 removed.append(loaded.name)
         expression = _Expression()
-        drop = [expression.names_of(CLUSTER_ATTRIBUTE_PREFIX + cluster)]
+        update = "REMOVE " + expression.names_of(CLUSTER_ATTRIBUTE_PREFIX + cluster)
         if cluster == founder:
-            # The next cluster to take an epoch here becomes the founder.
-            drop.append(expression.path("founder"))
+            left = [
+                key[len(CLUSTER_ATTRIBUTE_PREFIX) :]
+                for key in (record.raw if record is not None else {})
+                if key.startswith(CLUSTER_ATTRIBUTE_PREFIX)
+                and key != CLUSTER_ATTRIBUTE_PREFIX + cluster
+            ]
+            # The one cluster left founds the region (it writes flat again from its next
+            # term); with several or none, the next to take an epoch here does.
+            founding = expression.path("founder")
+            if len(left) == 1:
+                update = f"SET {founding} = {expression.value(left[0])} {update}"
+            else:
+                update += f", {founding}"
         with contextlib.suppress(errors.ConditionFailed):
             self._call(
                 "UpdateItem",
                 TableName=self.table_name,
                 Key=_key(EPOCH_RECORD_PREFIX + region),
-                UpdateExpression="REMOVE " + ", ".join(drop),
+                UpdateExpression=update,
                 ConditionExpression=f"attribute_exists({expression.path(KEY)})",
                 **expression.arguments(),
             )
@@ -995,7 +1006,13 @@ class DynamoEndpointStore:
             f"attribute_exists({expression.path(KEY)})",
             f"attribute_type({status_map}, {expression.value('M')})",
         ]
-        if plan.whole is not None:
+        if plan.whole is not None and plan.collapse:
+            update = f"SET {entry} = {expression.value(plan.whole)}"
+            mine = f"{members}.{expression.names_of(cluster)}"
+            conditions += [f"attribute_exists({mine})", f"size({members}) = {expression.value(1)}"]
+            if epoch is not None:
+                conditions.append(_fence_condition(expression, mine, epoch, holder))
+        elif plan.whole is not None:
             update = f"SET {entry} = {expression.value(plan.whole)}"
             conditions.append(f"attribute_not_exists({members})")
             if plan.absent:

@@ -354,3 +354,32 @@ def test_a_late_write_of_a_deposed_leader_is_refused_by_its_own_clusters_entry(
     finally:
         for store in stores:
             store.close()
+
+
+def test_after_the_migration_the_cluster_left_writes_the_predecessors_entry_again(
+    kit: Harness, green: Harness, cli: Callable[..., CliResult]
+) -> None:
+    """Blue and green share m1; green is stopped and retired: blue's next write makes
+    the entry flat again, key for key the predecessor's."""
+    _start(kit, "blue")
+    green_daemon = _start(green, "green")
+    kit.put("m1", replicas=1)
+    _both(kit, "m1", "running", 1)
+    green_daemon.stop()
+    assert cli("retire-cluster", "green", "--region", REGION, "--force").status == 0
+    kit.store.apply("m1", commands.update_spec, {"replicas": 2})
+    wait_for(
+        lambda: (e := _entry(kit, "m1")).get("replicas_ready") == 2 and "clusters" not in e,
+        timeout=30,
+        what=f"blue's flat entry at 2 replicas (now {_entry(kit, 'm1')})",
+    )
+    assert set(_entry(kit, "m1")) == {
+        "state",
+        "replicas_ready",
+        "replicas_desired",
+        "last_sync",
+        "epoch",
+        "holder",
+        "seq",
+    }
+    assert kit.state("m1") == "running"

@@ -89,7 +89,10 @@ def test_a_first_entry_of_a_non_founder_is_per_cluster_from_the_start() -> None:
 
 def test_a_shared_entry_is_written_per_cluster_with_the_summary_recomputed() -> None:
     blue = at("running", seq=3).to_item()
-    current = {**at("creating").to_item(), CLUSTERS: {"blue": blue}}
+    current = {
+        **at("creating").to_item(),
+        CLUSTERS: {"blue": blue, "green": at("creating").to_item()},
+    }
     own = at("running", seq=2).to_item()
     for cluster, founder in (("green", "blue"), ("blue", "blue")):
         plan = plan_write(current, own, cluster=cluster, founder=founder)
@@ -118,3 +121,12 @@ def test_removing_a_cluster_leaves_the_others_summary_or_nothing() -> None:
     last = plan_removal({CLUSTERS: {"blue": at("running").to_item()}}, cluster="blue")
     assert last is not None
     assert last.summary == {}
+
+
+def test_the_founder_left_alone_in_a_shared_entry_makes_it_flat_again() -> None:
+    current = {**at("running").to_item(), CLUSTERS: {"blue": at("running", seq=3).to_item()}}
+    own = at("running", 2, seq=4).to_item()
+    plan = plan_write(current, own, cluster="blue", founder="blue")
+    assert (plan.whole, plan.collapse) == (own, True)
+    # Not the founder: it stays per cluster (its flat entry would be taken for the founder's).
+    assert not plan_write(current, own, cluster="green", founder="blue").collapse
