@@ -383,3 +383,48 @@ def test_after_the_migration_the_cluster_left_writes_the_predecessors_entry_agai
         "seq",
     }
     assert kit.state("m1") == "running"
+
+
+def test_retiring_the_founder_hands_the_region_to_the_cluster_left(
+    dynamo_url: str, table_name: str
+) -> None:
+    """Blue (the founder) is retired: green founds the region, and from its next term its
+    writes make the shared entries flat again."""
+    blue, green = (
+        DynamoEndpointStore(table_name, endpoint_url=dynamo_url, cluster=c)
+        for c in ("blue", "green")
+    )
+    try:
+        blue.create_table(stream=False)
+        now = utc_timestamp()
+        blue.create_item(
+            {
+                "endpoint_name": "m1",
+                "desired_state": "running",
+                "target_regions": [REGION],
+                "created_at": now,
+                "updated_at": now,
+                "spec": {"image": "repo/model:v1"},
+            }
+        )
+        blue_epoch, green_epoch = blue.take_epoch(REGION), green.take_epoch(REGION)
+        running = RegionStatus("running", 1, 1, seq=1)
+        assert blue.write_region_status("m1", REGION, running, epoch=blue_epoch, holder="b")
+        assert green.write_region_status("m1", REGION, running, epoch=green_epoch, holder="g")
+        assert blue.retire_cluster(REGION, "blue") == ["m1"]
+        record = blue.get("#leader-epoch/" + REGION)
+        assert record is not None
+        assert (record.raw["founder"], "cluster/blue" in record.raw) == ("green", False)
+        assert set(blue.get("m1").raw["region_status"][REGION]["clusters"]) == {"green"}
+        next_term = green.take_epoch(REGION)
+        assert green.founder(REGION) == "green"
+        again = RegionStatus("running", 2, 2, seq=2)
+        assert green.write_region_status("m1", REGION, again, epoch=next_term, holder="g2")
+        entry = green.get("m1").raw["region_status"][REGION]
+        assert (set(entry), entry["holder"]) == (
+            {"state", "replicas_ready", "replicas_desired", "last_sync", "epoch", "holder", "seq"},
+            "g2",
+        )
+    finally:
+        blue.close()
+        green.close()
