@@ -428,3 +428,32 @@ def test_retiring_the_founder_hands_the_region_to_the_cluster_left(
     finally:
         blue.close()
         green.close()
+
+
+def test_show_marks_a_cluster_that_stopped_reporting_silent(
+    kit: Harness, cli: Callable[..., CliResult]
+) -> None:
+    """A cluster whose last report is older than a live daemon's heartbeat allows (5m15s
+    with the defaults) is shown silent, under a region summary that says who differs."""
+    kit.put("m1", desired_state="deleted")
+    old, fresh = "2026-01-01T00:00:00Z", utc_timestamp()
+    kit.raw_table().update_item(
+        Key={"endpoint_name": "m1"},
+        UpdateExpression="SET region_status.#r = :entry",
+        ExpressionAttributeNames={"#r": REGION},
+        ExpressionAttributeValues={
+            ":entry": {
+                **RegionStatus("deleting", 1, 1, fresh, error="green: running").to_item(),
+                "clusters": {
+                    "blue": RegionStatus("deleted", 0, 0, fresh, seq=3).to_item(),
+                    "green": RegionStatus("running", 1, 1, old, seq=2).to_item(),
+                },
+            }
+        },
+    )
+    shown = cli("show", "m1")
+    assert shown.status == 0
+    lines = {line.split()[0]: line for line in shown.out.splitlines() if line.strip()}
+    assert "deleted" in lines[f"{REGION}/blue"]
+    assert "silent" not in lines[f"{REGION}/blue"]
+    assert "running, silent" in lines[f"{REGION}/green"]
