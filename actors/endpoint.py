@@ -190,8 +190,9 @@ class EndpointActor(PooledActor):
         self.supervisor = supervisor
         self.retiring = retiring
         self.failures = 0
+        # This cluster's own entry (one of several when clusters share the region).
         self.last_reported: RegionStatus | None = (
-            item.region_status.get(ctx.region) if item is not None else None
+            ctx.store.own_status(item, ctx.region) if item is not None else None
         )
         # The record fields this actor wrote (a halt, a completion) and whether the table's
         # entry for this region was found older than ours (architecture section 12).
@@ -260,7 +261,10 @@ class EndpointActor(PooledActor):
             # A scan queued while this actor was busy may be older than its own last
             # writes: versions decide what is adopted, not arrival order.
             adopted = freshness.adopt(
-                message.item, self.ctx.region, self.last_reported, self._recorded
+                message.item,
+                self.ctx.store.own_status(message.item, self.ctx.region),
+                self.last_reported,
+                self._recorded,
             )
             self.item, self.last_reported = adopted.item, adopted.own
             self._repair = self._repair or adopted.repair
@@ -431,6 +435,7 @@ class EndpointActor(PooledActor):
             ingress=gateway.cached("Ingress", ingress_name(name)),
             now=now,
             silence=self.ctx.silence,
+            cluster=self.ctx.cluster,
         )
         if step is not None and step.decision.halt is not None:
             fence = self._fence()
@@ -585,9 +590,10 @@ class EndpointActor(PooledActor):
             self._schedule_retry(self.ctx.retry_backoff.delay(self.failures))
             return
         self._report(RegionStatus(state="deleted"))
-        statuses = dict(self.item.region_status if self.item else {})
-        statuses[self.ctx.region] = RegionStatus(state="deleted")
+        statuses = self._statuses_with_own()
         regions = list(endpoint.target_regions)
+        # Every cluster of every target region must report `deleted` (a cluster sharing
+        # this region still holds copies until it does): the purge's condition says so too.
         if regions and all(r in statuses and statuses[r].state == "deleted" for r in regions):
             fence = self._fence()
             if self.ctx.store.purge_if_deleted(
@@ -725,9 +731,7 @@ class EndpointActor(PooledActor):
         """`deploying` becomes `running` once every target region reports `running`."""
         if endpoint.desired_state != "deploying" or self.item is None:
             return
-        statuses = dict(self.item.region_status)
-        if self.last_reported is not None:
-            statuses[self.ctx.region] = self.last_reported
+        statuses = self._statuses_with_own()
         regions = list(endpoint.target_regions)
         if not regions or any(r not in statuses or statuses[r].state != "running" for r in regions):
             return
@@ -736,6 +740,16 @@ class EndpointActor(PooledActor):
             endpoint.endpoint_name, regions, region=self.ctx.region, **_epoch(fence)
         ):
             self.log.info("every target region runs it: desired_state is now running")
+
+    def _statuses_with_own(self) -> dict[str, RegionStatus]:
+        """Every region's status as the item says, this region's as it stands with this
+        cluster's last report (the summary over its clusters when several share it)."""
+        statuses = dict(self.item.region_status if self.item is not None else {})
+        if self.item is not None and self.last_reported is not None:
+            view = self.ctx.store.region_view(self.item, self.ctx.region, self.last_reported)
+            if view is not None:
+                statuses[self.ctx.region] = view
+        return statuses
 
     def _fence(self) -> Fence | None:
         """Raise `Fenced` unless this actor may write now; returns the lease's window

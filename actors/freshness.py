@@ -39,7 +39,7 @@ class Adopted:
 
     Attributes:
         item: the scanned item, with the record fields this actor wrote kept.
-        own: this region's entry: the item's, or the actor's when the item's is older.
+        own: this cluster's entry: the item's, or the actor's when the item's is older.
         repair: the item's entry is older than the actor's (a stale scan, or a write that
             was lost): the actor writes its own again.
     """
@@ -58,11 +58,14 @@ def older(theirs: RegionStatus | None, ours: RegionStatus | None) -> bool:
 
 
 def adopt(
-    item: LoadedItem, region: str, ours: RegionStatus | None, recorded: Recorded | None
+    item: LoadedItem,
+    theirs: RegionStatus | None,
+    ours: RegionStatus | None,
+    recorded: Recorded | None,
 ) -> Adopted:
     """What the actor holding `ours` (its last reported entry) and having written
-    `recorded` takes from the scanned `item`."""
-    theirs = item.region_status.get(region)
+    `recorded` takes from the scanned `item`, whose entry of its own is `theirs` (its
+    cluster's, `EndpointStore.own_status`)."""
     stale = older(theirs, ours)
     return Adopted(with_record(item, recorded), ours if stale else theirs, stale)
 

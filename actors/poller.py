@@ -43,7 +43,9 @@ def _targets(item: LoadedItem) -> list[str]:
     return list(item.target_regions)
 
 
-def change_key(item: LoadedItem, region: str, *, own_status: bool = True) -> str:
+def change_key(
+    item: LoadedItem, region: str, *, own_status: bool = True, cluster: str | None = None
+) -> str:
     """What must differ for an item to count as changed: its content; this region's status
     entry (so a status write that was lost, or landed out of order, is seen and repaired by
     the actor at the next scan); and - while it is deploying or being deleted - every
@@ -53,12 +55,19 @@ def change_key(item: LoadedItem, region: str, *, own_status: bool = True) -> str
     heartbeat changes nothing).
 
     Without `own_status`, this region's entry is left out everywhere: the key of what
-    others changed, by which the change feed ignores the daemon's own status writes."""
+    others changed, by which the change feed ignores the daemon's own status writes -
+    except, when other clusters share the region, their own entries (not `cluster`'s):
+    another cluster's progress decides this one's purge and `running`, as another
+    region's does."""
     own = item.region_status.get(region) if own_status else None
     key = item.content_hash + repr(own.to_item() if own is not None else None)
-    statuses = {
-        r: s for r, s in sorted(item.region_status.items()) if own_status or r != region
-    }
+    statuses = {r: s for r, s in sorted(item.region_status.items()) if own_status or r != region}
+    if not own_status:
+        sharing = {c: s for c, s in item.cluster_status(region).items() if c != cluster}
+        key += json.dumps(
+            {c: (s.state, s.revision, s.rollout, s.step, s.since) for c, s in sharing.items()},
+            sort_keys=True,
+        )
     if item.endpoint is not None and item.endpoint.desired_state in ("deleted", "deploying"):
         key += json.dumps({r: s.state for r, s in statuses.items()})
     spec = item.raw.get("spec")
@@ -86,9 +95,7 @@ def classify(
     return active, retiring
 
 
-def request_poll(
-    poller: pykka.ActorRef[Any], queued: threading.Event, message: Any = None
-) -> None:
+def request_poll(poller: pykka.ActorRef[Any], queued: threading.Event, message: Any = None) -> None:
     """Queue one `Poll` (or `message`) unless one is already waiting: a scan slower than
     the interval must not pile ticks up in the mailbox."""
     if queued.is_set():
@@ -110,6 +117,8 @@ class PollerActor(pykka.ThreadingActor):
         resync: seconds between the scans of a healthy feed.
         confirmations: scans in a row the deletion guard needs: after a removal on the
             feed, that many polls scan.
+        cluster: this daemon's cluster (`CLUSTER_NAME`): the feed tells of the entries
+            other clusters of the region write, not of its own.
     """
 
     def __init__(
@@ -124,10 +133,12 @@ class PollerActor(pykka.ThreadingActor):
         resync: float = 300.0,
         confirmations: int = 3,
         read_queued: threading.Event | None = None,
+        cluster: str | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.region = region
+        self.cluster = cluster
         self.supervisor = supervisor
         self.queued = queued
         self.read_queued = read_queued or threading.Event()
@@ -183,7 +194,8 @@ class PollerActor(pykka.ThreadingActor):
         changed = frozenset(n for n, k in keys.items() if self.keys.get(n) != k)
         self.keys = keys
         self.others = {
-            item.name: change_key(item, self.region, own_status=False) for item in items
+            item.name: change_key(item, self.region, own_status=False, cluster=self.cluster)
+            for item in items
         }
         self.supervisor.tell(
             Scanned(
@@ -218,7 +230,7 @@ class PollerActor(pykka.ThreadingActor):
             latest[change.name] = change.item
         news: dict[str, LoadedItem] = {}
         for name, item in latest.items():
-            others = change_key(item, self.region, own_status=False)
+            others = change_key(item, self.region, own_status=False, cluster=self.cluster)
             if self.others.get(name) != others:
                 # Told now, so the next scan does not tell it again; an item whose only
                 # news is this region's own entry keeps its old key, so a scan still sees

@@ -53,6 +53,16 @@ class EndpointStore(Protocol):
         False when the item is gone."""
         ...
 
+    def own_status(self, item: LoadedItem, region: str) -> RegionStatus | None:
+        """This daemon's cluster's own entry for `region` in `item`."""
+        ...
+
+    def region_view(
+        self, item: LoadedItem, region: str, own: RegionStatus | None
+    ) -> RegionStatus | None:
+        """What `region` as a whole reports once this cluster's entry is `own`."""
+        ...
+
     def purge_if_deleted(
         self,
         name: str,

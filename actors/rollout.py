@@ -193,9 +193,12 @@ def decide(
     observed: Observed,
     now: float,
     silence: float = math.inf,
+    sharing: Mapping[str, Mapping[str, RegionStatus]] | None = None,
 ) -> RolloutDecision:
     """Decide what `region` serves and reports now (see the module's table); `silence`:
-    how long another region may go without writing its entry (`actors.silence`)."""
+    how long another region may go without writing its entry (`actors.silence`);
+    `sharing`: the entries of the other clusters of each region several clusters serve
+    (this region's too), each judged for silence on its own."""
     own = statuses.get(region)
     completed = record.completed_revision if record.completed_spec is not None else None
     on_new = own is not None and own.revision == revision and own.rollout in ACTIVE
@@ -256,6 +259,7 @@ def decide(
             observed=observed,
             now=now,
             silence=silence,
+            sharing=sharing,
         )
         return dataclasses.replace(decision, halt=reason)
 
@@ -279,7 +283,9 @@ def decide(
     if math.isfinite(silence):
         # A region expected to move R that stopped reporting: past the progress deadline
         # it halts R; before, it is named (the next wave waits: only `done` counts).
-        quiet = silent_regions(policy, targets, statuses, revision, exclude=region, now=now)
+        quiet = silent_regions(
+            policy, targets, statuses, revision, exclude=region, now=now, sharing=sharing
+        )
         limit = max(silence, float(policy.progress_deadline_seconds))
         if quiet and quiet[0].quiet >= limit:
             first = quiet[0]
@@ -559,10 +565,13 @@ def plan(
     ingress: dict[str, Any] | None = None,
     now: float,
     silence: float = math.inf,
+    cluster: str | None = None,
 ) -> Plan | None:
     """Decide for `endpoint` (the item's, valid) in `region` from its cached Deployments
     and Ingress and the `gates` the policy asks for; None when the item has no policy (it
-    behaves as without this feature)."""
+    behaves as without this feature). `own` is this cluster's (`cluster`'s) entry: where
+    several clusters serve a region, each steps and bakes on its own, and the region counts
+    as done once all of them are."""
     policy = policy_of(item)
     if policy is None:
         return None
@@ -637,6 +646,10 @@ def plan(
         observed=observed,
         now=now,
         silence=silence,
+        sharing={
+            r: {c: s for c, s in item.cluster_status(r).items() if c != cluster}
+            for r in endpoint.target_regions
+        },
     )
     if applied:
         # A gate can change at any moment of a step or a bake: look again soon, not only
@@ -718,7 +731,12 @@ def _ready(live: dict[str, Any] | None) -> int:
 
 
 def parked(
-    item: LoadedItem | None, region: str, status: RegionStatus, now: float
+    item: LoadedItem | None,
+    region: str,
+    status: RegionStatus,
+    now: float,
+    *,
+    own: RegionStatus | None,
 ) -> tuple[RegionStatus, Halt | None]:
     """The status an endpoint parked in a crash loop reports in `region` (`status`: the
     supervisor's `error`), and the halt it records (architecture section 12: a crash loop fails the
@@ -729,11 +747,11 @@ def parked(
     supervises nothing (no step, no deadline, no watchdog), so no further region may take
     it. A region elsewhere (waiting or rolled back on the completed revision) keeps the
     rollout fields it reported: it does not run the revision its crash could be blamed on.
+    `own` is what this cluster last reported in `region` (`EndpointStore.own_status`).
     Without a policy `status` is returned as it is.
     """
     if item is None or policy_of(item) is None:
         return status, None
-    own = item.region_status.get(region)
     spec = item.raw["spec"]
     rev = rollout_revision(spec)
     record = RolloutRecord.from_item(item.raw)

@@ -25,7 +25,8 @@ __all__ = ["Silent", "silence_limit", "silent_regions"]
 
 @dataclass(frozen=True)
 class Silent:
-    """A region expected to report that has not for `quiet` seconds (since `last`)."""
+    """A region (`region/cluster` for one of several clusters serving it) expected to
+    report that has not for `quiet` seconds (since `last`)."""
 
     region: str
     quiet: float
@@ -46,21 +47,34 @@ def silent_regions(
     *,
     exclude: str,
     now: float,
+    sharing: Mapping[str, Mapping[str, RegionStatus]] | None = None,
 ) -> list[Silent]:
     """Every target region but `exclude` expected to report for `revision`, with how long
-    it has not (largest first)."""
+    it has not (largest first).
+
+    A region several clusters serve (`sharing`: its clusters' entries, without the
+    judging cluster's own) is judged cluster by cluster, named `region/cluster`: its
+    summary's `last_sync` is its latest cluster's, which would hide a cluster whose
+    daemon died behind one that still reports. `exclude`'s other clusters are judged too.
+    """
     waves = policy.waves_for(targets)
     found: list[Silent] = []
     for index, wave in enumerate(waves):
         due = all(_done(statuses.get(r), revision) for w in waves[:index] for r in w)
         for region in wave:
             status = statuses.get(region)
-            if region == exclude or status is None or _done(status, revision):
+            if status is None or _done(status, revision):
                 continue
-            moving = status.revision == revision and status.rollout in ("stepping", "baking")
-            last = parse_timestamp(status.last_sync)
-            if (moving or (due and status.revision != revision)) and last is not None:
-                found.append(Silent(region, now - last, last))
+            clusters = (sharing or {}).get(region) or {}
+            judged = {f"{region}/{c}": s for c, s in clusters.items()}
+            if not clusters and region != exclude:
+                judged = {region: status}
+            for name, entry in judged.items():
+                moving = entry.revision == revision and entry.rollout in ("stepping", "baking")
+                last = parse_timestamp(entry.last_sync)
+                expected = moving or (due and entry.revision != revision)
+                if expected and not _done(entry, revision) and last is not None:
+                    found.append(Silent(name, now - last, last))
     return sorted(found, key=lambda s: -s.quiet)
 
 

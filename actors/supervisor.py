@@ -393,6 +393,7 @@ class SupervisorActor(pykka.ThreadingActor):
             resync=self.config.stream_resync,
             confirmations=self.config.orphans.confirmations,
             read_queued=read_queued,
+            cluster=self.config.cluster,
         )
         self.poller = poller
         self.poll_timer = self.scheduler.call_every(
@@ -659,10 +660,10 @@ class SupervisorActor(pykka.ThreadingActor):
         # actor
         # supervises nothing while parked); elsewhere its rollout fields are kept.
         item = self.items.get(name)
-        own = item.region_status.get(self.config.region) if item is not None else None
+        own = self.store.own_status(item, self.config.region) if item is not None else None
         if own is not None and own.seq is not None:
             status = dataclasses.replace(status, seq=own.seq + 1)
-        status, halt = rollout.parked(item, self.config.region, status, self.clock.time())
+        status, halt = rollout.parked(item, self.config.region, status, self.clock.time(), own=own)
         if halt is not None and item is not None:
             try:
                 if self.store.record_rollout_halt(

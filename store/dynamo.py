@@ -25,7 +25,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from store import errors
+from store import clusters, errors
 from store.commands import Rule
 from store.convert import plain, to_dynamo
 from store.item import KEY, LoadedItem, load_item
@@ -45,6 +45,8 @@ log = structlog.get_logger(__name__)
 #: an endpoint name (a DNS-1035 label), so no endpoint can collide with one, and they
 #: carry no `target_regions`, so the predecessor, which filters on it, skips them too.
 EPOCH_RECORD_PREFIX = "#leader-epoch/"
+#: Attribute of an epoch record per cluster of the region: the epoch it last took.
+CLUSTER_ATTRIBUTE_PREFIX = "cluster/"
 _THROTTLING = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -72,10 +74,16 @@ class _Expression:
 
     def path(self, dotted: str) -> str:
         """Return `dotted` ("spec.image") as placeholders ("#n1.#n2")."""
+        segments = dotted.split(".")
+        if not all(segments):
+            raise ValueError(f"bad attribute path {dotted!r}")
+        return self.names_of(*segments)
+
+    def names_of(self, *segments: str) -> str:
+        """Return the path of `segments` as placeholders, none of them split on dots
+        (a cluster name is the operator's, and may hold one)."""
         parts = []
-        for segment in dotted.split("."):
-            if not segment:
-                raise ValueError(f"bad attribute path {dotted!r}")
+        for segment in segments:
             placeholder = next((p for p, s in self.names.items() if s == segment), None)
             if placeholder is None:
                 placeholder = f"#n{len(self.names)}"
@@ -114,6 +122,9 @@ class DynamoEndpointStore:
             (each retry counts), outcome "ok" or the error code / exception name.
         waiting: entered around every call (the network wait and botocore's retries), so
             a caller can give back what it holds while it only waits.
+        cluster: the cluster this store writes status for (`CLUSTER_NAME`); with it, a
+            region served by several clusters keeps one entry per cluster
+            (`store.clusters`). None: the region's entry is written whole (tools, tests).
     """
 
     def __init__(
@@ -127,8 +138,12 @@ class DynamoEndpointStore:
         page_size: int | None = None,
         on_request: Callable[[str, str], None] | None = None,
         waiting: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+        cluster: str | None = None,
     ) -> None:
         self.waiting = waiting
+        self.cluster = cluster
+        # region -> its founder (`take_epoch`): whose entry a flat one is.
+        self._founders: dict[str, str] = {}
         self.table_name = table_name
         self.endpoint_url = endpoint_url
         self._page_size = page_size
@@ -256,20 +271,57 @@ class DynamoEndpointStore:
         """
         expression = _Expression()
         counter = expression.path("epoch")
+        taken = f"if_not_exists({counter}, {expression.value(floor)}) + {expression.value(1)}"
+        assignments = [
+            f"{counter} = {taken}",
+            f"{expression.path('region')} = {expression.value(region)}",
+            f"{expression.path('taken_at')} = {expression.value(next_timestamp(None))}",
+        ]
+        if self.cluster is not None:
+            # Which clusters serve the region, and its founder (the first to lead here),
+            # whose entries a flat one is (`store.clusters`). Same request, same epoch.
+            cluster = expression.names_of(CLUSTER_ATTRIBUTE_PREFIX + self.cluster)
+            founder = expression.path("founder")
+            assignments += [
+                f"{cluster} = {taken}",
+                f"{founder} = if_not_exists({founder}, {expression.value(self.cluster)})",
+            ]
         response = self._call(
             "UpdateItem",
             TableName=self.table_name,
             Key=_key(EPOCH_RECORD_PREFIX + region),
-            UpdateExpression=(
-                f"SET {counter} = if_not_exists({counter}, {expression.value(floor)}) "
-                f"+ {expression.value(1)}, {expression.path('region')} = "
-                f"{expression.value(region)}, {expression.path('taken_at')} = "
-                f"{expression.value(next_timestamp(None))}"
-            ),
-            ReturnValues="UPDATED_NEW",
+            UpdateExpression="SET " + ", ".join(assignments),
+            ReturnValues="ALL_NEW",
             **expression.arguments(),
         )
-        return int(_DESERIALIZER.deserialize(response["Attributes"]["epoch"]))
+        record = _deserialize(response["Attributes"])
+        if isinstance(record.get("founder"), str):
+            self._founders[region] = record["founder"]
+        return int(record["epoch"])
+
+    def founder(self, region: str) -> str | None:
+        """The cluster whose entries the flat ones of `region` are (known once this store
+        took an epoch there)."""
+        return self._founders.get(region)
+
+    def own_status(self, item: LoadedItem, region: str) -> RegionStatus | None:
+        """This store's cluster's own entry for `region` in `item` (the region's entry when
+        no cluster is set)."""
+        if self.cluster is None:
+            return item.region_status.get(region)
+        entry = _region_entry(item.raw, region)
+        return clusters.own_entry(entry, self.cluster, self.founder(region))
+
+    def region_view(
+        self, item: LoadedItem, region: str, own: RegionStatus | None
+    ) -> RegionStatus | None:
+        """What `region` as a whole reports once this cluster's entry is `own`: `own` alone
+        when the region is not shared, else the summary with every other cluster's entry."""
+        if self.cluster is None or own is None:
+            return own
+        entries = clusters.cluster_entries(_region_entry(item.raw, region), self.founder(region))
+        entries[self.cluster] = own
+        return own if len(entries) == 1 else clusters.summarize(entries)
 
     def get(self, name: str) -> LoadedItem | None:
         """Read one item (consistent); None when it does not exist."""
@@ -376,6 +428,8 @@ class DynamoEndpointStore:
         """
         if status is not None and epoch is not None:
             status = dataclasses.replace(status, epoch=epoch, holder=holder)
+        if self.cluster is not None:
+            return self._write_cluster_status(name, region, status, epoch, holder)
         for _ in range(_STATUS_WRITE_ROUNDS):
             outcome = (
                 self._remove_region_status(name, region, epoch, holder)
@@ -387,6 +441,65 @@ class DynamoEndpointStore:
         raise errors.ConditionFailed(
             f"status of {name!r} in {region} kept racing with other writers"
         )
+
+    def retire_cluster(self, region: str, cluster: str) -> list[str]:
+        """Take `cluster` out of `region` for good (architecture section 4, "several
+        clusters in one region"): its status entries go from every item (the summaries
+        recomputed from the clusters left, so a delete it held back can be purged), and
+        it is no longer named on the region's epoch record (nor as its founder). For an
+        operator retiring a cluster whose daemon is stopped: a daemon still running writes
+        its entries again.
+
+        Returns:
+            The names of the items whose entries were removed.
+        """
+        record = self.get(EPOCH_RECORD_PREFIX + region)
+        founder = record.raw.get("founder") if record is not None else None
+        removed = []
+        for loaded in self.scan():
+            current = _region_entry(loaded.raw, region)
+            if clusters.is_shared(current) and cluster in current[clusters.CLUSTERS]:
+                for _ in range(_STATUS_WRITE_ROUNDS):
+                    plan = clusters.plan_removal(current, cluster=cluster)
+                    if plan is None:
+                        break
+                    done, current = self._apply_plan(
+                        loaded.name, region, plan, cluster=cluster, epoch=None, holder=""
+                    )
+                    if done is not None:
+                        break
+                removed.append(loaded.name)
+            elif current is not None and not clusters.is_shared(current) and cluster == founder:
+                # A flat entry is the founder's own.
+                self._remove_region_status(loaded.name, region, None, "")
+                removed.append(loaded.name)
+        expression = _Expression()
+        update = "REMOVE " + expression.names_of(CLUSTER_ATTRIBUTE_PREFIX + cluster)
+        if cluster == founder:
+            left = [
+                key[len(CLUSTER_ATTRIBUTE_PREFIX) :]
+                for key in (record.raw if record is not None else {})
+                if key.startswith(CLUSTER_ATTRIBUTE_PREFIX)
+                and key != CLUSTER_ATTRIBUTE_PREFIX + cluster
+            ]
+            # The one cluster left founds the region (it writes flat again from its next
+            # term); with several or none, the next to take an epoch here does.
+            founding = expression.path("founder")
+            if len(left) == 1:
+                update = f"SET {founding} = {expression.value(left[0])} {update}"
+            else:
+                update += f", {founding}"
+        with contextlib.suppress(errors.ConditionFailed):
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key=_key(EPOCH_RECORD_PREFIX + region),
+                UpdateExpression=update,
+                ConditionExpression=f"attribute_exists({expression.path(KEY)})",
+                **expression.arguments(),
+            )
+        self._founders.pop(region, None)
+        return removed
 
     def purge_if_deleted(
         self,
@@ -716,6 +829,176 @@ class DynamoEndpointStore:
         else:
             return True
         # The item has no region_status map: create it, unless another region just did.
+        return self._create_status_map(name, region, entry)
+
+    def _write_cluster_status(
+        self, name: str, region: str, status: RegionStatus | None, epoch: int | None, holder: str
+    ) -> bool:
+        """`write_region_status` for this store's cluster (`store.clusters`): a write is
+        planned from the entry as last seen - first a guess (the founder's flat entry, or
+        none), then what a refused write returns - and retried a few rounds."""
+        cluster, founder = self.cluster or "", self.founder(region)
+        own: dict[str, Any] | None = None
+        current: Any = None
+        if status is None:
+            loaded = self.get(name)
+            if loaded is None:
+                return False
+            current = _region_entry(loaded.raw, region)
+        else:
+            own = status.to_item()
+            if not own["last_sync"]:
+                own["last_sync"] = next_timestamp(None)
+        for _ in range(_STATUS_WRITE_ROUNDS):
+            if own is None:
+                plan = clusters.plan_removal(current, cluster=cluster)
+                if plan is None:
+                    # Not shared: the flat entry is removed only by its owner, the founder.
+                    return cluster != founder or bool(
+                        self._remove_region_status(name, region, epoch, holder)
+                    )
+            else:
+                plan = clusters.plan_write(current, own, cluster=cluster, founder=founder)
+            done, current = self._apply_plan(
+                name, region, plan, cluster=cluster, epoch=epoch, holder=holder
+            )
+            if done is not None:
+                return done
+        raise errors.ConditionFailed(
+            f"status of {name!r} in {region} (cluster {cluster}) kept racing with other writers"
+        )
+
+    def _apply_plan(
+        self,
+        name: str,
+        region: str,
+        plan: clusters.Plan,
+        *,
+        cluster: str,
+        epoch: int | None,
+        holder: str,
+    ) -> tuple[bool | None, Any]:
+        """Make one planned write. Returns (True/False, _) when done, or (None, the entry
+        found) to plan again: the entry was not what the plan was computed from."""
+        expression = _Expression()
+        status_map = expression.path("region_status")
+        entry = f"{status_map}.{expression.names_of(region)}"
+        members = f"{entry}.{expression.path(clusters.CLUSTERS)}"
+        conditions = [
+            f"attribute_exists({expression.path(KEY)})",
+            f"attribute_type({status_map}, {expression.value('M')})",
+        ]
+        if plan.whole is not None and plan.collapse:
+            update = f"SET {entry} = {expression.value(plan.whole)}"
+            mine = f"{members}.{expression.names_of(cluster)}"
+            conditions += [f"attribute_exists({mine})", f"size({members}) = {expression.value(1)}"]
+            if epoch is not None:
+                conditions.append(_fence_condition(expression, mine, epoch, holder))
+        elif plan.whole is not None:
+            update = f"SET {entry} = {expression.value(plan.whole)}"
+            conditions.append(f"attribute_not_exists({members})")
+            if plan.absent:
+                conditions.append(f"attribute_not_exists({entry})")
+            if plan.read is not None:
+                conditions += _unchanged(expression, entry, plan.read)
+            if plan.flat and epoch is not None:
+                conditions.append(_epoch_condition(expression, region, epoch, holder))
+        else:
+            read = plan.read or {}
+            others = dict(read.get(clusters.CLUSTERS, {}))
+            mine = f"{members}.{expression.names_of(cluster)}"
+            others.pop(cluster, None)
+            conditions.append(
+                f"size({members}) = {expression.value(len(read.get(clusters.CLUSTERS, {})))}"
+            )
+            for other, value in sorted(others.items()):
+                conditions += _unchanged(
+                    expression, f"{members}.{expression.names_of(other)}", value
+                )
+            if epoch is not None:
+                conditions.append(_fence_condition(expression, mine, epoch, holder))
+            if not others and plan.own is None:
+                update = f"REMOVE {entry}"
+            else:
+                sets = [
+                    f"{entry}.{expression.path(k)} = {expression.value(v)}"
+                    for k, v in plan.summary.items()
+                ]
+                removes = [
+                    f"{entry}.{expression.path(k)}"
+                    for k in clusters.OPTIONAL_SUMMARY
+                    if k not in plan.summary
+                ]
+                if plan.own is None:
+                    removes.append(mine)
+                else:
+                    sets.append(f"{mine} = {expression.value(plan.own)}")
+                update = "SET " + ", ".join(sets)
+                # None to remove when every optional field is set (as a rollout's are).
+                if removes:
+                    update += " REMOVE " + ", ".join(removes)
+        try:
+            self._call(
+                "UpdateItem",
+                TableName=self.table_name,
+                Key=_key(name),
+                UpdateExpression=update,
+                ConditionExpression=" AND ".join(conditions),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **expression.arguments(),
+            )
+        except errors.ConditionFailed as error:
+            return self._replan(
+                error,
+                name=name,
+                region=region,
+                plan=plan,
+                cluster=cluster,
+                epoch=epoch,
+                holder=holder,
+            )
+        return True, None
+
+    def _replan(
+        self,
+        error: errors.ConditionFailed,
+        *,
+        name: str,
+        region: str,
+        plan: clusters.Plan,
+        cluster: str,
+        epoch: int | None,
+        holder: str,
+    ) -> tuple[bool | None, Any]:
+        """What a refused planned write found: the item gone (False), a newer leader of
+        this cluster (`Superseded`), no status map yet (created with the whole entry), or
+        the entry to plan from again."""
+        found = error.current_item
+        if found is None:
+            return False, None
+        statuses = found.get("region_status")
+        if statuses is not None and not isinstance(statuses, dict):
+            log.warning(
+                "status not written: region_status is not a map", endpoint=name, region=region
+            )
+            return False, None
+        current = _region_entry(found, region)
+        if epoch is not None:
+            stored = (
+                current[clusters.CLUSTERS].get(cluster)
+                if clusters.is_shared(current)
+                else current
+                if plan.flat
+                else None
+            )
+            _raise_if_newer(error, stored, name=name, region=region, epoch=epoch, holder=holder)
+        if statuses is None and plan.whole is not None:
+            return self._create_status_map(name, region, plan.whole), None
+        return None, current
+
+    def _create_status_map(self, name: str, region: str, entry: dict[str, Any]) -> bool | None:
+        """Create the item's `region_status` map holding `entry` for `region`, unless
+        another writer just did (None: try again)."""
         expression = _Expression()
         status_map = expression.path("region_status")
         try:
@@ -781,7 +1064,6 @@ class DynamoEndpointStore:
         return response
 
 
-
 def _shared_session() -> boto3.session.Session:
     """One boto3 session per process: a new one reloads the service models (~0.1 s);
     clients are created under a lock because sessions are not thread-safe."""
@@ -814,9 +1096,7 @@ def request_reporter(on_request: Callable[[str, str], None]) -> Callable[..., No
     return report
 
 
-def shared_client(
-    service: str, region_name: str, endpoint_url: str | None, config: Config
-) -> Any:
+def shared_client(service: str, region_name: str, endpoint_url: str | None, config: Config) -> Any:
     """A boto3 client of `service` from the process's one session; with an `endpoint_url`
     (a local server) and no AWS credentials configured, dummy ones (a local server accepts
     any; a fresh machine has none)."""
@@ -855,9 +1135,57 @@ def _raise_if_superseded(
     entry for `region` (the same test as `_epoch_condition`, on the returned old item)."""
     if epoch is None or error.current_item is None:
         return
-    statuses = error.current_item.get("region_status")
-    entry = statuses.get(region) if isinstance(statuses, dict) else None
-    if not isinstance(entry, dict):
+    _raise_if_newer(
+        error,
+        _region_entry(error.current_item, region),
+        name=name,
+        region=region,
+        epoch=epoch,
+        holder=holder,
+    )
+
+
+def _fence_condition(expression: _Expression, entry: str, epoch: int, holder: str) -> str:
+    """`_epoch_condition` for the entry at the placeholder path `entry` (a cluster's)."""
+    stored = f"{entry}.{expression.path('epoch')}"
+    mine = expression.value(epoch)
+    return (
+        f"(attribute_not_exists({stored}) OR {stored} < {mine} OR "
+        f"({stored} = {mine} AND {entry}.{expression.path('holder')} = "
+        f"{expression.value(holder)}))"
+    )
+
+
+def _unchanged(expression: _Expression, path: str, read: Mapping[str, Any]) -> list[str]:
+    """Conditions: the entry at `path` is still the one read (its `seq` and `last_sync`,
+    which every write of it changes)."""
+    found = []
+    for key in ("seq", "last_sync"):
+        field_path = f"{path}.{expression.path(key)}"
+        if read.get(key) is None:
+            found.append(f"attribute_not_exists({field_path})")
+        else:
+            found.append(f"{field_path} = {expression.value(read[key])}")
+    return found
+
+
+def _region_entry(item: Mapping[str, Any], region: str) -> Any:
+    """The raw entry of `region` in an item (None when there is none)."""
+    statuses = item.get("region_status")
+    return statuses.get(region) if isinstance(statuses, dict) else None
+
+
+def _raise_if_newer(
+    error: errors.ConditionFailed,
+    entry: Any,
+    *,
+    name: str,
+    region: str,
+    epoch: int,
+    holder: str,
+) -> None:
+    """Raise `Superseded` when the stored `entry` (raw) was written by a newer leader."""
+    if not isinstance(entry, Mapping):
         return
     stored = RegionStatus.from_item(entry)
     if stored.epoch is None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from store import errors
+from store import clusters, errors
 from store.convert import plain
 from store.model import Endpoint, RegionStatus, parse_endpoint, parse_region_status
 from store.rollout import ATTRIBUTE as ROLLOUT
@@ -77,6 +77,13 @@ class LoadedItem:
         if regions is None or self.target_regions:
             return False
         return read_regions(regions) is None
+
+    def cluster_status(self, region: str) -> dict[str, RegionStatus]:
+        """Each cluster's entry of `region` when several clusters share it
+        (`store.clusters`); empty when one cluster serves it (its entry is the region's)."""
+        statuses = self.raw.get("region_status")
+        entry = statuses.get(region) if isinstance(statuses, dict) else None
+        return clusters.cluster_entries(entry, None) if clusters.is_shared(entry) else {}
 
     @property
     def status_problem(self) -> str | None:

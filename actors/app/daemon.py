@@ -102,7 +102,9 @@ class Daemon:
         self.permits = HandlerPermits(
             HANDLER_PERMITS, monotonic=self.clock.monotonic, pool=self.pool
         )
-        self.store = _table(settings, on_request=self._count_dynamodb)
+        self.store = _table(
+            settings, on_request=self._count_dynamodb, cluster=settings.cluster_name
+        )
         #: The table's stream, read by the poller as the change feed when the table has one.
         self.table_stream = TableStream(
             settings.table_name,
@@ -370,8 +372,10 @@ def _table(
     on_request: Callable[[str, str], None] | None = None,
     timeout: float = 10.0,
     max_attempts: int = 5,
+    cluster: str | None = None,
 ) -> DynamoEndpointStore:
-    """The endpoints table the settings name (`timeout` and `max_attempts` as the store's)."""
+    """The endpoints table the settings name (`timeout` and `max_attempts` as the store's;
+    `cluster`: whose status the store writes)."""
     return DynamoEndpointStore(
         settings.table_name,
         region_name=settings.table_region or settings.region,
@@ -379,6 +383,7 @@ def _table(
         timeout=timeout,
         max_attempts=max_attempts,
         on_request=on_request,
+        cluster=cluster,
     )
 
 

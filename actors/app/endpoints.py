@@ -26,13 +26,19 @@ import yaml
 from actors.app.alarm_names import unknown_alarms
 from actors.app.config import table_region
 from actors.app.live_view import LiveView
+from actors.app.rollout_status import DEFAULT_SILENCE, RolloutView, duration
 from actors.app.rollout_status import HEADER as ROLLOUT_HEADER
-from actors.app.rollout_status import RolloutView
 from k8s.naming import base_of_canary, canary_name
 from store import commands, errors, rollout_commands
 from store.dynamo import DynamoEndpointStore
 from store.item import LoadedItem
-from store.model import DEFAULT_NAMESPACE, default_ingress_path, utc_timestamp
+from store.model import (
+    DEFAULT_NAMESPACE,
+    RegionStatus,
+    default_ingress_path,
+    parse_timestamp,
+    utc_timestamp,
+)
 from store.spec_schema import (
     SPEC_FIELDS,
     FlagError,
@@ -169,6 +175,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     restart.add_argument("name")
     restart.set_defaults(command=_restart)
 
+    retire = sub.add_parser(
+        "retire-cluster",
+        parents=[common],
+        help="take a cluster out of a region it shared (its status entries go, so deletes "
+        "it held back can finish); stop its daemon first",
+    )
+    retire.add_argument("cluster", help="the cluster's CLUSTER_NAME")
+    retire.add_argument("--region", required=True, help="the region the cluster served")
+    retire.add_argument(
+        "--force",
+        action="store_true",
+        help="retire it even though it reported recently (its daemon may still run)",
+    )
+    retire.set_defaults(command=_retire_cluster)
+
     rollout = sub.add_parser(
         "rollout", help="see and steer a guarded rollout (waves of regions, canary steps)"
     )
@@ -302,15 +323,61 @@ def _show(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
         print(f"problem: {problem}")
     print()
     rows = [("REGION", "STATE", "READY", "LAST SYNC", "ERROR")]
+    now = time.time()
     for region in sorted(set(_regions(raw)) | set(entry.region_status)):
         status = entry.region_status.get(region)
         if status is None:
             rows.append((region, "-", "-", "-", ""))
-        else:
-            ready = f"{status.replicas_ready}/{status.replicas_desired}"
-            rows.append((region, status.state, ready, status.last_sync, status.error or ""))
+            continue
+        rows.append(_status_row(region, status, now=None))
+        # Several clusters serve the region (a blue/green migration): one row each, under
+        # the region's summary, a cluster that stopped reporting marked silent.
+        shared = entry.cluster_status(region)
+        if len(shared) > 1:
+            rows += [_status_row(f"  {region}/{c}", s, now=now) for c, s in sorted(shared.items())]
     _print_table(rows)
     return 0
+
+
+def _retire_cluster(store: DynamoEndpointStore, args: argparse.Namespace) -> int:
+    """`retire-cluster`: refused while the cluster still reports (a live daemon would
+    write its entries again), unless `--force`."""
+    now = time.time()
+    recent = sorted(
+        loaded.name
+        for loaded in store.scan()
+        if (status := loaded.cluster_status(args.region).get(args.cluster)) is not None
+        and (written := parse_timestamp(status.last_sync)) is not None
+        and now - written <= DEFAULT_SILENCE
+    )
+    if recent and not args.force:
+        raise BadInput(
+            f"cluster {args.cluster} reported in {args.region} less than "
+            f"{duration(DEFAULT_SILENCE)} ago ({', '.join(recent[:5])}): stop its daemon "
+            "first, or pass --force"
+        )
+    removed = store.retire_cluster(args.region, args.cluster)
+    if args.json:
+        _print_json({"cluster": args.cluster, "region": args.region, "removed": removed})
+    else:
+        print(
+            f"cluster {args.cluster} retired from {args.region}: "
+            f"status removed from {len(removed)} endpoint(s)"
+        )
+    return 0
+
+
+def _status_row(
+    where: str, status: RegionStatus, *, now: float | None
+) -> tuple[str, str, str, str, str]:
+    """One row of `show`'s status table; with `now`, a status older than a live daemon's
+    heartbeat allows is marked silent (a cluster whose daemon is down)."""
+    state = status.state
+    written = parse_timestamp(status.last_sync)
+    if now is not None and written is not None and now - written > DEFAULT_SILENCE:
+        state = f"{state}, silent {duration(now - written)}"
+    ready = f"{status.replicas_ready}/{status.replicas_desired}"
+    return (where, state, ready, status.last_sync, status.error or "")
 
 
 def _update(store: DynamoEndpointStore, args: argparse.Namespace) -> int:

@@ -151,11 +151,19 @@ class RolloutView:
         halt = record.halted(target)
         regions = [str(r) for r in loaded.target_regions]
         waves = policy.waves_for(regions) if policy is not None else (tuple(regions),)
+        # Regions several clusters serve: one row per cluster, each judged for silence.
+        sharing = {r: c for r in regions if len(c := loaded.cluster_status(r)) > 1}
         quiet = (
             {
                 s.region: s.quiet
                 for s in silent_regions(
-                    policy, regions, loaded.region_status, target, exclude="", now=now
+                    policy,
+                    regions,
+                    loaded.region_status,
+                    target,
+                    exclude="",
+                    now=now,
+                    sharing=sharing,
                 )
                 if s.quiet > silence
             }
@@ -188,6 +196,33 @@ class RolloutView:
                         ),
                     )
                 )
+                # Under the region's row (its phase is its least advanced cluster's), one
+                # row per cluster when several serve it.
+                for cluster, entry in sorted(sharing.get(region, {}).items()):
+                    name = f"{region}/{cluster}"
+                    cluster_phase = (
+                        phase_text(entry, policy, now=now, completed=completed)
+                        if policy is not None
+                        else "-"
+                    )
+                    rows.append(
+                        RegionRow(
+                            wave=number,
+                            region=name,
+                            revision=entry.revision,
+                            phase=(
+                                f"{cluster_phase}, silent {duration(quiet[name])}"
+                                if name in quiet
+                                else cluster_phase
+                            ),
+                            since=entry.since,
+                            state=entry.state,
+                            silent=name in quiet,
+                            reason=_reason(
+                                region, entry, halt.to_item() if halt else None, target=target
+                            ),
+                        )
+                    )
         return cls(
             name=loaded.name,
             policy=policy,

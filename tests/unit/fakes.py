@@ -43,6 +43,14 @@ class FakeStore:
         self.statuses[(name, region)] = status
         return True
 
+    def own_status(self, item: LoadedItem, region: str) -> RegionStatus | None:
+        return item.region_status.get(region)
+
+    def region_view(
+        self, item: LoadedItem, region: str, own: RegionStatus | None
+    ) -> RegionStatus | None:
+        return own
+
     def purge_if_deleted(
         self,
         name: str,

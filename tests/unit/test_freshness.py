@@ -23,28 +23,28 @@ def at(step: int, seq: int | None) -> RegionStatus:
 
 
 def test_an_entry_older_than_the_actors_last_write_is_not_adopted() -> None:
-    adopted = adopt(item(at(1, seq=4)), US, at(2, seq=5), None)
+    adopted = adopt(item(at(1, seq=4)), at(1, seq=4), at(2, seq=5), None)
     assert (adopted.own, adopted.repair) == (at(2, seq=5), True)
 
 
 def test_an_entry_as_new_or_newer_is_adopted() -> None:
-    assert adopt(item(at(2, seq=5)), US, at(2, seq=5), None).own == at(2, seq=5)
-    newer = adopt(item(at(0, seq=9)), US, at(2, seq=5), None)
+    assert adopt(item(at(2, seq=5)), at(2, seq=5), at(2, seq=5), None).own == at(2, seq=5)
+    newer = adopt(item(at(0, seq=9)), at(0, seq=9), at(2, seq=5), None)
     assert (newer.own, newer.repair) == (at(0, seq=9), False)
 
 
 def test_a_missing_or_unversioned_entry_is_older_than_a_written_one() -> None:
-    assert adopt(item(None), US, at(2, seq=5), None).own == at(2, seq=5)
-    assert adopt(item(at(1, seq=None)), US, at(2, seq=5), None).own == at(2, seq=5)
+    assert adopt(item(None), None, at(2, seq=5), None).own == at(2, seq=5)
+    assert adopt(item(at(1, seq=None)), at(1, seq=None), at(2, seq=5), None).own == at(2, seq=5)
     # An actor that wrote nothing versioned takes the table's entry, as before.
-    assert adopt(item(at(1, seq=None)), US, None, None).own == at(1, seq=None)
+    assert adopt(item(at(1, seq=None)), at(1, seq=None), None, None).own == at(1, seq=None)
 
 
 def test_a_halt_this_actor_recorded_survives_an_older_scan_of_the_same_content() -> None:
     halt = {"revision": "r", "region": US, "reason": "boom", "at": "t"}
     recorded = Recorded("u1").add("u1", {"halt": halt})
-    seen = adopt(item(at(1, seq=1), record={"paused": False}), US, None, recorded).item
+    seen = adopt(item(at(1, seq=1), record={"paused": False}), at(1, seq=1), None, recorded).item
     assert RolloutRecord.from_item(seen.raw).halted("r") is not None
     # A person's later change (a new updated_at) is taken as it is.
-    later = adopt(item(at(1, seq=1), updated_at="u2"), US, None, recorded).item
+    later = adopt(item(at(1, seq=1), updated_at="u2"), at(1, seq=1), None, recorded).item
     assert RolloutRecord.from_item(later.raw).halt is None

@@ -9,7 +9,7 @@ import dataclasses
 from actors.app.rollout_status import RolloutView
 from actors.desired import iso_now
 from actors.rollout import Observed, RolloutDecision, _shown, decide
-from store.dynamo import load_item
+from store.item import load_item
 from store.gates import GateReading
 from store.model import RegionStatus
 from store.rollout import RolloutPolicy, RolloutRecord

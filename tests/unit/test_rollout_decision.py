@@ -293,7 +293,9 @@ def test_a_region_parked_on_the_new_revision_reports_it_failed_and_halts_it() ->
     own = entry("baking", ago=10, revision=new, step=0)
     record = {"completed_revision": C, "completed_spec": {"image": "repo/m:v1"}}
     parked_error = RegionStatus(state="error", error="parked after 6 restarts; last error: x")
-    status, halt = parked(_item(spec, own=own, record=record), "us-east-1", parked_error, NOW)
+    status, halt = parked(
+        _item(spec, own=own, record=record), "us-east-1", parked_error, NOW, own=own
+    )
     assert (status.state, status.revision, status.rollout, status.step, status.since) == (
         "error",
         new,
@@ -316,7 +318,9 @@ def test_a_region_parked_off_the_new_revision_keeps_its_rollout_fields(own) -> N
     spec = {"image": "repo/m:v2", "rollout": {"waves": [["us-east-1"]]}}
     record = {"completed_revision": C, "completed_spec": {"image": "repo/m:v1"}}
     parked_error = RegionStatus(state="error", error="parked")
-    status, halt = parked(_item(spec, own=own, record=record), "us-east-1", parked_error, NOW)
+    status, halt = parked(
+        _item(spec, own=own, record=record), "us-east-1", parked_error, NOW, own=own
+    )
     assert halt is None
     assert (status.revision, status.rollout, status.since) == (own.revision, own.rollout, own.since)
 
@@ -324,7 +328,7 @@ def test_a_region_parked_off_the_new_revision_keeps_its_rollout_fields(own) -> N
 def test_a_region_parked_without_a_policy_reports_as_before() -> None:
     parked_error = RegionStatus(state="error", error="parked")
     assert (parked_error, None) == parked(
-        _item({"image": "repo/m:v1"}), "us-east-1", parked_error, NOW
+        _item({"image": "repo/m:v1"}), "us-east-1", parked_error, NOW, own=None
     )
 
 

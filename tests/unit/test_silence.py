@@ -70,3 +70,50 @@ def test_a_silent_baking_region_is_named_then_halts_past_the_deadline() -> None:
 def test_a_reporting_region_or_no_limit_names_no_one() -> None:
     assert run({US: entry("baking", quiet=30)}).gate is None
     assert run({US: entry("baking", quiet=6000)}, silence=float("inf")).halt is None
+
+
+def test_a_dead_cluster_is_not_hidden_behind_a_live_one_of_its_region() -> None:
+    """Two clusters serve us-east-1: the region's summary is as fresh as its latest
+    cluster, so each cluster is judged on its own, named region/cluster - also by the
+    other cluster of the same region."""
+    blue, green = entry("baking", quiet=5), entry("baking", quiet=700)
+    statuses = {US: entry("baking", quiet=5)}
+    found = silent_regions(
+        POLICY,
+        TARGETS,
+        statuses,
+        R,
+        exclude=AP,
+        now=NOW,
+        sharing={US: {"blue": blue, "green": green}},
+    )
+    assert [(s.region, s.quiet) for s in found] == [(f"{US}/green", 700), (f"{US}/blue", 5)]
+    # Blue judges its own region's other cluster (not itself).
+    found = silent_regions(
+        POLICY, TARGETS, statuses, R, exclude=US, now=NOW, sharing={US: {"green": green}}
+    )
+    assert [(s.region, s.quiet) for s in found] == [(f"{US}/green", 700)]
+    # A done cluster is not expected to report.
+    done = entry("done", quiet=700)
+    found = silent_regions(
+        POLICY, TARGETS, statuses, R, exclude=US, now=NOW, sharing={US: {"green": done}}
+    )
+    assert found == []
+
+
+def test_a_cluster_silent_past_the_deadline_halts_the_revision_for_its_sibling() -> None:
+    green = entry("baking", quiet=700)
+    decision = decide(
+        policy=POLICY,
+        record=RECORD,
+        revision=R,
+        targets=TARGETS,
+        statuses={US: entry("done", quiet=1), EU: entry("baking", quiet=1)},
+        region=EU,
+        observed=Observed(),
+        now=NOW,
+        silence=60.0,
+        sharing={EU: {"green": green}},
+    )
+    assert decision.halt is not None
+    assert decision.halt.startswith(f"{EU}/green silent for 700s")
