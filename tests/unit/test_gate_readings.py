@@ -9,8 +9,8 @@ import dataclasses
 from actors.app.rollout_status import RolloutView
 from actors.desired import iso_now
 from actors.rollout import Observed, RolloutDecision, _shown, decide
-from store.item import load_item
 from store.gates import GateReading
+from store.item import load_item
 from store.model import RegionStatus
 from store.rollout import RolloutPolicy, RolloutRecord
 
