@@ -12,6 +12,7 @@ measured on the rollout's own clock, without a thread of its own."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import boto3
@@ -56,14 +57,21 @@ class FakeAlbController:
             )["Subnet"]["SubnetId"]
             for i, z in ((1, "a"), (2, "b"))
         ]
+        # One moto server serves a worker's tests: names carry a token so two tests'
+        # load balancers never collide (the gate finds them by DNS name and tags).
+        token = uuid.uuid4().hex[:8]
         lb = self.elb.create_load_balancer(
-            Name=f"k8s-{endpoint}-{region}"[:32], Subnets=subnets, Type="application"
+            Name=f"k8s-{token}-{endpoint}"[:32], Subnets=subnets, Type="application"
         )["LoadBalancers"][0]
         self.hostname = lb["DNSName"]
         self.groups: dict[str, str] = {}
         for service in self.services:
             arn = self.elb.create_target_group(
-                Name=f"k8s-{service}"[:32], Protocol="HTTP", Port=PORT, VpcId=vpc, TargetType="ip"
+                Name=f"k8s-{token}-{service}"[:32],
+                Protocol="HTTP",
+                Port=PORT,
+                VpcId=vpc,
+                TargetType="ip",
             )["TargetGroups"][0]["TargetGroupArn"]
             self.elb.add_tags(
                 ResourceArns=[arn],
