@@ -25,10 +25,9 @@ from tests.k3s.backends import (
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: build only for tests that run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put every real run of a `SIM_AND_REAL` test in the xdist group `real` (one worker,
-    so the control planes start once); build the real control plane (once, progress on
-    the terminal) when one is selected and Go is there, else skip those runs with one
-    line (a failure under `REQUIRE_REAL_CONTROL_PLANE`)."""
+    """Build the real control plane (once, progress on the terminal) when a real run of a
+    `SIM_AND_REAL` test is selected and Go is there, else skip those runs with one line
+    (a failure under `REQUIRE_REAL_CONTROL_PLANE`)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     unusable: str | None = None
     probed = False
@@ -41,7 +40,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         callspec = getattr(item, "callspec", None)
         if callspec is None or callspec.params.get("planes") != "real":
             continue
-        item.add_marker(pytest.mark.xdist_group("real"))
         if not probed:
             unusable, probed = ensure_real_binaries(progress), True
         if unusable is not None and not real_required():

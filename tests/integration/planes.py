@@ -5,8 +5,8 @@ kube-controller-manager, the pod-status driver) once per test session; a scenari
 its i-th region the i-th, and each test works in a fresh namespace of its own, so tests
 sharing them stay independent. A test runs on them when marked `SIM_AND_REAL`: its
 `planes` fixture (tests/integration/conftest.py) is None for the sim run and these
-control planes for the real one. Collection puts the real runs in the xdist group
-"real" and skips them with one line when the binaries are absent and Go cannot build
+control planes for the real one. The real runs are in the xdist group "real";
+collection skips them with one line when the binaries are absent and Go cannot build
 them (a failure under `REQUIRE_REAL_CONTROL_PLANE`), as tests/k3s does.
 """
 
@@ -30,12 +30,19 @@ COUNT = 3
 REQUEST_TIMEOUT = 15
 
 #: Run a test on the sim and on the real control planes (its `planes` fixture: None, then
-#: a `ControlPlanes`); the real run gets the real control plane's time limit.
+#: a `ControlPlanes`). The real run gets the real control plane's time limit and the
+#: xdist group `real`, so one worker runs them all and the control planes start once; the
+#: group is a mark of the parameter because xdist reads the groups before a
+#: `trylast` collection hook could add one.
 SIM_AND_REAL = pytest.mark.parametrize(
     "planes",
     [
         pytest.param("sim", id="sim"),
-        pytest.param("real", id="real", marks=pytest.mark.timeout(REAL_TIMEOUT_SECONDS)),
+        pytest.param(
+            "real",
+            id="real",
+            marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS), pytest.mark.xdist_group("real")],
+        ),
     ],
     indirect=True,
 )
