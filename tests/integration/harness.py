@@ -263,8 +263,17 @@ class Harness:
 
 
 @contextmanager
-def harness(dynamo_url: str, table_name: str, sim_url: str) -> Iterator[Harness]:
-    kit = Harness(dynamo_url, table_name, sim_url)
+def harness(
+    dynamo_url: str,
+    table_name: str,
+    sim_url: str | None = None,
+    *,
+    kubeconfig: str | None = None,
+    namespace: str = NAMESPACE,
+) -> Iterator[Harness]:
+    """A `Harness` (on the sim at `sim_url`, or the real control plane of `kubeconfig`),
+    closed on exit."""
+    kit = Harness(dynamo_url, table_name, sim_url, kubeconfig=kubeconfig, namespace=namespace)
     try:
         yield kit
     finally:
