@@ -158,6 +158,13 @@ class RealCluster:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def set_ready_delay(self, seconds: float) -> None:
+        """Changes how long the pod driver waits before making a pod Ready, for pods
+        created from now on (as `SimCluster.set_ready_delay`)."""
+        self.ready_delay = float(seconds)
+        if self._driver is not None:
+            self._driver.set_ready_delay(seconds)
+
     def write_kubeconfig(self, path: str | Path, *, namespace: str = DEFAULT_NAMESPACE) -> Path:
         """Writes an admin kubeconfig (client certificate in `system:masters`, the CA
         embedded) for this server; returns its path."""

@@ -318,6 +318,11 @@ class PodDriver:
             _request_timeout=REQUEST_TIMEOUT,
         )
 
+    def set_ready_delay(self, seconds: float) -> None:
+        """Changes the delay for pods scheduled from now on (as the sim's `set_ready_delay`)."""
+        with self._timer_lock:
+            self._ready_delay = float(seconds)
+
     # -- readiness thread -------------------------------------------------
 
     def _schedule(self, pod: dict[str, Any]) -> None:

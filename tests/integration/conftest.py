@@ -1,5 +1,6 @@
 """Fixtures of the integration tests: a `Harness` on the session's moto server and a
-fresh `k8s.sim` per test; the CLI run on the test's table; a fake-time cluster."""
+fresh `k8s.sim` per test; the CLI run on the test's table; a fake-time cluster; the real
+control planes of the tests marked `SIM_AND_REAL` (tests/integration/planes.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,66 @@ import pytest
 
 from actors.app.cli import main
 from actors.clock import FakeClock
+from k8s.realcluster import build
 from k8s.sim import SimCluster
 from store.dynamo import DynamoEndpointStore
 from tests.integration.harness import CliResult, Harness, harness
+from tests.integration.planes import ControlPlanes
+from tests.k3s.backends import (
+    REAL_SKIP_PREFIX,
+    ensure_real_binaries,
+    real_required,
+    real_unavailable_reason,
+)
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: build only for tests that run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Build the real control plane (once, progress on the terminal) when a real run of a
+    `SIM_AND_REAL` test is selected and Go is there, else skip those runs with one line
+    (a failure under `REQUIRE_REAL_CONTROL_PLANE`)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    unusable: str | None = None
+    probed = False
+
+    def progress(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"real control plane: {line}")
+
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("planes") != "real":
+            continue
+        if not probed:
+            unusable, probed = ensure_real_binaries(progress), True
+        if unusable is not None and not real_required():
+            item.add_marker(pytest.mark.skip(reason=f"{REAL_SKIP_PREFIX}{unusable}"))
+
+
+@pytest.fixture(scope="session")
+def planes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlanes | None]:
+    """None (the sim), or for a `SIM_AND_REAL` test's real run the session's real control
+    planes, started on first use (absent binaries fail the test under
+    `REQUIRE_REAL_CONTROL_PLANE`, else skip it).
+
+    Session-scoped so the control planes (and their threads) exist before any test's
+    thread accounting starts."""
+    if getattr(request, "param", "sim") == "sim":
+        yield None
+        return
+    reason = real_unavailable_reason()
+    if reason is not None or not build.built():
+        message = f"{REAL_SKIP_PREFIX}{reason or build.not_built_message()}"
+        if real_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    started = ControlPlanes(tmp_path_factory.mktemp("planes")).start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from actors.app.daemon import Daemon
 from actors.clock import Clock, FakeClock
 from actors.endpoint import EndpointActor
 from actors.pooled import PooledActor
+from k8s.gateway import make_api_client
 from store.dynamo import DynamoEndpointStore
 from store.item import LoadedItem
 from store.model import RegionStatus, utc_timestamp
@@ -42,12 +43,20 @@ APIS = {
 
 
 class Kube:
-    """Reads and writes objects in the sim through the real kubernetes client, as dicts."""
+    """Reads and writes objects of one cluster through the real kubernetes client, as dicts:
+    the sim's (by `url`) or a real control plane's (by `kubeconfig`). `namespace` is the
+    one a call works in when it names none."""
 
-    def __init__(self, url: str) -> None:
-        config = client.Configuration()
-        config.host = url
-        self.api = client.ApiClient(config)
+    def __init__(
+        self, url: str | None = None, *, kubeconfig: str | None = None, namespace: str = NAMESPACE
+    ) -> None:
+        if kubeconfig is not None:
+            self.api = make_api_client(kubeconfig=kubeconfig)
+        else:
+            config = client.Configuration()
+            config.host = url
+            self.api = client.ApiClient(config)
+        self.namespace = namespace
 
     def close(self) -> None:
         self.api.close()
@@ -61,17 +70,21 @@ class Kube:
             return error.status, json.loads(error.body or "{}")
         return response.status, json.loads(response.data or b"{}")
 
-    def get(self, kind: str, name: str, namespace: str = NAMESPACE) -> dict | None:
-        status, body = self._call(kind, "read", name, namespace)
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        status, body = self._call(kind, "read", name, namespace or self.namespace)
         return body if status == 200 else None
 
-    def names(self, kind: str, namespace: str = NAMESPACE) -> set[str]:
-        _, body = self._call(kind, "list", namespace)
-        return {i["metadata"]["name"] for i in body.get("items", [])}
+    def items(self, kind: str, namespace: str | None = None) -> list[dict]:
+        """Every object of `kind` in the namespace."""
+        _, body = self._call(kind, "list", namespace or self.namespace)
+        return body.get("items", [])
 
-    def delete(self, kind: str, name: str, namespace: str = NAMESPACE) -> int:
+    def names(self, kind: str, namespace: str | None = None) -> set[str]:
+        return {i["metadata"]["name"] for i in self.items(kind, namespace)}
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> int:
         """Delete an object by hand; returns the HTTP status."""
-        status, _ = self._call(kind, "delete", name, namespace)
+        status, _ = self._call(kind, "delete", name, namespace or self.namespace)
         return status
 
     def create_namespace(self, name: str) -> None:
@@ -82,28 +95,44 @@ class Kube:
 
     def merge_patch(self, kind: str, name: str, patch: dict) -> dict:
         status, body = self._call(
-            kind, "patch", name, NAMESPACE, patch, _content_type="application/merge-patch+json"
+            kind,
+            "patch",
+            name,
+            self.namespace,
+            patch,
+            _content_type="application/merge-patch+json",
         )
         assert status == 200, body
         return body
 
     def create(self, kind: str, obj: dict) -> dict:
-        status, body = self._call(kind, "create", NAMESPACE, obj)
+        status, body = self._call(kind, "create", self.namespace, obj)
         assert status == 201, body
         return body
 
 
 class Harness:
-    """One table, one cluster, any number of daemons."""
+    """One table, one cluster, any number of daemons: the sim at `sim_url`, or the real
+    control plane of `kubeconfig`, the daemons and items in `namespace`."""
 
-    def __init__(self, dynamo_url: str, table_name: str, sim_url: str) -> None:
+    def __init__(
+        self,
+        dynamo_url: str,
+        table_name: str,
+        sim_url: str | None = None,
+        *,
+        kubeconfig: str | None = None,
+        namespace: str = NAMESPACE,
+    ) -> None:
         self.dynamo_url = dynamo_url
         self.table_name = table_name
         self.sim_url = sim_url
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
         self.store = DynamoEndpointStore(table_name, endpoint_url=dynamo_url)
         # The scan path; tests/integration/test_change_feed.py recreates it with a stream.
         self.store.create_table(stream=False)
-        self.kube = Kube(sim_url)
+        self.kube = Kube(sim_url, kubeconfig=kubeconfig, namespace=namespace)
         self.daemons: list[Daemon] = []
 
     def settings(self, **env: str):
@@ -112,7 +141,12 @@ class Harness:
             "REGION": REGION,
             "INFERENCE_ENDPOINTS_TABLE_NAME": self.table_name,
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamo_url,
-            "K8S_API_URL": self.sim_url,
+            **(
+                {"KUBECONFIG": self.kubeconfig}
+                if self.kubeconfig is not None
+                else {"K8S_API_URL": self.sim_url}
+            ),
+            "INFERENCE_NAMESPACE": self.namespace,
             "RECONCILE_INTERVAL_SECONDS": "0.3",
             "LEASE_DURATION_SECONDS": "3",
             "LEASE_RENEW_DEADLINE_SECONDS": "2",
@@ -162,17 +196,18 @@ class Harness:
         *,
         desired_state: str = "running",
         regions: tuple[str, ...] = (REGION,),
-        namespace: str = NAMESPACE,
+        namespace: str | None = None,
         **spec: Any,
     ) -> None:
-        """Create an item the way the predecessor's CLI writes it (`-n namespace`)."""
+        """Create an item the way the predecessor's CLI writes it (`-n namespace`, the
+        harness's namespace when None)."""
         now = utc_timestamp()
         self.store.create_item(
             {
                 "endpoint_name": name,
                 "desired_state": desired_state,
                 "target_regions": list(regions),
-                "namespace": namespace,
+                "namespace": namespace or self.namespace,
                 "ingress_path": f"/inference/{name}",
                 "created_at": now,
                 "updated_at": now,
@@ -230,8 +265,17 @@ class Harness:
 
 
 @contextmanager
-def harness(dynamo_url: str, table_name: str, sim_url: str) -> Iterator[Harness]:
-    kit = Harness(dynamo_url, table_name, sim_url)
+def harness(
+    dynamo_url: str,
+    table_name: str,
+    sim_url: str | None = None,
+    *,
+    kubeconfig: str | None = None,
+    namespace: str = NAMESPACE,
+) -> Iterator[Harness]:
+    """A `Harness` (on the sim at `sim_url`, or the real control plane of `kubeconfig`),
+    closed on exit."""
+    kit = Harness(dynamo_url, table_name, sim_url, kubeconfig=kubeconfig, namespace=namespace)
     try:
         yield kit
     finally:
@@ -296,15 +340,20 @@ def quiet(clock: FakeClock) -> bool:
 QUIET_TIMEOUT = 2.0
 
 
-def _turn(clock: FakeClock, cap: float | None) -> None:
+def _turn(
+    clock: FakeClock, cap: float | None, pace: Callable[[], float | None] | None = None
+) -> None:
     """One turn of fake time: wait until the daemons are quiet, then jump to the next due
-    timer (at most `cap` fake seconds ahead; 1 s when no timer is pending)."""
+    timer (at most `cap` fake seconds ahead, nor more than `pace()` when given; 1 s when
+    no timer is pending)."""
     with suppress(AssertionError):
         wait_for(lambda: quiet(clock), timeout=QUIET_TIMEOUT, interval=0.005)
     due = clock.next_due()
     jump = 1.0 if due is None else due - clock.monotonic()
     if cap is not None:
         jump = min(jump, cap)
+    if pace is not None and (bound := pace()) is not None:
+        jump = min(jump, bound)
     if jump > 0:
         clock.advance(jump)
 
@@ -316,17 +365,20 @@ def drive(
     step: float | None = None,
     timeout: float = 60.0,
     what: str = "",
+    pace: Callable[[], float | None] | None = None,
 ) -> Any:
     """Run fake time until `until()` holds, timer by timer: each turn waits until the
     daemons are quiet (every due timer ran, every actor waits on an empty inbox), then jumps
     to the next due timer (at most `step` fake seconds ahead). No real sleep paces it: fake
-    time moves as fast as the daemons finish what each timer started."""
+    time moves as fast as the daemons finish what each timer started - unless `pace` is
+    given: called once the daemons are quiet, it may wait and returns how far this turn
+    may jump (None: no bound), as a real cluster's controllers need real time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = until()
         if result:
             return result
-        _turn(clock, step)
+        _turn(clock, step, pace)
     raise AssertionError(f"fake time ran {timeout}s of real time without: {what or until}")
 
 

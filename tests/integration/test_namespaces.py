@@ -3,17 +3,21 @@
 any other; such an item's delete still completes.
 
 The real daemon against `k8s.sim` and moto; the sim starts with `default`, `gco-inference`
-and `kube-system`, so each test creates the other namespaces it serves.
+and `kube-system`, so each test creates the other namespaces it serves. The namespace move
+also runs on a real control plane (`SIM_AND_REAL`: two fresh namespaces).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
 from actors.app.daemon import check
 from k8s.sim import SimCluster
 from store import commands
-from tests.integration.harness import NAMESPACE, Harness, wait_for
+from tests.integration.harness import NAMESPACE, Harness, harness, wait_for
+from tests.integration.planes import SIM_AND_REAL, ControlPlanes
 
 TEAM_A = "team-a"
 OWNED = (
@@ -157,22 +161,48 @@ def test_run_check_lists_and_watches_in_every_watched_namespace(
         assert f"/apis/apps/v1/namespaces/{namespace}/deployments" in listed, listed
 
 
+@pytest.fixture
+def moving(
+    request: pytest.FixtureRequest,
+    planes: ControlPlanes | None,
+    dynamo_url: str,
+    table_name: str,
+) -> Iterator[tuple[Harness, str]]:
+    """The kit of a namespace move and the namespace it moves to, both watched: the sim's
+    `kit` and team-a, or a harness on a real control plane in a fresh namespace and a
+    second fresh one."""
+    if planes is None:
+        kit = request.getfixturevalue("kit")
+        kit.kube.create_namespace(TEAM_A)
+        yield kit, TEAM_A
+        return
+    with (
+        planes.namespace() as home,
+        planes.namespace() as team,
+        harness(
+            dynamo_url, table_name, kubeconfig=str(planes.kubeconfigs[0]), namespace=home
+        ) as kit,
+    ):
+        yield kit, team
+
+
+@SIM_AND_REAL
 def test_editing_a_running_items_namespace_moves_it_new_objects_ready_first(
-    kit: Harness,
+    moving: tuple[Harness, str],
 ) -> None:
     """Issue 19: the endpoint comes up in its new namespace; only once it is ready there
     are its objects in the old one deleted."""
-    kit.kube.create_namespace(TEAM_A)
+    kit, team = moving
     kit.put("m3", replicas=2)
-    kit.start_daemon(INFERENCE_NAMESPACES=TEAM_A)
-    kit.wait_state("m3", "running")
+    kit.start_daemon(INFERENCE_NAMESPACES=team)
+    kit.wait_state("m3", "running", timeout=60)
     loaded = kit.item("m3")
     assert loaded is not None
-    kit.store.update("m3", set_={"namespace": TEAM_A}, expected_updated_at=loaded.updated_at)
+    kit.store.update("m3", set_={"namespace": team}, expected_updated_at=loaded.updated_at)
 
     def moved() -> bool:
         old = kit.kube.get("Deployment", "m3")
-        new = kit.kube.get("Deployment", "m3", TEAM_A)
+        new = kit.kube.get("Deployment", "m3", team)
         if old is None:
             status = (new or {}).get("status") or {}
             assert status.get("readyReplicas") == 2, (
@@ -180,7 +210,7 @@ def test_editing_a_running_items_namespace_moves_it_new_objects_ready_first(
             )
         return old is None and kit.kube.get("Ingress", "inference-m3") is None
 
-    wait_for(moved, timeout=30, what="m3 moved to team-a")
+    wait_for(moved, timeout=60, what=f"m3 moved to {team}")
     for kind, name in (("Service", "m3"), ("Ingress", "inference-m3")):
-        assert kit.kube.get(kind, name, TEAM_A) is not None
+        assert kit.kube.get(kind, name, team) is not None
         assert kit.kube.get(kind, name) is None

@@ -1,5 +1,7 @@
 """Guarded global rollout across regions (architecture section 12, issue 14's guarantees 1 to 6):
-three regions, one table, one daemon per region, in fake time."""
+three regions, one table, one daemon per region, in fake time. The failing revision's halt
+also runs on real control planes (`SIM_AND_REAL`: a real Deployment that never becomes
+ready)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from actors.messages import SpecChanged
 from store.model import parse_timestamp
 from store.rollout import revision
 from store.rollout_commands import abort, pause
+from tests.integration.planes import SIM_AND_REAL, ControlPlanes
 from tests.integration.regions import INTERVAL, Regions, regions
 
 US, EU, AP = "us-east-1", "eu-west-1", "ap-south-1"
@@ -35,9 +38,8 @@ def _running_everywhere(scenario: Regions, name: str, regions: tuple[str, ...]) 
 
 
 @pytest.fixture
-def world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
-    clock = FakeClock()
-    with regions(dynamo_url, table_name, (US, EU, AP), clock) as scenario:
+def world(dynamo_url: str, table_name: str, planes: ControlPlanes | None) -> Iterator[Regions]:
+    with regions(dynamo_url, table_name, (US, EU, AP), planes=planes) as scenario:
         for region in scenario.names:
             scenario.start(region)
         scenario.put("m1")
@@ -76,6 +78,7 @@ def test_a_later_wave_serves_the_new_revision_only_after_the_first_baked(world: 
     assert dict.fromkeys(world.names, V2) == {r: world.image("m1", r) for r in world.names}
 
 
+@SIM_AND_REAL
 def test_a_failing_revision_halts_in_the_first_wave_and_rolls_back(world: Regions) -> None:
     world.update(
         "m1", BAD, {"waves": [[US]], "bake_seconds": BAKE, "progress_deadline_seconds": 20}

@@ -1,10 +1,10 @@
-"""The rollout's alarm gate (architecture section 12, issue 14's guarantee 3): a CloudWatch alarm
-that
-goes to ALARM while the first wave bakes halts the revision and rolls that wave back,
-and no later wave ever serves it. Three regions, one table, one moto server (which also
-serves CloudWatch, per region), one daemon per region, in fake time. The decision is
-also an Event on the Deployment and a metric (`tests/integration/test_decision_events.py`
-covers the watchdog's).
+"""The rollout's alarm gate (architecture section 12, issue 14's guarantee 3): a CloudWatch
+alarm that goes to ALARM while the first wave bakes halts the revision and rolls that wave
+back, and no later wave ever serves it. Three regions, one table, one moto server (which
+also serves CloudWatch, per region), one daemon per region, in fake time (the first case
+also on real control planes, `SIM_AND_REAL`). The decision is also an Event on the
+Deployment and a metric (`tests/integration/test_decision_events.py` covers the
+watchdog's).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import pytest
 from kubernetes import client
 
 from actors.app.rollout_status import RolloutView
-from actors.clock import FakeClock
 from store.rollout import revision
-from tests.integration.harness import NAMESPACE
+from tests.integration.planes import SIM_AND_REAL, ControlPlanes
 from tests.integration.regions import Regions, regions
 
 US, EU, AP = "us-east-1", "eu-west-1", "ap-south-1"
@@ -48,9 +47,10 @@ def cloudwatch(dynamo_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[[st
 
 
 @pytest.fixture
-def world(dynamo_url: str, table_name: str, cloudwatch: Any) -> Iterator[Regions]:
-    clock = FakeClock()
-    with regions(dynamo_url, table_name, (US, EU, AP), clock) as scenario:
+def world(
+    dynamo_url: str, table_name: str, cloudwatch: Any, planes: ControlPlanes | None
+) -> Iterator[Regions]:
+    with regions(dynamo_url, table_name, (US, EU, AP), planes=planes) as scenario:
         for region in scenario.names:
             scenario.start(region)
         scenario.put("m1")
@@ -88,6 +88,7 @@ def _decisions(world: Regions, region: str, decision: str) -> float:
     )
 
 
+@SIM_AND_REAL
 def test_an_alarm_firing_while_the_first_wave_bakes_halts_and_rolls_it_back(
     world: Regions, cloudwatch: Callable[[str], Any]
 ) -> None:
@@ -135,7 +136,7 @@ def test_an_alarm_firing_while_the_first_wave_bakes_halts_and_rolls_it_back(
     # The halt is a Warning Event on the first wave's Deployment, once, naming the alarm,
     # and a metric; the other regions' Deployments say they rolled back.
     events = client.CoreV1Api(world.kits[US].kube.api).list_namespaced_event(
-        NAMESPACE, field_selector="involvedObject.name=m1,reason=RolloutHalted"
+        world.namespace, field_selector="involvedObject.name=m1,reason=RolloutHalted"
     )
     assert [(e.type, e.involved_object.kind) for e in events.items] == [("Warning", "Deployment")]
     assert ALARM_NAME in events.items[0].message
@@ -143,7 +144,7 @@ def test_an_alarm_firing_while_the_first_wave_bakes_halts_and_rolls_it_back(
     eu_reasons = [
         e.reason
         for e in client.CoreV1Api(world.kits[EU].kube.api)
-        .list_namespaced_event(NAMESPACE, field_selector="involvedObject.name=m1")
+        .list_namespaced_event(world.namespace, field_selector="involvedObject.name=m1")
         .items
     ]
     assert "RolloutRolledBack" in eu_reasons
@@ -153,18 +154,21 @@ def test_an_alarm_firing_while_the_first_wave_bakes_halts_and_rolls_it_back(
     # rewritten and no decision is announced again (seen: Started/RolledBack flipping,
     # the template rewritten at each flip).
     us_apps = client.AppsV1Api(world.kits[US].kube.api)
-    template = us_apps.read_namespaced_deployment("m1", NAMESPACE).spec.template.to_dict()
+    template = us_apps.read_namespaced_deployment("m1", world.namespace).spec.template.to_dict()
     # The flip came at every pass (a few fake seconds each): 30 fake seconds show it.
     settle_until = world.clock.time() + 30
     world.drive(
         "m1", lambda: world.clock.time() >= settle_until, timeout=180, what="30 s after"
     )
-    assert us_apps.read_namespaced_deployment("m1", NAMESPACE).spec.template.to_dict() == template
+    assert (
+        us_apps.read_namespaced_deployment("m1", world.namespace).spec.template.to_dict()
+        == template
+    )
     assert world.phases("m1")[US] == "rolled_back"
     us_reasons = [
         e.reason
         for e in client.CoreV1Api(world.kits[US].kube.api)
-        .list_namespaced_event(NAMESPACE, field_selector="involvedObject.name=m1")
+        .list_namespaced_event(world.namespace, field_selector="involvedObject.name=m1")
         .items
     ]
     assert us_reasons.count("RolloutStarted") == 1, us_reasons
@@ -173,15 +177,17 @@ def test_an_alarm_firing_while_the_first_wave_bakes_halts_and_rolls_it_back(
     # Once rolled back, the first wave stays rolled back: its pod template is not
     # rewritten and no decision is announced again (seen: Started/RolledBack flipping).
     us_apps = client.AppsV1Api(world.kits[US].kube.api)
-    generation = us_apps.read_namespaced_deployment("m1", NAMESPACE).metadata.generation
+    generation = us_apps.read_namespaced_deployment("m1", world.namespace).metadata.generation
     settle_until = world.clock.time() + BAKE
     world.drive("m1", lambda: world.clock.time() >= settle_until, what="a bake's time after")
-    assert us_apps.read_namespaced_deployment("m1", NAMESPACE).metadata.generation == generation
+    assert (
+        us_apps.read_namespaced_deployment("m1", world.namespace).metadata.generation == generation
+    )
     assert world.phases("m1")[US] == "rolled_back"
     us_reasons = [
         e.reason
         for e in client.CoreV1Api(world.kits[US].kube.api)
-        .list_namespaced_event(NAMESPACE, field_selector="involvedObject.name=m1")
+        .list_namespaced_event(world.namespace, field_selector="involvedObject.name=m1")
         .items
     ]
     assert us_reasons.count("RolloutStarted") == 1, us_reasons

@@ -2,7 +2,8 @@
 step's weight only once the canary's ready pods carry it, an autoscaled canary sized from
 the HPA's current replicas, and a promotion that keeps the canary until the promoted
 primary is ready. Two regions, one table, one daemon per region, in fake time; pods
-become ready slowly (1 s of real time each), so every window shows."""
+become ready slowly (1 s of real time each), so every window shows. Each runs on the sim
+and on real control planes (their Deployment controller's surge and status)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,18 @@ from typing import Any
 
 import pytest
 
-from actors.clock import FakeClock
 from store.rollout import revision
+from tests.integration.planes import SIM_AND_REAL, ControlPlanes
 from tests.integration.regions import Regions, regions
 
 US, EU = "us-east-1", "eu-west-1"
 V2 = "repo/model:v2"
 
 
-def _world(dynamo_url: str, table_name: str, **spec: Any) -> Iterator[Regions]:
-    clock = FakeClock()
-    with regions(dynamo_url, table_name, (US, EU), clock) as scenario:
+def _world(
+    dynamo_url: str, table_name: str, planes: ControlPlanes | None, **spec: Any
+) -> Iterator[Regions]:
+    with regions(dynamo_url, table_name, (US, EU), planes=planes) as scenario:
         for region in scenario.names:
             scenario.start(region)
         scenario.put("m1", **spec)
@@ -41,8 +43,8 @@ def _world(dynamo_url: str, table_name: str, **spec: Any) -> Iterator[Regions]:
 
 
 @pytest.fixture
-def world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
-    yield from _world(dynamo_url, table_name, replicas=4)
+def world(dynamo_url: str, table_name: str, planes: ControlPlanes | None) -> Iterator[Regions]:
+    yield from _world(dynamo_url, table_name, planes, replicas=4)
 
 
 def _canary_weight(kube: Any) -> int | None:
@@ -60,6 +62,7 @@ def _ready(obj: dict[str, Any] | None) -> int:
     return int(((obj or {}).get("status") or {}).get("readyReplicas") or 0)
 
 
+@SIM_AND_REAL
 def test_a_step_weight_lands_only_once_the_canary_ready_pods_carry_it(world: Regions) -> None:
     """Case 8: 4 replicas, steps 25 then 75: 75 % goes to the canary only once 3 canary
     pods are ready (a primary pod's share of all traffic each), never to 1 of 3."""
@@ -91,6 +94,7 @@ def test_a_step_weight_lands_only_once_the_canary_ready_pods_carry_it(world: Reg
     assert seen == {25, 75}
 
 
+@SIM_AND_REAL
 def test_promotion_keeps_the_canary_until_the_promoted_primary_is_ready(
     world: Regions,
 ) -> None:
@@ -135,15 +139,17 @@ def test_promotion_keeps_the_canary_until_the_promoted_primary_is_ready(
 
 
 @pytest.fixture
-def autoscaled(dynamo_url: str, table_name: str) -> Iterator[Regions]:
+def autoscaled(dynamo_url: str, table_name: str, planes: ControlPlanes | None) -> Iterator[Regions]:
     yield from _world(
         dynamo_url,
         table_name,
+        planes,
         replicas=1,
         autoscaling={"enabled": True, "min_replicas": 1, "max_replicas": 10},
     )
 
 
+@SIM_AND_REAL
 def test_an_autoscaled_canary_is_sized_from_the_replicas_the_hpa_sets(
     autoscaled: Regions,
 ) -> None:

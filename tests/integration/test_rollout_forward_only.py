@@ -1,5 +1,6 @@
 """Rollouts that never move a region backwards (architecture section 12, issue 19): three
-regions, one table, one daemon per region, in fake time."""
+regions, one table, one daemon per region, in fake time. The hotfix and the stop/start
+cases also run on real control planes (`SIM_AND_REAL`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from store.model import parse_timestamp
 from store.rollout import revision
 from store.rollout_commands import update_and_seed
 from tests.integration.harness import NAMESPACE
+from tests.integration.planes import SIM_AND_REAL, ControlPlanes
 from tests.integration.regions import INTERVAL, Regions, regions
 
 US, EU, AP = "us-east-1", "eu-west-1", "ap-south-1"
@@ -28,9 +30,8 @@ POLICY = {"waves": [[US]], "bake_seconds": BAKE, "progress_deadline_seconds": 12
 
 
 @pytest.fixture
-def world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
-    clock = FakeClock()
-    with regions(dynamo_url, table_name, (US, EU, AP), clock) as scenario:
+def world(dynamo_url: str, table_name: str, planes: ControlPlanes | None) -> Iterator[Regions]:
+    with regions(dynamo_url, table_name, (US, EU, AP), planes=planes) as scenario:
         for region in scenario.names:
             scenario.start(region)
         scenario.put("m1")
@@ -54,6 +55,7 @@ def _on(world: Regions, region: str, rev: str, *phases: str) -> bool:
     return status is not None and status.revision == rev and status.rollout in phases
 
 
+@SIM_AND_REAL
 def test_a_hotfix_written_while_the_last_wave_bakes_never_sends_that_wave_back(
     world: Regions,
 ) -> None:
@@ -201,6 +203,7 @@ def _stop_and_wait(world: Regions) -> None:
     )
 
 
+@SIM_AND_REAL
 @pytest.mark.parametrize("steps", [[], [10, 50]], ids=["no-steps", "steps"])
 def test_a_stop_mid_rollout_holds_the_region_clock_and_start_resumes(
     world: Regions, steps: list[int]

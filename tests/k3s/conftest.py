@@ -34,12 +34,16 @@ from tests.k3s.kit import EndpointKit, endpoint_kit
 
 DEFAULT_SIM_HISTORY = 10000
 SKIP_PREFIX = "k3s backend needs a Docker engine: "
+#: A real-control-plane run's time limit and xdist group: one worker runs every such
+#: test, so each session cluster starts once. The group is a mark of the parameter
+#: because xdist reads the groups (into the node ids) before a `trylast` collection hook
+#: could add one (the k3s group likewise).
+REAL_MARKS = [pytest.mark.timeout(REAL_TIMEOUT_SECONDS), pytest.mark.xdist_group("real")]
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: build only for tests that run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put every k3s run in the xdist group `k3s` and every real-control-plane run in the
-    group `real` (one worker each, so each cluster starts once); skip every k3s run, with
+    """Skip every k3s run, with
     one reason per module, when no Docker engine answers; build the real control plane
     (once, progress on the terminal) when a selected test needs it and Go is there, else
     skip those tests with one line (a failure under `REQUIRE_REAL_CONTROL_PLANE`); mark
@@ -60,14 +64,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = callspec.params if callspec else {}
         kind = params.get("backend_kind") or params.get("compacting_kind")
         if kind == "k3s":
-            # One worker runs every k3s test, so the session's k3s starts once under xdist.
-            item.add_marker(pytest.mark.xdist_group("k3s"))
             if not probed:
                 unusable, probed = docker_unavailable_reason(), True
             if unusable is not None:
                 item.add_marker(pytest.mark.skip(reason=f"{SKIP_PREFIX}{unusable}"))
         if kind == "real":
-            item.add_marker(pytest.mark.xdist_group("real"))
             if not real_probed:
                 real_unusable, real_probed = ensure_real_binaries(progress), True
             if real_unusable is not None and not real_required():
@@ -84,11 +85,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     scope="session",
     params=[
         pytest.param("sim", id="sim"),
-        pytest.param("real", id="real", marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS)]),
+        pytest.param("real", id="real", marks=REAL_MARKS),
         pytest.param(
             "k3s",
             id="k3s",
-            marks=[pytest.mark.k3s, pytest.mark.timeout(K3S_TIMEOUT_SECONDS)],
+            marks=[
+                pytest.mark.k3s,
+                pytest.mark.timeout(K3S_TIMEOUT_SECONDS),
+                pytest.mark.xdist_group("k3s"),
+            ],
         ),
     ],
 )
@@ -159,7 +164,7 @@ def _started(real: RealSession) -> Iterator[RealSession]:
     scope="session",
     params=[
         pytest.param("sim", id="sim"),
-        pytest.param("real", id="real", marks=[pytest.mark.timeout(REAL_TIMEOUT_SECONDS)]),
+        pytest.param("real", id="real", marks=REAL_MARKS),
     ],
 )
 def compacting_kind(
