@@ -51,7 +51,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes, short windows (<3 min)")
     parser.add_argument("--endpoints", type=int, help="endpoint count for every benchmark")
     parser.add_argument(
-        "--duration", type=float, help="seconds of the churn window (default 600; quick 60)"
+        "--duration",
+        type=float,
+        help="seconds of the churn window (default 600; quick 60) and of the steady-state "
+        "window (default 60; quick 15)",
     )
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--markdown", type=Path, help="write the tables as Markdown here")

@@ -5,6 +5,11 @@ production: the table figures scale with 1/interval, the Kubernetes ones do not,
 the daemon watches rather than polls the cluster). Then the sim's counters are zeroed
 and read again after a window. Lease calls are counted with the rest and also shown on
 their own: they are per daemon (one renewal per retry period), not per endpoint.
+
+The status heartbeat stays at its default (STATUS_HEARTBEAT_SECONDS=300: each entry's
+`last_sync` refreshed every 5 minutes with jitter), so table writes are measured with it
+on; a window shorter than the heartbeat sees none of them, so the heartbeat re-run takes
+`--duration 600` (two heartbeats).
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from bench.scale import SETTLE_SECONDS
 TITLE = "steady state"
 INTERVAL = "1"
 K8S_TARGET = 0.05
+#: The status heartbeat measured: the daemon's default.
+HEARTBEAT = "300"
+#: Table writes per endpoint per minute with the heartbeat on (issue 20): one per 5 minutes.
+WRITE_TARGET = 0.2
 
 
 def sizes(options: Options) -> list[int]:
@@ -28,9 +37,14 @@ def sizes(options: Options) -> list[int]:
 
 def run(options: Options) -> Section:
     """Converge, settle, then count every request over the window; per size."""
-    window = 15.0 if options.quick else 60.0
+    window = options.duration or (15.0 if options.quick else 60.0)
     section = Section(
-        TITLE, parameters={"window s": window, "RECONCILE_INTERVAL_SECONDS": INTERVAL}
+        TITLE,
+        parameters={
+            "window s": window,
+            "RECONCILE_INTERVAL_SECONDS": INTERVAL,
+            "STATUS_HEARTBEAT_SECONDS": HEARTBEAT,
+        },
     )
     for endpoints in sizes(options):
         _measure(section, endpoints, window)
@@ -41,7 +55,7 @@ def _measure(section: Section, endpoints: int, window: float) -> None:
     with rig() as kit:
         wanted = names(endpoints)
         kit.fill(wanted)
-        process = kit.spawn(RECONCILE_INTERVAL_SECONDS=INTERVAL)
+        process = kit.spawn(RECONCILE_INTERVAL_SECONDS=INTERVAL, STATUS_HEARTBEAT_SECONDS=HEARTBEAT)
         kit.wait_all_running(timeout=60 + endpoints * 0.1, what="convergence")
         time.sleep(SETTLE_SECONDS)
         kit.sim.reset_counters()
@@ -81,8 +95,8 @@ def _measure(section: Section, endpoints: int, window: float) -> None:
         f"{label}table writes per endpoint per minute",
         write_rate,
         "",
-        target="0",
-        met=write_rate == 0,
+        target=f"<= {WRITE_TARGET} (heartbeat {HEARTBEAT} s)",
+        met=at_most(write_rate, WRITE_TARGET),
         predecessor="~4",
     )
     section.add(f"{label}table read requests per minute (Scan pages)", reads / minutes, "/min")
@@ -90,7 +104,8 @@ def _measure(section: Section, endpoints: int, window: float) -> None:
         f"{label}table items read per endpoint per minute",
         reads / minutes if endpoints else None,
         "",
-        note=f"one consistent scan per {INTERVAL} s poll; 4/min at the default 15 s",
+        note="the table's stream carries changes; a whole scan only every "
+        "STREAM_RESYNC_SECONDS (300 s); without a stream one scan per poll",
     )
     section.series.setdefault("steady_state", []).append(
         {
