@@ -210,6 +210,17 @@ class Regions:
         pace = None if self.planes is None else self._pace
         return drive(self.clock, check, timeout=timeout, what=what, pace=pace)
 
+    def converge(self, name: str, regions: tuple[str, ...] | None = None) -> None:
+        """Drive until `name` reports `running` in `regions` (every region by default)."""
+        where = self.names if regions is None else regions
+        self.drive(
+            name,
+            lambda: all(
+                (s := self.status(name, r)) is not None and s.state == "running" for r in where
+            ),
+            what=f"{name} running in {', '.join(where)}",
+        )
+
     def _pace(self) -> float | None:
         """How far fake time may jump this turn: any distance while every Deployment of
         the scenario is rolled out (nothing real is under way), else, after `REAL_TICK`

@@ -27,23 +27,13 @@ BAKE = 30
 STEP = 20
 
 
-def _running_everywhere(scenario: Regions, name: str, regions: tuple[str, ...]) -> None:
-    scenario.drive(
-        name,
-        lambda: all(
-            (s := scenario.status(name, r)) is not None and s.state == "running" for r in regions
-        ),
-        what=f"{name} running in {regions}",
-    )
-
-
 @pytest.fixture
 def world(dynamo_url: str, table_name: str, planes: ControlPlanes | None) -> Iterator[Regions]:
     with regions(dynamo_url, table_name, (US, EU, AP), planes=planes) as scenario:
         for region in scenario.names:
             scenario.start(region)
         scenario.put("m1")
-        _running_everywhere(scenario, "m1", scenario.names)
+        scenario.converge("m1")
         yield scenario
 
 
@@ -343,7 +333,7 @@ def test_a_region_added_mid_rollout_serves_the_completed_revision_until_its_wave
     world: Regions,
 ) -> None:
     world.kits[US].put("m2", regions=(US, EU))
-    _running_everywhere(world, "m2", (US, EU))
+    world.converge("m2", (US, EU))
     bake = 40
     world.update("m2", V2, {"waves": [[US], [EU, AP]], "bake_seconds": bake})
     new = revision(world.item("m2").raw["spec"])
@@ -397,7 +387,7 @@ def crashy_world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
         scenario.start(EU)
         scenario.start(AP)
         scenario.put("m1")
-        _running_everywhere(scenario, "m1", scenario.names)
+        scenario.converge("m1")
         yield scenario
 
 

@@ -29,14 +29,7 @@ def _world(
         for region in scenario.names:
             scenario.start(region)
         scenario.put("m1", **spec)
-        scenario.drive(
-            "m1",
-            lambda: all(
-                (s := scenario.status("m1", r)) is not None and s.state == "running"
-                for r in scenario.names
-            ),
-            what="m1 running everywhere",
-        )
+        scenario.converge("m1")
         for cluster in scenario.clusters.values():
             cluster.set_ready_delay(1.0)
         yield scenario

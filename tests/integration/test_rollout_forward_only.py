@@ -35,14 +35,7 @@ def world(dynamo_url: str, table_name: str, planes: ControlPlanes | None) -> Ite
         for region in scenario.names:
             scenario.start(region)
         scenario.put("m1")
-        scenario.drive(
-            "m1",
-            lambda: all(
-                (s := scenario.status("m1", r)) is not None and s.state == "running"
-                for r in scenario.names
-            ),
-            what="m1 running everywhere",
-        )
+        scenario.converge("m1")
         yield scenario
 
 
@@ -153,14 +146,7 @@ def replaying_world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
         scenario.start(EU)
         scenario.start(AP)
         scenario.put("m1")
-        scenario.drive(
-            "m1",
-            lambda: all(
-                (s := scenario.status("m1", r)) is not None and s.state == "running"
-                for r in scenario.names
-            ),
-            what="m1 running everywhere",
-        )
+        scenario.converge("m1")
         yield scenario
 
 
@@ -258,14 +244,7 @@ def reporting_world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
         for region in scenario.names:
             scenario.start(region, **HEARTBEAT)
         scenario.put("m1")
-        scenario.drive(
-            "m1",
-            lambda: all(
-                (s := scenario.status("m1", r)) is not None and s.state == "running"
-                for r in scenario.names
-            ),
-            what="m1 running everywhere",
-        )
+        scenario.converge("m1")
         yield scenario
 
 

@@ -54,14 +54,7 @@ def world(dynamo_url: str, table_name: str) -> Iterator[Regions]:
         for region in scenario.names:
             scenario.start(region)
         scenario.put("m1")
-        scenario.drive(
-            "m1",
-            lambda: all(
-                (s := scenario.status("m1", r)) is not None and s.state == "running"
-                for r in scenario.names
-            ),
-            what="v1 running everywhere",
-        )
+        scenario.converge("m1")
         yield scenario
 
 
