@@ -29,6 +29,7 @@ from tests.integration.harness import (
     metric_total,
     wait_for,
 )
+from tests.items import item
 
 REFUSED = "inference_supervisor_status_writes_refused_total"
 
@@ -263,17 +264,7 @@ def test_a_summary_is_never_computed_from_a_stale_view_of_the_other_cluster(
     try:
         blue.create_table(stream=False)
         now = utc_timestamp()
-        blue.create_item(
-            {
-                "endpoint_name": "m1",
-                "desired_state": "running",
-                "target_regions": [REGION],
-                "created_at": now,
-                "updated_at": now,
-                "spec": {"image": "repo/model:v1"},
-                "region_status": {},
-            }
-        )
+        blue.create_item(item("m1", created_at=now, updated_at=now))
         blue_epoch, green_epoch = blue.take_epoch(REGION), green.take_epoch(REGION)
         assert (blue.founder(REGION), green.founder(REGION)) == ("blue", "blue")
 
@@ -321,17 +312,7 @@ def test_a_late_write_of_a_deposed_leader_is_refused_by_its_own_clusters_entry(
     try:
         blue.create_table(stream=False)
         now = utc_timestamp()
-        blue.create_item(
-            {
-                "endpoint_name": "m1",
-                "desired_state": "running",
-                "target_regions": [REGION],
-                "created_at": now,
-                "updated_at": now,
-                "spec": {"image": "repo/model:v1"},
-                "region_status": {},
-            }
-        )
+        blue.create_item(item("m1", created_at=now, updated_at=now))
         blue_epoch, old_epoch = blue.take_epoch(REGION), old.take_epoch(REGION)
         running = RegionStatus("running", 1, 1, seq=1)
         assert blue.write_region_status("m1", REGION, running, epoch=blue_epoch, holder="b")
