@@ -6,10 +6,11 @@ The suite runs on several pytest-xdist workers (README's test line: `-n 4`). Eac
 is a process of its own, so a session-scoped fixture (the moto server here, k3s in
 tests/k3s) starts once per worker, and tests stay independent by using free ports
 (`port=0`), `tmp_path` and fresh table names. A heavy session fixture that should start
-once for the whole run (a real cluster) marks its tests `pytest.mark.xdist_group(NAME)`:
-with `--dist loadgroup` (pyproject's addopts) one worker runs the whole group, so the
-fixture starts once (tests/k3s/conftest.py does this for k3s). Without `-n`, everything
-runs in one process as before.
+once for the whole run (a real cluster) marks its tests `pytest.mark.xdist_group(NAME)`
+for `--dist loadgroup` (pyproject's addopts) to run the group on one worker - but with
+pytest 9.2 and pytest-xdist 3.8 that grouping does not take effect (architecture section
+9), so today each worker that draws such a test starts the fixture itself. Without `-n`,
+everything runs in one process as before.
 """
 
 from __future__ import annotations
